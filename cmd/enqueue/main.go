@@ -1,0 +1,527 @@
+// Command enqueue submits a domain list as one job, and reports on jobs.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/hibiken/asynq"
+	"github.com/oklog/ulid/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/linkharvest/linkharvest/domains"
+	"github.com/linkharvest/linkharvest/internal/runner"
+	"github.com/linkharvest/linkharvest/providers/registry"
+	"github.com/linkharvest/linkharvest/tasks"
+)
+
+// Exit statuses (CONTRACT.md).
+const (
+	exitOK      = 0
+	exitFailed  = 1 // the job finished but some domain failed
+	exitUsage   = 2 // bad usage or no valid domain
+	exitRuntime = 3 // Redis unreachable and the like
+)
+
+type usageError struct{ error }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+type options struct {
+	redisURL  string
+	redisSet  bool
+	providers []string
+	endpoints []string
+	params    paramFlags
+	maxRows   int
+	job       string
+	wait      bool
+	asJSON    bool
+	dryRun    bool
+	dev       bool
+	sinkURL   string
+	files     []string
+}
+
+// paramFlags collects --param provider.endpoint.key=value.
+type paramFlags []string
+
+func (p *paramFlags) String() string     { return strings.Join(*p, ",") }
+func (p *paramFlags) Set(v string) error { *p = append(*p, v); return nil }
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "status" {
+		return runStatus(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "resume" {
+		return runResume(ctx, args[1:], stdout, stderr)
+	}
+	var o options
+	fs := flag.NewFlagSet("enqueue", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: enqueue [flags] [FILE ...]   (no FILE or \"-\" reads standard input)")
+		fmt.Fprintln(stderr, "       enqueue status [--json] [JOB]")
+		fmt.Fprintln(stderr, "       enqueue resume PROVIDER      (unpause a provider's queue after fixing its account)")
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&o.redisURL, "redis", env("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL (REDIS_URL)")
+	prov := fs.String("provider", env("PROVIDERS", "dataforseo"), "providers: "+strings.Join(registry.Names(), ","))
+	ep := fs.String("endpoint", env("ENDPOINTS", "backlinks"), "endpoints of the providers, e.g. backlinks,summary")
+	fs.Var(&o.params, "param", "a vendor request option, provider.endpoint.key=value (value: JSON or a string); repeatable")
+	fs.IntVar(&o.maxRows, "max-rows", 0, "at most N rows per domain and endpoint (0 = all)")
+	fs.StringVar(&o.job, "job", "", "job id (default: a new ULID); the same list under the same id adds no work")
+	fs.BoolVar(&o.wait, "wait", false, "show progress until the job ends, then print the summary")
+	fs.BoolVar(&o.asJSON, "json", false, "print the summary as one JSON object on the last line")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "validate the list, print counts and the estimated calls; enqueue nothing")
+	fs.BoolVar(&o.dev, "dev", false, "all in one process: embedded Redis, built-in sandbox, in-process workers, sink ./out")
+	fs.StringVar(&o.sinkURL, "sink", env("SINK_URL", ""), "with --dev: where output goes (default ./out)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "redis" {
+			o.redisSet = true
+		}
+	})
+	if os.Getenv("REDIS_URL") != "" {
+		o.redisSet = true
+	}
+	o.providers = splitList(*prov)
+	o.endpoints = splitList(*ep)
+	o.files = fs.Args()
+	if o.maxRows < 0 {
+		fmt.Fprintln(stderr, "enqueue: --max-rows must be ≥ 0")
+		return exitUsage
+	}
+	spec, err := buildSpec(o)
+	if err != nil {
+		fmt.Fprintln(stderr, "enqueue:", err)
+		return exitUsage
+	}
+	if o.job == "" {
+		o.job = ulid.Make().String()
+	}
+	if o.dev {
+		o.wait = true
+	}
+	code, err := submit(ctx, o, spec, stdin, stdout, stderr)
+	if err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintln(stderr, "enqueue:", err)
+			return exitUsage
+		}
+		fmt.Fprintln(stderr, "enqueue:", err)
+		return exitRuntime
+	}
+	return code
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(strings.ToLower(p)); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// buildSpec checks providers, endpoints and options against what each
+// vendor documents, before anything is enqueued.
+func buildSpec(o options) (tasks.Spec, error) {
+	spec := tasks.Spec{Endpoints: map[string][]string{}, MaxRows: o.maxRows}
+	if len(o.providers) == 0 {
+		return spec, errors.New("--provider: name at least one provider")
+	}
+	if len(o.endpoints) == 0 {
+		return spec, errors.New("--endpoint: name at least one endpoint")
+	}
+	used := map[string]bool{}
+	for _, p := range o.providers {
+		c, err := registry.Describe(p)
+		if err != nil {
+			return spec, err
+		}
+		if _, dup := spec.Endpoints[p]; dup {
+			continue
+		}
+		spec.Providers = append(spec.Providers, p)
+		known := map[string]bool{}
+		for _, e := range c.Endpoints() {
+			known[e] = true
+		}
+		var eps []string
+		for _, e := range o.endpoints {
+			if known[e] {
+				eps = append(eps, e)
+				used[e] = true
+			}
+		}
+		if len(eps) == 0 {
+			return spec, fmt.Errorf("provider %s has none of the endpoints %s (it has: %s)", p, strings.Join(o.endpoints, ","), strings.Join(c.Endpoints(), ","))
+		}
+		spec.Endpoints[p] = eps
+	}
+	for _, e := range o.endpoints {
+		if !used[e] {
+			return spec, fmt.Errorf("endpoint %q: no chosen provider has it", e)
+		}
+	}
+	for _, kv := range o.params {
+		k, v, ok := strings.Cut(kv, "=")
+		parts := strings.SplitN(k, ".", 3)
+		if !ok || len(parts) != 3 || parts[2] == "" {
+			return spec, fmt.Errorf("--param %q: want provider.endpoint.key=value", kv)
+		}
+		p, e, key := parts[0], parts[1], parts[2]
+		if !contains(spec.Endpoints[p], e) {
+			return spec, fmt.Errorf("--param %q: %s.%s is not part of this job", kv, p, e)
+		}
+		raw := json.RawMessage(v)
+		if !json.Valid(raw) {
+			raw, _ = json.Marshal(v)
+		}
+		if spec.Params == nil {
+			spec.Params = map[string]map[string]map[string]json.RawMessage{}
+		}
+		if spec.Params[p] == nil {
+			spec.Params[p] = map[string]map[string]json.RawMessage{}
+		}
+		if spec.Params[p][e] == nil {
+			spec.Params[p][e] = map[string]json.RawMessage{}
+		}
+		spec.Params[p][e][key] = raw
+	}
+	// Every chosen endpoint is checked, with or without options: some
+	// require one (a histogram's from date).
+	for _, p := range spec.Providers {
+		c, _ := registry.Describe(p)
+		for _, e := range spec.Endpoints[p] {
+			if err := c.CheckParams(e, spec.Params[p][e]); err != nil {
+				return spec, fmt.Errorf("%s.%s: %w", p, e, err)
+			}
+		}
+	}
+	return spec, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// openInputs returns the concatenated inputs; "-" or none is stdin.
+func openInputs(files []string, stdin io.Reader) (io.Reader, func(), error) {
+	if len(files) == 0 {
+		return stdin, func() {}, nil
+	}
+	var rs []io.Reader
+	var closers []io.Closer
+	for _, f := range files {
+		if f == "-" {
+			rs = append(rs, stdin)
+			continue
+		}
+		fh, err := os.Open(f)
+		if err != nil {
+			for _, c := range closers {
+				c.Close()
+			}
+			return nil, nil, usageError{err}
+		}
+		// A file without a final newline must not glue its last line to
+		// the next file's first.
+		rs = append(rs, fh, strings.NewReader("\n"))
+		closers = append(closers, fh)
+	}
+	return io.MultiReader(rs...), func() {
+		for _, c := range closers {
+			c.Close()
+		}
+	}, nil
+}
+
+// summary is the job summary (CONTRACT.md: job_id, domains, rejected, tasks, records, failed).
+type summary struct {
+	JobID    string             `json:"job_id"`
+	Domains  int64              `json:"domains"`
+	Rejected int64              `json:"rejected"`
+	Tasks    int64              `json:"tasks"`
+	Records  int64              `json:"records"`
+	Failed   int64              `json:"failed"`
+	Objects  int64              `json:"objects"`
+	Bytes    int64              `json:"bytes"`
+	State    string             `json:"state"`
+	Cost     map[string]float64 `json:"cost,omitempty"`
+	Paused   map[string]string  `json:"paused,omitempty"`
+	DryRun   bool               `json:"dry_run,omitempty"`
+	Calls    int64              `json:"estimated_calls,omitempty"`
+	Sink     string             `json:"sink,omitempty"`
+}
+
+func submit(ctx context.Context, o options, spec tasks.Spec, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	in, closeIn, err := openInputs(o.files, stdin)
+	if err != nil {
+		return 0, err
+	}
+	defer closeIn()
+	rejectOut := bufio.NewWriter(stderr)
+	defer rejectOut.Flush()
+	printReject := func(r domains.Reject) {
+		fmt.Fprintf(rejectOut, "line %d: %s: %q\n", r.Line, r.Reason, r.Input)
+	}
+
+	if o.dryRun {
+		st, err := domains.Read(in, func(int, string) error { return nil }, printReject)
+		if err != nil {
+			return 0, err
+		}
+		rejectOut.Flush()
+		pairs := 0
+		for _, p := range spec.Providers {
+			pairs += len(spec.Endpoints[p])
+		}
+		s := summary{JobID: o.job, Domains: int64(st.Valid), Rejected: int64(st.Rejected), Tasks: int64(st.Valid * pairs), State: "dry-run", DryRun: true, Calls: int64(st.Valid * pairs)}
+		fmt.Fprintf(stdout, "dry run: %d lines, %d domains (%d duplicates), %d rejected\n", st.Lines, st.Valid, st.Duplicates, st.Rejected)
+		fmt.Fprintf(stdout, "at least %d calls (one per domain, provider and endpoint; more for domains with more rows than a page)\n", s.Calls)
+		if o.asJSON {
+			printJSON(stdout, s)
+		}
+		if st.Valid == 0 {
+			return exitUsage, nil
+		}
+		return exitOK, nil
+	}
+
+	var dev *devEnv
+	if o.dev {
+		dev, err = startDev(ctx, o, stderr)
+		if err != nil {
+			return 0, err
+		}
+		defer dev.Close()
+		o.redisURL = dev.redisURL
+	}
+	rdb, err := runner.OpenRedis(o.redisURL)
+	if err != nil {
+		return 0, usageError{err}
+	}
+	defer func() {
+		// In-process workers stop before their Redis connection closes.
+		if dev != nil {
+			dev.stopWorkers()
+		}
+		rdb.Close()
+	}()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		return 0, fmt.Errorf("redis at %s: %w", redactURL(o.redisURL), err)
+	}
+	if dev != nil {
+		if err := dev.startWorkers(ctx, rdb); err != nil {
+			return 0, err
+		}
+	}
+	store := tasks.NewStore(rdb)
+	client := asynq.NewClientFromRedisClient(rdb)
+	defer client.Close()
+	sub := &tasks.Submitter{Store: store, Client: client}
+	b, err := sub.Begin(ctx, o.job, spec, traceCarrier(ctx))
+	if err != nil {
+		return 0, usageError{err}
+	}
+	st, err := domains.Read(in, func(_ int, d string) error { return b.Add(ctx, d) }, func(r domains.Reject) {
+		printReject(r)
+		_ = b.Reject(ctx, tasks.Reject{Line: r.Line, Input: r.Input, Reason: r.Reason})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("submitting job %s: %w (rerun with the same --job to continue)", o.job, err)
+	}
+	stats, err := b.Close(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("submitting job %s: %w (rerun with the same --job to continue)", o.job, err)
+	}
+	rejectOut.Flush()
+	fmt.Fprintf(stdout, "job %s: %d domains (%d new to the job, %d duplicates), %d rejected, %d tasks enqueued\n",
+		o.job, st.Valid, stats.NewDomains, st.Duplicates, st.Rejected, stats.Tasks)
+	if st.Valid == 0 {
+		fmt.Fprintln(stderr, "enqueue: no valid domain in the input")
+		return exitUsage, nil
+	}
+	if !o.wait {
+		if o.asJSON {
+			s, err := store.Status(ctx, o.job)
+			if err != nil {
+				return 0, err
+			}
+			printJSON(stdout, toSummary(s))
+		}
+		return exitOK, nil
+	}
+	s, err := waitJob(ctx, store, o.job, stdout)
+	if err != nil {
+		return 0, err
+	}
+	sum := toSummary(s)
+	if dev != nil {
+		sum.Sink = dev.sinkURL
+	}
+	printSummary(stdout, sum)
+	if o.asJSON {
+		printJSON(stdout, sum)
+	}
+	if s.Failed > 0 {
+		return exitFailed, nil
+	}
+	return exitOK, nil
+}
+
+func toSummary(s *tasks.Status) summary {
+	return summary{JobID: s.JobID, Domains: s.Domains, Rejected: s.Rejected, Tasks: s.Tasks, Records: s.Records,
+		Failed: s.Failed, Objects: s.Objects, Bytes: s.Bytes, State: s.State, Cost: s.Cost, Paused: s.Paused}
+}
+
+func printSummary(w io.Writer, s summary) {
+	fmt.Fprintf(w, "job %s %s: %d domains, %d rejected, %d tasks, %d records in %d objects (%d bytes), %d failed\n",
+		s.JobID, s.State, s.Domains, s.Rejected, s.Tasks, s.Records, s.Objects, s.Bytes, s.Failed)
+	for _, p := range sortedKeys(s.Cost) {
+		fmt.Fprintf(w, "  cost %s: %.4f\n", p, s.Cost[p])
+	}
+	for _, p := range sortedKeys(s.Paused) {
+		fmt.Fprintf(w, "  PAUSED %s: %s\n", p, s.Paused[p])
+	}
+	if s.Sink != "" {
+		fmt.Fprintf(w, "output: %s (manifest: %s/jobs/%s/manifest.json)\n", s.Sink, s.Sink, s.JobID)
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+func printJSON(w io.Writer, v any) {
+	b, _ := json.Marshal(v)
+	fmt.Fprintln(w, string(b))
+}
+
+// redactURL drops credentials from a Redis URL for messages.
+func redactURL(raw string) string {
+	opt, err := redis.ParseURL(raw)
+	if err != nil {
+		return "(invalid URL)"
+	}
+	return strings.Replace(raw, opt.Password, "REDACTED", 1)
+}
+
+func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	redisURL := fs.String("redis", env("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL (REDIS_URL)")
+	asJSON := fs.Bool("json", false, "print as JSON")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	rdb, err := runner.OpenRedis(*redisURL)
+	if err != nil {
+		fmt.Fprintln(stderr, "enqueue:", err)
+		return exitUsage
+	}
+	defer rdb.Close()
+	store := tasks.NewStore(rdb)
+	if fs.NArg() == 0 {
+		ids, err := store.Jobs(ctx, 20)
+		if err != nil {
+			fmt.Fprintln(stderr, "enqueue:", err)
+			return exitRuntime
+		}
+		for _, id := range ids {
+			if s, err := store.Status(ctx, id); err == nil {
+				printSummary(stdout, toSummary(s))
+			}
+		}
+		return exitOK
+	}
+	s, err := store.Status(ctx, fs.Arg(0))
+	if err != nil {
+		fmt.Fprintln(stderr, "enqueue:", err)
+		if errors.Is(err, tasks.ErrNoJob) {
+			return exitUsage
+		}
+		return exitRuntime
+	}
+	sum := toSummary(s)
+	fmt.Fprintf(stdout, "job %s: %s; %d of %d page tasks ended, %d open; created %s, dt=%s\n",
+		s.JobID, s.State, s.Ended, s.Tasks, s.Open, s.CreatedAt, s.Date)
+	printSummary(stdout, sum)
+	if *asJSON {
+		printJSON(stdout, s)
+	}
+	return exitOK
+}
+
+func runResume(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("resume", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	redisURL := fs.String("redis", env("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL (REDIS_URL)")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "usage: enqueue resume PROVIDER")
+		return exitUsage
+	}
+	rdb, err := runner.OpenRedis(*redisURL)
+	if err != nil {
+		fmt.Fprintln(stderr, "enqueue:", err)
+		return exitUsage
+	}
+	defer rdb.Close()
+	p := fs.Arg(0)
+	if err := asynq.NewInspectorFromRedisClient(rdb).UnpauseQueue(p); err != nil {
+		fmt.Fprintln(stderr, "enqueue:", err)
+		return exitRuntime
+	}
+	if err := tasks.NewStore(rdb).ClearPause(ctx, p); err != nil {
+		fmt.Fprintln(stderr, "enqueue:", err)
+		return exitRuntime
+	}
+	fmt.Fprintf(stdout, "provider %s: queue resumed\n", p)
+	return exitOK
+}
+
+var _ = strconv.Itoa
+var _ = slog.Default

@@ -1,0 +1,193 @@
+// Package runner assembles a worker node: the Redis connection, a shared
+// limiter and a client per configured provider, the sink, and the Asynq
+// server that runs the tasks. cmd/worker and `enqueue --dev` both use it.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/linkharvest/linkharvest/internal/telemetry"
+	"github.com/linkharvest/linkharvest/limiter"
+	"github.com/linkharvest/linkharvest/providers/registry"
+	"github.com/linkharvest/linkharvest/sink"
+	"github.com/linkharvest/linkharvest/tasks"
+)
+
+// Config is a worker node's configuration (CONTRACT.md, `worker`).
+type Config struct {
+	Redis           redis.UniversalClient
+	SinkURL         string
+	Concurrency     int
+	Limits          map[string]limiter.Limit
+	ShutdownTimeout time.Duration
+	Getenv          func(string) string
+	Log             *slog.Logger
+	// CallTimeout bounds one vendor call (DataForSEO live calls may take 120 s).
+	CallTimeout time.Duration
+}
+
+// Runner is a started worker node.
+type Runner struct {
+	srv       *asynq.Server
+	client    *asynq.Client
+	inspector *asynq.Inspector
+	Providers []string // providers this node serves
+}
+
+// OpenRedis connects to a redis:// or rediss:// URL.
+func OpenRedis(rawURL string) (*redis.Client, error) {
+	opt, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("redis URL: %w", errors.New(redactRedis(err.Error(), rawURL)))
+	}
+	opt.PoolSize = max(opt.PoolSize, 64)
+	return redis.NewClient(opt), nil
+}
+
+// redactRedis drops a Redis URL's password from a message.
+func redactRedis(msg, rawURL string) string {
+	if opt, err := redis.ParseURL(rawURL); err == nil && opt.Password != "" {
+		return strings.ReplaceAll(msg, opt.Password, "REDACTED")
+	}
+	return msg
+}
+
+// Start builds the node and starts processing. Providers without
+// credentials in the environment are skipped (their queues are not served).
+func Start(ctx context.Context, cfg Config) (*Runner, error) {
+	if cfg.Getenv == nil {
+		cfg.Getenv = os.Getenv
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = 150 * time.Second
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 40
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 30 * time.Second
+	}
+	snk, err := sink.Open(ctx, cfg.SinkURL)
+	if err != nil {
+		return nil, err
+	}
+	limits := limiter.DefaultLimits()
+	for k, v := range cfg.Limits {
+		limits[k] = v
+	}
+	w := &tasks.Worker{
+		Store:     tasks.NewStore(cfg.Redis),
+		Client:    asynq.NewClientFromRedisClient(cfg.Redis),
+		Sink:      snk,
+		Providers: map[string]tasks.Provider{},
+		Throttles: map[string]tasks.Throttle{},
+		Log:       cfg.Log,
+	}
+	inspector := asynq.NewInspectorFromRedisClient(cfg.Redis)
+	w.Pauser = inspector
+	queues := map[string]int{tasks.ControlQueue: 5}
+	var served []string
+	for _, name := range registry.Names() {
+		var transport http.RoundTripper = telemetry.Transport(baseTransport(), secrets(name, cfg.Getenv)...)
+		var throttle tasks.Throttle
+		if l, ok := limits[name]; ok {
+			if n, local := localShare(cfg.Getenv("LINKHARVEST_LIMITER")); local {
+				ll := newLocalLimiter(l, n)
+				transport, throttle = ll.Transport(transport, cfg.CallTimeout), ll
+			} else {
+				lim := limiter.New(cfg.Redis, name, l, limiter.WithLogger(cfg.Log))
+				// The call timeout runs from the moment a lease is held, so a
+				// long wait for capacity never ends as a timeout.
+				transport, throttle = lim.Transport(transport, limiter.CallTimeout(cfg.CallTimeout)), lim
+			}
+		} else {
+			transport = timeoutTransport(transport, cfg.CallTimeout)
+		}
+		c, err := registry.New(name, cfg.Getenv, &http.Client{Transport: transport})
+		if err != nil {
+			cfg.Log.Info("provider not configured; its queue is not served", "provider", name, "reason", err.Error())
+			continue
+		}
+		w.Providers[name] = c
+		if throttle != nil {
+			w.Throttles[name] = throttle
+		}
+		queues[name] = 3
+		served = append(served, name)
+	}
+	if len(served) == 0 {
+		return nil, errors.New("no provider is configured: set the credentials of at least one (CONTRACT.md)")
+	}
+	srv := asynq.NewServerFromRedisClient(cfg.Redis, asynq.Config{
+		Concurrency:              cfg.Concurrency,
+		Queues:                   queues,
+		IsFailure:                tasks.IsFailure,
+		RetryDelayFunc:           tasks.RetryDelay,
+		ErrorHandler:             asynq.ErrorHandlerFunc(w.HandleError),
+		ShutdownTimeout:          cfg.ShutdownTimeout,
+		TaskCheckInterval:        100 * time.Millisecond,
+		DelayedTaskCheckInterval: time.Second,
+		Logger:                   asynqLogger{cfg.Log},
+		LogLevel:                 asynq.WarnLevel,
+	})
+	mux := asynq.NewServeMux()
+	w.Register(mux)
+	if err := srv.Start(mux); err != nil {
+		return nil, fmt.Errorf("starting the task server: %w", err)
+	}
+	cfg.Log.Info("worker started", "providers", served, "concurrency", cfg.Concurrency, "sink", snk.String())
+	return &Runner{srv: srv, client: w.Client, inspector: inspector, Providers: served}, nil
+}
+
+// Shutdown stops taking tasks, waits up to the shutdown timeout for the
+// running ones, and hands back the rest to the queue.
+func (r *Runner) Shutdown() {
+	r.srv.Shutdown()
+	_ = r.client.Close()
+}
+
+func baseTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 256
+	t.MaxIdleConnsPerHost = 256
+	return t
+}
+
+// asynqLogger routes asynq's own logs to slog.
+type asynqLogger struct{ l *slog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
+func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
+func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)); os.Exit(1) }
+
+// secrets are a provider's credential values, kept out of spans.
+func secrets(provider string, getenv func(string) string) []string {
+	names := map[string][]string{
+		"dataforseo":    {"DATAFORSEO_PASSWORD"},
+		"domdetailer":   {"DOMDETAILER_APIKEY"},
+		"xovi":          {"XOVI_KEY"},
+		"domaincrawler": {"DOMAINCRAWLER_PASSWORD"},
+	}
+	var out []string
+	for _, n := range names[provider] {
+		if v := getenv(n); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}

@@ -1,0 +1,284 @@
+// Package dataforseo is the client, error classification, normalisation
+// and sandbox of DataForSEO's Backlinks API v3 live endpoints (seeds 002
+// and 003): backlinks/backlinks/live (rows, offset paging up to 20,000 and
+// search_after_token past it) and backlinks/summary/live (one overview per
+// target). HTTP Basic auth; a JSON array holding one task per POST; errors
+// mostly as status codes inside an HTTP 200, at the request and at the
+// task level.
+package dataforseo
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/linkharvest/linkharvest/providers"
+)
+
+// Name is the provider name used in queues, keys, limits and output.
+const Name = "dataforseo"
+
+// DefaultBaseURL is the production API (the free sandbox with the same
+// shapes is https://sandbox.dataforseo.com).
+const DefaultBaseURL = "https://api.dataforseo.com"
+
+// DefaultTimeout bounds one call when Config.HTTPClient is nil. The vendor
+// gives up on a live task after 120 s (50401); waiting a little longer
+// lets that answer arrive instead of a local timeout.
+const DefaultTimeout = 150 * time.Second
+
+// Config holds the account.
+type Config struct {
+	Login    string
+	Password string
+	BaseURL  string
+	// HTTPClient carries the shared limiter and tracing; nil gets a plain
+	// client with DefaultTimeout.
+	HTTPClient *http.Client
+	// MaxBody caps a response body (0: providers.DefaultMaxBody).
+	MaxBody int64
+}
+
+// ConfigFromEnv reads DATAFORSEO_LOGIN, DATAFORSEO_PASSWORD and
+// DATAFORSEO_BASE_URL (default DefaultBaseURL).
+func ConfigFromEnv(getenv func(string) string) Config {
+	base := strings.TrimSpace(getenv("DATAFORSEO_BASE_URL"))
+	if base == "" {
+		base = DefaultBaseURL
+	}
+	return Config{Login: getenv("DATAFORSEO_LOGIN"), Password: getenv("DATAFORSEO_PASSWORD"), BaseURL: base}
+}
+
+// Client calls the live endpoints: one call, one page.
+type Client struct {
+	login, password string
+	base            string // scheme://host[/path], no user info, no trailing slash
+	hc              *http.Client
+	maxBody         int64
+}
+
+// New checks the account and builds a client.
+func New(cfg Config) (*Client, error) {
+	if cfg.Login == "" || cfg.Password == "" {
+		return nil, errors.New("dataforseo: DATAFORSEO_LOGIN and DATAFORSEO_PASSWORD are required")
+	}
+	if strings.TrimSpace(cfg.BaseURL) == "" {
+		return nil, errors.New("dataforseo: the base URL is required (DATAFORSEO_BASE_URL, default " + DefaultBaseURL + ")")
+	}
+	u, err := url.Parse(strings.TrimSpace(cfg.BaseURL))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		// err may quote the URL, which may hold user info: leave it out.
+		return nil, errors.New("dataforseo: DATAFORSEO_BASE_URL must be an absolute http(s) URL")
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, errors.New("dataforseo: DATAFORSEO_BASE_URL must not have a query or fragment")
+	}
+	u.User = nil // credentials go in the Authorization header only
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = ""
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: DefaultTimeout}
+	}
+	return &Client{login: cfg.Login, password: cfg.Password, base: u.String(), hc: hc, maxBody: cfg.MaxBody}, nil
+}
+
+// Endpoints lists the endpoint names, "backlinks" (the default) first.
+func (c *Client) Endpoints() []string {
+	out := make([]string, len(endpoints))
+	for i, e := range endpoints {
+		out[i] = e.name
+	}
+	return out
+}
+
+// Paging: backlinks pages by offset up to 20,000 and by search_after_token
+// past it; a summary is one call.
+func (c *Client) Paging(name string) (providers.Paging, error) {
+	e, err := lookup(name)
+	if err != nil {
+		return providers.Paging{}, err
+	}
+	if !e.paged {
+		return providers.Paging{Kind: providers.PagingNone}, nil
+	}
+	return providers.Paging{Kind: providers.PagingOffset, PageSize: maxLimit, MaxOffset: maxOffset, CursorPastMax: true}, nil
+}
+
+// CheckParams rejects options the endpoint does not document and the
+// obvious violations of the documented ones: more than 8 filter
+// conditions, more than 3 order_by rules or one not written "field,desc",
+// custom_mode.value outside 1..1000, an unknown mode, internal_list_limit
+// over 1000, a tag over 255 characters, and target/limit/offset/
+// search_after_token, which are the pipeline's.
+func (c *Client) CheckParams(name string, params map[string]json.RawMessage) error {
+	e, err := lookup(name)
+	if err != nil {
+		return err
+	}
+	return e.checkParams(params)
+}
+
+// Fetch makes one call for one page.
+func (c *Client) Fetch(ctx context.Context, req providers.Request) (*providers.Page, error) {
+	e, err := lookup(req.Endpoint)
+	if err != nil {
+		return nil, &providers.Error{Provider: Name, Class: providers.Fatal, Code: "endpoint", Message: err.Error()}
+	}
+	if err := e.checkParams(req.Params); err != nil {
+		return nil, &providers.Error{Provider: Name, Class: providers.Fatal, Code: "params", Message: err.Error()}
+	}
+	body, err := buildTask(e, req)
+	if err != nil {
+		return nil, &providers.Error{Provider: Name, Class: providers.Fatal, Code: "request", Message: e.name + ": " + err.Error()}
+	}
+	u := c.base + e.path // holds no credential: Basic auth is a header
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return nil, &providers.Error{Provider: Name, Class: providers.Fatal, Code: "request", Message: u}
+	}
+	hreq.SetBasicAuth(c.login, c.password)
+	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set("Accept", "application/json")
+	resp, err := c.hc.Do(hreq)
+	if err != nil {
+		return nil, c.redact(providers.TransportError(Name, u, err))
+	}
+	defer resp.Body.Close()
+	b, err := providers.ReadBody(Name, resp.Body, c.maxBody)
+	if err != nil {
+		return nil, err
+	}
+	// The Content-Type is not checked: the body decides. An HTML page
+	// from a gateway fails to decode and is retried like any bad body.
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil, c.redact(httpError(resp.StatusCode, resp.Header.Get("Retry-After"), b))
+	}
+	page, perr := decode(e, b)
+	if perr != nil {
+		return nil, c.redact(perr)
+	}
+	return page, nil
+}
+
+// redact keeps the password out of an error, should a vendor or proxy
+// message ever echo it. Short passwords are left alone: replacing every
+// "ab" in a message would garble it and protect nothing.
+func (c *Client) redact(e *providers.Error) *providers.Error {
+	if len(c.password) >= 4 && strings.Contains(e.Message, c.password) {
+		e.Message = strings.ReplaceAll(e.Message, c.password, "[redacted]")
+	}
+	return e
+}
+
+// buildTask writes the POST body: an array with exactly one task (live
+// endpoints run only the first; further tasks come back 40000 unrun).
+// Members are in a fixed order (target, paging, then options sorted by
+// name) so the same request always sends the same bytes.
+func buildTask(e *endpoint, req providers.Request) ([]byte, error) {
+	if strings.TrimSpace(req.Domain) == "" {
+		return nil, errors.New("no target domain")
+	}
+	buf := make([]byte, 0, 256)
+	buf = append(buf, `[{"target":`...)
+	buf = appendString(buf, req.Domain)
+	if e.paged {
+		limit := req.Limit
+		if limit == 0 {
+			limit = maxLimit
+		}
+		if limit < 0 || limit > maxLimit {
+			return nil, fmt.Errorf("limit %d: the vendor takes 1 to %d rows a call", limit, maxLimit)
+		}
+		buf = append(buf, `,"limit":`...)
+		buf = strconv.AppendInt(buf, int64(limit), 10)
+		if req.Cursor == "" {
+			if req.Offset < 0 || req.Offset > maxOffset {
+				return nil, fmt.Errorf("offset %d: the vendor takes 0 to %d; past that, pages need search_after_token", req.Offset, maxOffset)
+			}
+			buf = append(buf, `,"offset":`...)
+			buf = strconv.AppendInt(buf, int64(req.Offset), 10)
+		} else {
+			// The docs: search_after_token continues "the initial task"
+			// and "all other parameters must stay identical". We read
+			// offset as not one of them: the token carries the position
+			// (the vendor's own tokens encode CurrentOffset and
+			// TokenRealOffset), and the position we would have to send
+			// (past 20,000) is one the vendor rejects as an offset. So the
+			// offset is omitted, target and options are sent unchanged,
+			// and limit is this page's (the last page may be shorter).
+			// The sandbox accepts a token with or without an offset.
+			buf = append(buf, `,"search_after_token":`...)
+			buf = appendString(buf, req.Cursor)
+		}
+	}
+	keys := make([]string, 0, len(req.Params))
+	for k := range req.Params {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		buf = append(buf, ',')
+		buf = appendString(buf, k)
+		buf = append(buf, ':')
+		var v bytes.Buffer
+		if err := json.Compact(&v, req.Params[k]); err != nil {
+			return nil, fmt.Errorf("option %q is not valid JSON", k)
+		}
+		buf = append(buf, v.Bytes()...)
+	}
+	return append(buf, "}]"...), nil
+}
+
+// appendString appends s as a JSON string. Valid UTF-8 passes through
+// unescaped; invalid bytes become U+FFFD, as encoding/json writes them.
+func appendString(buf []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	buf = append(buf, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < 0x80 {
+			i++
+			continue
+		}
+		if c < 0x80 {
+			buf = append(buf, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				buf = append(buf, '\\', c)
+			case '\n':
+				buf = append(buf, '\\', 'n')
+			case '\r':
+				buf = append(buf, '\\', 'r')
+			case '\t':
+				buf = append(buf, '\\', 't')
+			default:
+				buf = append(buf, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			buf = append(buf, s[start:i]...)
+			buf = append(buf, "\ufffd"...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	buf = append(buf, s[start:]...)
+	return append(buf, '"')
+}

@@ -1,0 +1,290 @@
+// Package sandbox is the machinery shared by the vendors' stand-in APIs:
+// limits enforced as the vendors enforce them, injected failures, latency,
+// deterministic data, and the /stats counters that tests and benchmarks read.
+// Each vendor package mounts its own handler on a Server.
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Options are the sandbox's flags.
+type Options struct {
+	Latency     time.Duration // added to every call
+	Rate        int           // calls allowed in any sliding window of Period; 0 = unlimited
+	Period      time.Duration // window of Rate; default 1m
+	Concurrency int           // calls allowed at once; 0 = unlimited
+	Fail        float64       // probability of an injected transient failure
+	Seed        int64         // data and failure seed
+}
+
+// ParseRate reads "2000/1m" (also "2000/60s", "33/s"). "" or "0" is unlimited.
+func ParseRate(s string) (n int, period time.Duration, err error) {
+	s = strings.TrimSpace(s)
+	if s == "" || s == "0" {
+		return 0, time.Minute, nil
+	}
+	num, per, ok := strings.Cut(s, "/")
+	if !ok {
+		return 0, 0, fmt.Errorf("rate %q: want calls/period, e.g. 2000/1m", s)
+	}
+	n, err = strconv.Atoi(num)
+	if err != nil || n < 0 {
+		return 0, 0, fmt.Errorf("rate %q: bad count", s)
+	}
+	if per != "" && (per[0] < '0' || per[0] > '9') {
+		per = "1" + per
+	}
+	period, err = time.ParseDuration(per)
+	if err != nil || period <= 0 {
+		return 0, 0, fmt.Errorf("rate %q: bad period", s)
+	}
+	return n, period, nil
+}
+
+// Stats are one provider's counters, as served by GET /stats.
+type Stats struct {
+	Calls            int64 `json:"calls"`
+	Throttled        int64 `json:"throttled"`
+	InjectedFailures int64 `json:"injected_failures"`
+	MaxInFlight      int64 `json:"max_in_flight"`
+	MaxCallsInWindow int64 `json:"max_calls_in_window"`
+}
+
+// Meter counts one provider's calls and enforces its limits.
+type Meter struct {
+	opts     Options
+	mu       sync.Mutex
+	inFlight int64
+	window   []time.Time // arrival times within the last Period, oldest first
+	stats    Stats
+	rng      *rand.Rand
+}
+
+func newMeter(opts Options, name string) *Meter {
+	if opts.Period <= 0 {
+		opts.Period = time.Minute
+	}
+	return &Meter{opts: opts, rng: rand.New(rand.NewPCG(uint64(opts.Seed), Hash(opts.Seed, "fail", name)))}
+}
+
+// Call is one request's passage through a Meter.
+type Call struct {
+	m *Meter
+	// OverConcurrency: more calls than Concurrency were in flight on arrival.
+	OverConcurrency bool
+	// OverRate: the sliding window ending at this arrival holds more than Rate calls.
+	OverRate bool
+	once     sync.Once
+}
+
+// Begin records an arriving call. Every arrival counts toward the window
+// and the in-flight peak, throttled or not, as the vendors count them.
+func (m *Meter) Begin() *Call {
+	now := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.stats.Calls++
+	m.inFlight++
+	if m.inFlight > m.stats.MaxInFlight {
+		m.stats.MaxInFlight = m.inFlight
+	}
+	cut := now.Add(-m.opts.Period)
+	i := 0
+	for i < len(m.window) && !m.window[i].After(cut) {
+		i++
+	}
+	if i > 0 {
+		m.window = append(m.window[:0], m.window[i:]...)
+	}
+	m.window = append(m.window, now)
+	n := int64(len(m.window))
+	if n > m.stats.MaxCallsInWindow {
+		m.stats.MaxCallsInWindow = n
+	}
+	return &Call{
+		m:               m,
+		OverConcurrency: m.opts.Concurrency > 0 && m.inFlight > int64(m.opts.Concurrency),
+		OverRate:        m.opts.Rate > 0 && n > int64(m.opts.Rate),
+	}
+}
+
+// End marks the call finished; safe to call twice.
+func (c *Call) End() {
+	c.once.Do(func() {
+		c.m.mu.Lock()
+		c.m.inFlight--
+		c.m.mu.Unlock()
+	})
+}
+
+// Throttled counts a throttled answer.
+func (m *Meter) Throttled() {
+	m.mu.Lock()
+	m.stats.Throttled++
+	m.mu.Unlock()
+}
+
+// Inject reports whether this call gets an injected failure (probability
+// Fail), and if so which of n kinds.
+func (m *Meter) Inject(n int) (kind int, ok bool) {
+	if m.opts.Fail <= 0 || n <= 0 {
+		return 0, false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.rng.Float64() >= m.opts.Fail {
+		return 0, false
+	}
+	m.stats.InjectedFailures++
+	return m.rng.IntN(n), true
+}
+
+// Wait sleeps the configured latency, or until ctx ends.
+func (m *Meter) Wait(ctx context.Context) error {
+	if m.opts.Latency <= 0 {
+		return nil
+	}
+	t := time.NewTimer(m.opts.Latency)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Options returns the meter's options (Seed for data generation).
+func (m *Meter) Options() Options { return m.opts }
+
+// Snapshot returns the counters.
+func (m *Meter) Snapshot() Stats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.stats
+}
+
+func (m *Meter) reset() {
+	m.mu.Lock()
+	m.stats = Stats{}
+	m.window = m.window[:0]
+	m.stats.MaxInFlight = m.inFlight
+	m.mu.Unlock()
+}
+
+// Server serves every mounted vendor on one port, plus /stats.
+type Server struct {
+	opts   Options
+	mux    *http.ServeMux
+	mu     sync.Mutex
+	meters map[string]*Meter
+}
+
+// New returns a Server with /stats and /stats/reset mounted.
+func New(opts Options) *Server {
+	s := &Server{opts: opts, mux: http.NewServeMux(), meters: map[string]*Meter{}}
+	s.mux.HandleFunc("GET /stats", s.serveStats)
+	s.mux.HandleFunc("POST /stats/reset", s.serveReset)
+	return s
+}
+
+// Meter returns the named provider's meter, creating it.
+func (s *Server) Meter(provider string) *Meter {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.meters[provider]
+	if !ok {
+		m = newMeter(s.opts, provider)
+		s.meters[provider] = m
+	}
+	return m
+}
+
+// Handle mounts a vendor's handler on a ServeMux pattern.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Stats returns every provider's counters.
+func (s *Server) Stats() map[string]Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]Stats, len(s.meters))
+	for name, m := range s.meters {
+		out[name] = m.Snapshot()
+	}
+	return out
+}
+
+func (s *Server) serveStats(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(s.Stats())
+}
+
+func (s *Server) serveReset(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	for _, m := range s.meters {
+		m.reset()
+	}
+	s.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// Hash mixes the seed and parts into a deterministic 64-bit value: the
+// same provider, endpoint, domain, row and seed always give the same data.
+func Hash(seed int64, parts ...string) uint64 {
+	h := fnv.New64a()
+	var b [8]byte
+	for i := range b {
+		b[i] = byte(seed >> (8 * i))
+	}
+	h.Write(b[:])
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return h.Sum64()
+}
+
+// Rand returns a deterministic generator for one row (or any other unit).
+func Rand(seed int64, parts ...string) *rand.Rand {
+	h := Hash(seed, parts...)
+	return rand.New(rand.NewPCG(h, h^0x9e3779b97f4a7c15))
+}
+
+var rowsLabel = regexp.MustCompile(`^rows-(\d{1,9})$`)
+
+// Total is the number of rows a domain has at a provider's endpoint. A
+// domain whose first label is rows-N has exactly N; others get a
+// deterministic count below 2500.
+func Total(seed int64, provider, endpoint, domain string) int {
+	first, _, _ := strings.Cut(domain, ".")
+	if m := rowsLabel.FindStringSubmatch(first); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	return int(Hash(seed, "total", provider, endpoint, domain) % 2500)
+}
+
+var words = []string{"seo", "guide", "review", "best", "tools", "backlinks", "home", "blog", "news", "shop",
+	"travel", "recipes", "data", "cloud", "garden", "music", "sports", "finance", "health", "design"}
+
+// Word returns a deterministic word.
+func Word(r *rand.Rand) string { return words[r.IntN(len(words))] }
+
+// SourceURL returns a unique referring URL for row i, so that every row a
+// sandbox serves can be told apart in the output.
+func SourceURL(r *rand.Rand, domain string, i int) string {
+	return fmt.Sprintf("https://%s-%d.example.org/%s/%s-%d", Word(r), r.IntN(500), Word(r), strings.ReplaceAll(domain, ".", "-"), i)
+}

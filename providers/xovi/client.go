@@ -1,0 +1,405 @@
+// Package xovi is the client, error classification, normalisation and
+// sandbox of XOVI's links/getBacklinks (seed 001):
+//
+//	route form  {base}/links/getBacklinks/{key}/{domain}/{format}/{limit}/{skip}
+//	query form  {base}/?service=links&method=getBacklinks&key=…&domain=…&format=…&limit=…&skip=…
+//
+// with base https://suite.xovi.net/api. limit is at most 1000 and skip is a
+// PAGE INDEX (one page = limit rows), not a row offset. Errors come in the
+// body as messages (apiErrorCode / apiErrorMessage), in JSON or XML.
+//
+// The key travels in the URL (path or query), so every URL this package
+// shows (errors, String, RedactURL for log and tracing layers) has it
+// replaced by REDACTED, and every message from elsewhere (transport
+// errors, the vendor's text) is scrubbed of it before it leaves.
+package xovi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/linkharvest/linkharvest/providers"
+)
+
+// Name is the provider name used in queues, keys, limits and output.
+const Name = "xovi"
+
+// DefaultBaseURL is the vendor's API root (CONTRACT.md).
+const DefaultBaseURL = "https://suite.xovi.net/api"
+
+// RoutePath is the route form's path below the base URL; QueryPath is the
+// query form's ("/" below the base: https://suite.xovi.net/api/?service=…).
+// The sandbox serves both on the same paths.
+const (
+	RoutePath = "/links/getBacklinks"
+	QueryPath = "/"
+)
+
+// EndpointBacklinks is the only endpoint.
+const EndpointBacklinks = "backlinks"
+
+// MaxLimit is the documented cap of limit ("The maximum limit is 1000").
+const MaxLimit = 1000
+
+// DefaultCreditsPerCall is what a call is assumed to cost. XOVI bills
+// service calls against a credit pool per 28-day interval, but neither the
+// seed nor the vendor's other pages give getBacklinks' price; 1 per call
+// is an assumption, for estimates only (Config.CreditsPerCall and
+// CreditsPerRow correct it once the account's dashboard shows the price).
+const DefaultCreditsPerCall = 1
+
+// DefaultTimeout bounds one call when Config.HTTPClient is nil.
+const DefaultTimeout = 2 * time.Minute
+
+// Redacted replaces the key wherever a URL or message is shown.
+const Redacted = "REDACTED"
+
+// Formats the API answers in.
+const (
+	FormatJSON = "json"
+	FormatXML  = "xml"
+)
+
+// Config holds the account.
+type Config struct {
+	Key     string
+	BaseURL string
+	// QueryForm sends ?service=links&method=getBacklinks&key=… (older
+	// clients' form) instead of the route form.
+	QueryForm bool
+	// HTTPClient carries the shared limiter and tracing; nil gets a plain
+	// client with DefaultTimeout. It is copied, not changed: the copy
+	// refuses redirects that would carry the key to another host.
+	HTTPClient *http.Client
+	// MaxBody caps a response body (0: providers.DefaultMaxBody).
+	MaxBody int64
+	// CreditsPerCall and CreditsPerRow make Page.Cost; both 0 means
+	// DefaultCreditsPerCall per call.
+	CreditsPerCall, CreditsPerRow float64
+}
+
+// String hides the key, so that a logged Config leaks nothing.
+func (c Config) String() string {
+	return fmt.Sprintf("xovi.Config{Key:%s BaseURL:%q QueryForm:%v}", mask(c.Key), c.BaseURL, c.QueryForm)
+}
+
+// GoString hides the key from %#v too.
+func (c Config) GoString() string { return c.String() }
+
+// LogValue hides the key from slog.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("key", mask(c.Key)), slog.String("base_url", c.BaseURL), slog.Bool("query_form", c.QueryForm))
+}
+
+func mask(key string) string {
+	if key == "" {
+		return `""`
+	}
+	return Redacted
+}
+
+// ConfigFromEnv reads XOVI_KEY and XOVI_BASE_URL (default DefaultBaseURL).
+func ConfigFromEnv(getenv func(string) string) Config {
+	base := strings.TrimSpace(getenv("XOVI_BASE_URL"))
+	if base == "" {
+		base = DefaultBaseURL
+	}
+	return Config{Key: strings.TrimSpace(getenv("XOVI_KEY")), BaseURL: base}
+}
+
+// Client calls links/getBacklinks: one call, one page.
+type Client struct {
+	key             string
+	base            *url.URL // no query, no trailing slash
+	queryForm       bool
+	hc              *http.Client
+	maxBody         int64
+	perCall, perRow float64
+}
+
+// String hides the key.
+func (c *Client) String() string {
+	return fmt.Sprintf("xovi.Client{base:%q queryForm:%v}", c.base.String(), c.queryForm)
+}
+
+// GoString hides the key from %#v too.
+func (c *Client) GoString() string { return c.String() }
+
+// New checks the account and builds a client.
+func New(cfg Config) (*Client, error) {
+	if cfg.Key == "" {
+		return nil, errors.New("xovi: XOVI_KEY is required")
+	}
+	if cfg.BaseURL == "" {
+		return nil, errors.New("xovi: XOVI_BASE_URL is required")
+	}
+	u, err := url.Parse(cfg.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		// err may quote the URL: leave it out.
+		return nil, errors.New("xovi: XOVI_BASE_URL must be an absolute http(s) URL")
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, errors.New("xovi: XOVI_BASE_URL must not have user info, a query or a fragment")
+	}
+	if cfg.CreditsPerCall < 0 || cfg.CreditsPerRow < 0 {
+		return nil, errors.New("xovi: credits per call and per row must not be negative")
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = ""
+	hc := &http.Client{Timeout: DefaultTimeout}
+	if cfg.HTTPClient != nil {
+		cp := *cfg.HTTPClient
+		hc = &cp
+	}
+	hc.CheckRedirect = sameHostRedirects(u, hc.CheckRedirect)
+	c := &Client{key: cfg.Key, base: u, queryForm: cfg.QueryForm, hc: hc, maxBody: cfg.MaxBody,
+		perCall: cfg.CreditsPerCall, perRow: cfg.CreditsPerRow}
+	if c.perCall == 0 && c.perRow == 0 {
+		c.perCall = DefaultCreditsPerCall
+	}
+	return c, nil
+}
+
+// sameHostRedirects follows a redirect only on the vendor's own host and
+// never from https to http: the key is in the URL, and a redirect elsewhere
+// would hand it over. A refused redirect comes back as the 3xx response,
+// which is a fatal error (the base URL needs fixing).
+func sameHostRedirects(base *url.URL, next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if !strings.EqualFold(req.URL.Host, base.Host) || (base.Scheme == "https" && req.URL.Scheme != "https") {
+			return http.ErrUseLastResponse
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+}
+
+// Endpoints lists the endpoint names; "backlinks" is the only one.
+func (c *Client) Endpoints() []string { return []string{EndpointBacklinks} }
+
+// Paging: pages of up to 1000 rows addressed by offset (turned into XOVI's
+// page index), no documented cap on skip.
+func (c *Client) Paging(endpoint string) (providers.Paging, error) {
+	if err := checkEndpoint(endpoint); err != nil {
+		return providers.Paging{}, err
+	}
+	return providers.Paging{Kind: providers.PagingOffset, PageSize: MaxLimit, MaxOffset: 0}, nil
+}
+
+func checkEndpoint(endpoint string) error {
+	if endpoint != EndpointBacklinks && endpoint != "" {
+		return fmt.Errorf("unknown endpoint %q (xovi has: %s)", endpoint, EndpointBacklinks)
+	}
+	return nil
+}
+
+// CheckParams accepts only format: "json" (default) or "xml". limit and
+// skip come from the paging, domain and key from the job and the account.
+func (c *Client) CheckParams(endpoint string, params map[string]json.RawMessage) error {
+	if err := checkEndpoint(endpoint); err != nil {
+		return err
+	}
+	_, err := parseFormat(params)
+	return err
+}
+
+func parseFormat(params map[string]json.RawMessage) (string, error) {
+	keys := make([]string, 0, len(params))
+	for k := range params {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	format := FormatJSON
+	for _, k := range keys {
+		if k != "format" {
+			return "", fmt.Errorf("unknown option %q (xovi backlinks takes: format)", k)
+		}
+		var s string
+		if json.Unmarshal(params[k], &s) != nil {
+			return "", fmt.Errorf("format must be a string, \"json\" or \"xml\", got %s", params[k])
+		}
+		switch s = strings.ToLower(strings.TrimSpace(s)); s {
+		case FormatJSON, FormatXML:
+			format = s
+		default:
+			return "", fmt.Errorf("format must be \"json\" or \"xml\", got %q", s)
+		}
+	}
+	return format, nil
+}
+
+// window finds the call that returns rows [offset, offset+n): XOVI
+// addresses rows by page index (skip) in pages of limit rows, so the page
+// must start at or before offset and reach offset+n. It returns the limit,
+// the skip and the rows to drop from the front of the answer; the smallest
+// such limit is taken (fewest rows transferred). The pipeline asks for
+// offsets that are multiples of the page size, where limit = n and drop =
+// 0; a last, shorter page (offset 2000, n 300) becomes limit 400, skip 5,
+// keeping the first 300 rows. ok is false when no limit up to 1000 fits.
+func window(offset, n int) (limit, skip, drop int, ok bool) {
+	if offset < 0 || n <= 0 || n > MaxLimit {
+		return 0, 0, 0, false
+	}
+	for l := n; l <= MaxLimit; l++ {
+		if d := offset % l; d+n <= l {
+			return l, offset / l, d, true
+		}
+	}
+	return 0, 0, 0, false
+}
+
+// call is one built request: url goes on the wire, redacted everywhere else.
+type call struct{ url, redacted string }
+
+// build is the one place URLs are made.
+func (c *Client) build(domain, format string, limit, skip int) call {
+	base := c.base.String()
+	mk := func(key string, escape func(string) string) string {
+		if c.queryForm {
+			return base + QueryPath + "?service=links&method=getBacklinks&key=" + escape(key) +
+				"&domain=" + url.QueryEscape(domain) + "&format=" + format +
+				"&limit=" + strconv.Itoa(limit) + "&skip=" + strconv.Itoa(skip)
+		}
+		return base + RoutePath + "/" + escape(key) + "/" + url.PathEscape(domain) + "/" + format +
+			"/" + strconv.Itoa(limit) + "/" + strconv.Itoa(skip)
+	}
+	esc := url.PathEscape
+	if c.queryForm {
+		esc = url.QueryEscape
+	}
+	return call{url: mk(c.key, esc), redacted: mk(Redacted, esc)}
+}
+
+// Fetch makes one call for the page of req.Limit rows (0: 1000) at
+// req.Offset.
+func (c *Client) Fetch(ctx context.Context, req providers.Request) (*providers.Page, error) {
+	if err := checkEndpoint(req.Endpoint); err != nil {
+		return nil, &providers.Error{Provider: Name, Class: providers.Fatal, Code: "endpoint", Message: err.Error()}
+	}
+	format, err := parseFormat(req.Params)
+	if err != nil {
+		return nil, &providers.Error{Provider: Name, Class: providers.Fatal, Code: "params", Message: err.Error()}
+	}
+	domain := strings.TrimSpace(req.Domain)
+	if domain == "" {
+		return nil, &providers.Error{Provider: Name, Class: providers.Fatal, Code: "request", Message: "domain is empty"}
+	}
+	n := req.Limit
+	if n == 0 {
+		n = MaxLimit
+	}
+	limit, skip, drop, ok := window(req.Offset, n)
+	if !ok {
+		return nil, &providers.Error{Provider: Name, Class: providers.Fatal, Code: "request",
+			Message: fmt.Sprintf("offset %d, limit %d: not reachable with XOVI's page index (limit 1..%d, skip = offset/limit)", req.Offset, req.Limit, MaxLimit)}
+	}
+	cl := c.build(domain, format, limit, skip)
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, cl.url, nil)
+	if err != nil {
+		return nil, &providers.Error{Provider: Name, Class: providers.Fatal, Code: "request", Message: cl.redacted}
+	}
+	if format == FormatXML {
+		hreq.Header.Set("Accept", "application/xml, text/xml")
+	} else {
+		hreq.Header.Set("Accept", "application/json")
+	}
+	resp, err := c.hc.Do(hreq)
+	if err != nil {
+		pe := providers.TransportError(Name, cl.redacted, err)
+		pe.Err = c.scrubErr(pe.Err)
+		return nil, pe
+	}
+	defer resp.Body.Close()
+	b, err := providers.ReadBody(Name, resp.Body, c.maxBody)
+	if err != nil {
+		if pe, ok := providers.AsError(err); ok {
+			pe.Err = c.scrubErr(pe.Err)
+		}
+		return nil, err
+	}
+	page, err := c.answer(resp, b, skip, drop, n)
+	if err != nil {
+		if pe, ok := providers.AsError(err); ok {
+			pe.Message = c.scrub(pe.Message)
+			pe.Code = c.scrub(pe.Code)
+			pe.Err = c.scrubErr(pe.Err)
+		}
+		return nil, err
+	}
+	return page, nil
+}
+
+// answer judges a response. XOVI signals errors in the body; HTTP 429 and
+// 5xx are judged by their status (throttled, retryable), other non-2xx
+// statuses by the body's message where there is one, else by the status.
+func (c *Client) answer(resp *http.Response, body []byte, skip, drop, n int) (*providers.Page, error) {
+	st := resp.StatusCode
+	env, derr := parse(body)
+	if st < 200 || st > 299 {
+		if st == 429 || st >= 500 || derr != nil || (!env.hasCode && env.message == nil) {
+			msg := http.StatusText(st)
+			if derr == nil && env.message != nil && *env.message != "" {
+				msg = *env.message
+			}
+			return nil, providers.HTTPStatus(Name, st, resp.Header.Get("Retry-After"), msg)
+		}
+	}
+	if derr != nil {
+		return nil, derr
+	}
+	return c.page(env, skip, drop, n)
+}
+
+// scrub removes the key from a message, in every form it may take in a URL.
+func (c *Client) scrub(s string) string {
+	for _, k := range []string{c.key, url.QueryEscape(c.key), url.PathEscape(c.key)} {
+		if k != "" {
+			s = strings.ReplaceAll(s, k, Redacted)
+		}
+	}
+	return s
+}
+
+// scrubErr keeps err when its message holds no key; otherwise it returns a
+// plain error with the scrubbed message, dropping the chain (some link of
+// it quotes the key and would leak it to whoever unwraps).
+func (c *Client) scrubErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if clean := c.scrub(msg); clean != msg {
+		return errors.New(clean)
+	}
+	return err
+}
+
+// RedactURL returns s with XOVI keys replaced by REDACTED: the path
+// segment after /links/getBacklinks/ and the value of every key query
+// parameter. For log and tracing layers that see the requests this client
+// sends (an otelhttp span's url.full, say); it works on any string, so a
+// malformed URL is redacted too.
+func RedactURL(s string) string {
+	s = routeKey.ReplaceAllString(s, "${1}"+Redacted)
+	return queryKey.ReplaceAllString(s, "${1}"+Redacted)
+}
+
+var (
+	routeKey = regexp.MustCompile(`(?i)(/links/getBacklinks/)[^/?#\s]*`)
+	queryKey = regexp.MustCompile(`(?i)([?&;]key=)[^&#\s]*`)
+)

@@ -1,0 +1,136 @@
+// Package sink stores linkharvest's output objects: the gzip NDJSON data
+// objects of every fetched page, each job's manifest and its _SUCCESS
+// marker, in S3 (or any S3-compatible store such as MinIO) or a local
+// directory. It also owns the output format: the record encoder, the key
+// layout and the JSON Schema of a record (see CONTRACT.md, "Output").
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// ErrNotFound is returned (wrapped) by Get for a key that holds no object.
+var ErrNotFound = errors.New("sink: no such object")
+
+// ObjectInfo describes a stored object.
+type ObjectInfo struct {
+	Key          string // relative to the sink
+	Size         int64
+	LastModified time.Time
+}
+
+// Sink is where output objects go. Keys are relative to the sink's root
+// (the S3 prefix or the directory). It is safe for concurrent use.
+type Sink struct {
+	b   backend
+	url string // for String: no credentials
+}
+
+type backend interface {
+	put(ctx context.Context, key string, body []byte, contentType string) error
+	get(ctx context.Context, key string) ([]byte, error)
+	list(ctx context.Context, prefix string) ([]ObjectInfo, error)
+}
+
+// Open opens a sink: "s3://bucket/prefix", "file:///abs/dir", or a plain
+// directory path (created if missing).
+//
+// S3 settings come from the AWS SDK's default chain (AWS_REGION,
+// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, AWS_ENDPOINT_URL_S3
+// for MinIO and other S3-compatible stores, ...). Also read:
+// S3_FORCE_PATH_STYLE=true (path-style addressing, for MinIO),
+// S3_SSE=AES256|aws:kms|aws:kms:dsse (server-side encryption) and
+// S3_SSE_KMS_KEY_ID (the KMS key for aws:kms, default the account's key).
+func Open(ctx context.Context, rawURL string) (*Sink, error) {
+	if rawURL == "" {
+		return nil, errors.New("sink: no sink URL")
+	}
+	scheme, _, hasScheme := strings.Cut(rawURL, "://")
+	if !hasScheme {
+		return openDir(rawURL)
+	}
+	switch strings.ToLower(scheme) {
+	case "s3":
+		u, err := url.Parse(rawURL)
+		if err != nil {
+			return nil, fmt.Errorf("sink: bad URL: %w", redactURLError(err))
+		}
+		if u.User != nil {
+			// Never echo the URL: it holds a secret.
+			return nil, errors.New("sink: s3 URL must not hold credentials; use the AWS credential chain")
+		}
+		if u.RawQuery != "" || u.Fragment != "" {
+			return nil, fmt.Errorf("sink: s3 URL %q: query and fragment are not supported", rawURL)
+		}
+		return openS3(ctx, u.Host, strings.Trim(u.Path, "/"))
+	case "file":
+		u, err := url.Parse(rawURL)
+		if err != nil {
+			return nil, fmt.Errorf("sink: bad URL: %w", redactURLError(err))
+		}
+		if u.Host != "" && u.Host != "localhost" {
+			return nil, fmt.Errorf("sink: file URL %q: want file:///absolute/dir", rawURL)
+		}
+		if !filepath.IsAbs(u.Path) {
+			return nil, fmt.Errorf("sink: file URL %q: path must be absolute", rawURL)
+		}
+		return openDir(u.Path)
+	default:
+		return nil, fmt.Errorf("sink: unsupported scheme %q (want s3://bucket/prefix, file:///dir or a directory)", scheme)
+	}
+}
+
+// redactURLError drops the URL from a url.Error: it may hold a password.
+func redactURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// String is the sink's URL, without credentials.
+func (s *Sink) String() string { return s.url }
+
+// Put stores body under key, replacing any object there. A reader never
+// sees a partial object: the file sink writes a temporary file and renames
+// it, S3 objects appear whole. Errors wrap their cause (an S3 outage's
+// network error, for one); callers retry.
+func (s *Sink) Put(ctx context.Context, key string, body []byte, contentType string) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if err := s.b.put(ctx, key, body, contentType); err != nil {
+		return fmt.Errorf("sink: putting %s: %w", key, err)
+	}
+	return nil
+}
+
+// Get returns the object stored under key; errors.Is(err, ErrNotFound)
+// when there is none.
+func (s *Sink) Get(ctx context.Context, key string) ([]byte, error) {
+	if err := checkKey(key); err != nil {
+		return nil, err
+	}
+	b, err := s.b.get(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("sink: getting %s: %w", key, err)
+	}
+	return b, nil
+}
+
+// List returns every object whose key starts with prefix ("" for all),
+// sorted by key.
+func (s *Sink) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
+	objs, err := s.b.list(ctx, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("sink: listing %q: %w", prefix, err)
+	}
+	return objs, nil
+}

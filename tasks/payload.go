@@ -1,0 +1,97 @@
+// Package tasks turns a job (a domain list, providers, endpoints) into Asynq
+// tasks and executes them: one task per (provider, endpoint, domain, page),
+// fanned out from each domain's first page once its total is known, every
+// page written to the sink under a key fixed before the call, and the job's
+// manifest and _SUCCESS written when its last unit ends.
+package tasks
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Task types.
+const (
+	TypePage     = "lh:page"
+	TypeFinalize = "lh:finalize"
+)
+
+// ControlQueue carries job-control tasks (finalize); page tasks go to a
+// queue named after their provider, so a provider can be paused alone.
+const ControlQueue = "default"
+
+// PagePayload is a page task's payload. It holds no credentials and no
+// options: those come from the worker's environment and the job's spec.
+type PagePayload struct {
+	Job      string `json:"job"`
+	Provider string `json:"provider"`
+	Endpoint string `json:"endpoint"`
+	Domain   string `json:"domain"`
+	Page     int    `json:"page"`
+	Offset   int    `json:"offset,omitempty"`
+	Limit    int    `json:"limit,omitempty"`
+	Cursor   string `json:"cursor,omitempty"`
+	// Trace carries the W3C trace context from enqueue to the worker.
+	Trace map[string]string `json:"trace,omitempty"`
+}
+
+// Unit names the page within its job; the task id and the job's
+// bookkeeping both derive from it, so a retry or a resubmission names the
+// same unit and never makes a second copy.
+func (p *PagePayload) Unit() string {
+	return p.Provider + "|" + p.Endpoint + "|" + p.Domain + "|" + strconv.Itoa(p.Page)
+}
+
+// TaskID is the Asynq task id of a page.
+func (p *PagePayload) TaskID() string { return "lh:" + p.Job + ":" + p.Unit() }
+
+// parseUnit splits a page unit back into its parts.
+func parseUnit(u string) (provider, endpoint, domain string, page int, ok bool) {
+	parts := strings.Split(u, "|")
+	if len(parts) != 4 {
+		return "", "", "", 0, false
+	}
+	n, err := strconv.Atoi(parts[3])
+	if err != nil {
+		return "", "", "", 0, false
+	}
+	return parts[0], parts[1], parts[2], n, true
+}
+
+// FinalizePayload asks for a job's manifest and _SUCCESS.
+type FinalizePayload struct {
+	Job string `json:"job"`
+	Gen int64  `json:"gen"`
+}
+
+// Spec is what a job asks for; it is stored once with the job, not in
+// every task.
+type Spec struct {
+	Providers []string `json:"providers"`
+	// Endpoints per provider.
+	Endpoints map[string][]string `json:"endpoints"`
+	MaxRows   int                 `json:"max_rows,omitempty"`
+	// Params per provider and endpoint: the vendor's own request options.
+	Params map[string]map[string]map[string]json.RawMessage `json:"params,omitempty"`
+}
+
+func (s *Spec) params(provider, endpoint string) map[string]json.RawMessage {
+	if s.Params == nil {
+		return nil
+	}
+	return s.Params[provider][endpoint]
+}
+
+func validJobID(id string) error {
+	if id == "" || len(id) > 64 {
+		return fmt.Errorf("job id %q: 1 to 64 characters", id)
+	}
+	for _, r := range id {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') || id == "." || id == ".." {
+			return fmt.Errorf("job id %q: use letters, digits, '-', '_' and '.'", id)
+		}
+	}
+	return nil
+}

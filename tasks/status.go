@@ -1,0 +1,98 @@
+package tasks
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Status is a job's progress.
+type Status struct {
+	JobID      string             `json:"job_id"`
+	State      string             `json:"state"` // running, done
+	Date       string             `json:"dt"`
+	CreatedAt  string             `json:"created_at,omitempty"`
+	FinishedAt string             `json:"finished_at,omitempty"`
+	Domains    int64              `json:"domains"`
+	Rejected   int64              `json:"rejected"`
+	Tasks      int64              `json:"tasks"`    // page tasks created
+	Ended      int64              `json:"ended"`    // page tasks ended
+	Open       int64              `json:"open"`     // units not yet ended (incl. a running submission)
+	Records    int64              `json:"records"`  // rows written
+	Objects    int64              `json:"objects"`  // data objects written
+	Bytes      int64              `json:"bytes"`    // bytes written
+	Failed     int64              `json:"failed"`   // pages failed for good
+	Cost       map[string]float64 `json:"cost,omitempty"`
+	Paused     map[string]string  `json:"paused,omitempty"` // provider -> why its queue was paused
+}
+
+// Done reports whether every unit has ended and the manifest is written.
+func (s *Status) Done() bool { return s.State == "done" }
+
+// Status reads a job's progress.
+func (s *Store) Status(ctx context.Context, job string) (*Status, error) {
+	k := keysFor(job)
+	vals, err := s.rdb.HGetAll(ctx, k.meta).Result()
+	if err != nil {
+		return nil, fmt.Errorf("job %s: %w", job, err)
+	}
+	if len(vals) == 0 {
+		return nil, fmt.Errorf("job %s: %w", job, ErrNoJob)
+	}
+	open, err := s.rdb.SCard(ctx, k.open).Result()
+	if err != nil {
+		return nil, fmt.Errorf("job %s: %w", job, err)
+	}
+	n := func(f string) int64 { v, _ := strconv.ParseInt(vals[f], 10, 64); return v }
+	st := &Status{JobID: job, State: vals["state"], Date: vals["dt"], CreatedAt: vals["created_at"], FinishedAt: vals["finished_at"],
+		Domains: n("domains"), Rejected: n("rejected"), Tasks: n("units"), Ended: n("ended"), Open: open,
+		Records: n("records"), Objects: n("objects"), Bytes: n("bytes"), Failed: n("failed")}
+	for f, v := range vals {
+		switch {
+		case strings.HasPrefix(f, "paused:"):
+			if st.Paused == nil {
+				st.Paused = map[string]string{}
+			}
+			st.Paused[strings.TrimPrefix(f, "paused:")] = v
+		case strings.HasPrefix(f, "cost:"):
+			if st.Cost == nil {
+				st.Cost = map[string]float64{}
+			}
+			st.Cost[strings.TrimPrefix(f, "cost:")], _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	return st, nil
+}
+
+// Jobs lists the most recent job ids, newest first.
+func (s *Store) Jobs(ctx context.Context, n int64) ([]string, error) {
+	return s.rdb.ZRevRange(ctx, jobsIndex, 0, n-1).Result()
+}
+
+// ClearPause forgets a provider's pause reason on every job that recorded it.
+func (s *Store) ClearPause(ctx context.Context, provider string) error {
+	ids, err := s.Jobs(ctx, 1000)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := s.rdb.HDel(ctx, keysFor(id).meta, "paused:"+provider).Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sortedKeys[M ~map[string]V, V any](m M) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+var _ = time.Now

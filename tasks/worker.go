@@ -1,0 +1,349 @@
+package tasks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/linkharvest/linkharvest/providers"
+	"github.com/linkharvest/linkharvest/sink"
+)
+
+// Provider is a vendor client: one call, one page.
+type Provider interface {
+	Paging(endpoint string) (providers.Paging, error)
+	Fetch(ctx context.Context, req providers.Request) (*providers.Page, error)
+}
+
+// Throttle is a provider account's shared limiter, told when the vendor
+// says the account is over its limit so that every worker slows down.
+type Throttle interface {
+	Backoff(ctx context.Context, d time.Duration) error
+}
+
+// Sink stores output objects.
+type Sink interface {
+	Put(ctx context.Context, key string, body []byte, contentType string) error
+}
+
+// Pauser pauses a provider's queue when its account fails (asynq.Inspector).
+type Pauser interface {
+	PauseQueue(queue string) error
+}
+
+// Worker executes page and finalize tasks.
+type Worker struct {
+	Store     *Store
+	Client    *asynq.Client
+	Pauser    Pauser
+	Sink      Sink
+	Providers map[string]Provider
+	Throttles map[string]Throttle
+	Log       *slog.Logger
+	Now       func() time.Time
+
+	jobs sync.Map // job id -> *Job (a job's spec and date never change)
+}
+
+// Register mounts the task handlers.
+func (w *Worker) Register(mux *asynq.ServeMux) {
+	mux.HandleFunc(TypePage, w.processPage)
+	mux.HandleFunc(TypeFinalize, w.processFinalize)
+}
+
+func (w *Worker) now() time.Time {
+	if w.Now != nil {
+		return w.Now()
+	}
+	return time.Now()
+}
+
+func (w *Worker) log() *slog.Logger {
+	if w.Log != nil {
+		return w.Log
+	}
+	return slog.Default()
+}
+
+func (w *Worker) job(ctx context.Context, id string) (*Job, error) {
+	if j, ok := w.jobs.Load(id); ok {
+		return j.(*Job), nil
+	}
+	j, err := w.Store.Job(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	w.jobs.Store(id, j)
+	return j, nil
+}
+
+// fatal marks err as not worth retrying; asynq archives the task.
+func fatal(err error) error { return fmt.Errorf("%w (%w)", err, asynq.SkipRetry) }
+
+func (w *Worker) processPage(ctx context.Context, t *asynq.Task) error {
+	var p PagePayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil {
+		return fatal(fmt.Errorf("page task: bad payload: %w", err))
+	}
+	job, err := w.job(ctx, p.Job)
+	if err != nil {
+		if errors.Is(err, ErrNoJob) {
+			return fatal(err)
+		}
+		return err
+	}
+	prov, ok := w.Providers[p.Provider]
+	if !ok {
+		return fmt.Errorf("provider %s is not configured on this worker", p.Provider)
+	}
+	paging, err := prov.Paging(p.Endpoint)
+	if err != nil {
+		return fatal(err)
+	}
+	unit := p.Unit()
+	if done, err := w.Store.ended(ctx, p.Job, unit); err != nil {
+		return err
+	} else if done {
+		return nil // a duplicate delivery of a page that has ended
+	}
+
+	m, err := w.Store.memo(ctx, p.Job, unit)
+	if err != nil {
+		return err
+	}
+	if m == nil {
+		if m, err = w.fetchAndWrite(ctx, job, &p, prov); err != nil {
+			return err
+		}
+	}
+	if err := w.fanOut(ctx, job, &p, paging, m); err != nil {
+		return err
+	}
+	o := Outcome{Status: "ok", Key: m.Key, Records: m.Records, Bytes: m.Bytes, Total: m.Total, Cost: m.Cost, Unit: m.CostUnit}
+	if m.Records == 0 {
+		o.Status = "empty"
+	}
+	return w.endUnit(ctx, p.Job, unit, o, true)
+}
+
+// fetchAndWrite calls the vendor once and writes the page. A page that was
+// fetched but could not be written is taken from the stash instead of
+// being fetched (and paid for) again.
+func (w *Worker) fetchAndWrite(ctx context.Context, job *Job, p *PagePayload, prov Provider) (*memo, error) {
+	unit := p.Unit()
+	st, err := w.Store.unstash(ctx, p.Job, unit)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		page, err := prov.Fetch(ctx, providers.Request{
+			Endpoint: p.Endpoint, Domain: p.Domain, Page: p.Page,
+			Offset: p.Offset, Limit: p.Limit, Cursor: p.Cursor,
+			Params: job.Spec.params(p.Provider, p.Endpoint),
+		})
+		if err != nil {
+			return nil, w.vendorError(ctx, job, p, err)
+		}
+		st, err = w.encode(job, p, page)
+		if err != nil {
+			return nil, fatal(err)
+		}
+	}
+	if st.Memo.Key != "" {
+		if err := w.Sink.Put(ctx, st.Memo.Key, st.Body, "application/x-ndjson"); err != nil {
+			// Keep the paid-for page until the sink is back.
+			if serr := w.Store.stash(context.WithoutCancel(ctx), p.Job, unit, st); serr != nil {
+				w.log().Error("stashing a page the sink refused", "job", p.Job, "unit", unit, "err", serr)
+			}
+			return nil, fmt.Errorf("writing %s: %w", st.Memo.Key, err)
+		}
+	}
+	if err := w.Store.keepMemo(ctx, p.Job, unit, &st.Memo); err != nil {
+		return nil, err
+	}
+	return &st.Memo, nil
+}
+
+func (w *Worker) encode(job *Job, p *PagePayload, page *providers.Page) (*stashed, error) {
+	items := page.Items
+	if max := job.Spec.MaxRows; max > 0 {
+		// Rows before this page count against --max-rows too.
+		room := max - p.Offset
+		if room < 0 {
+			room = 0
+		}
+		if len(items) > room {
+			items = items[:room]
+		}
+	}
+	now := w.now().UTC()
+	st := &stashed{Memo: memo{Records: len(items), Total: page.Total, Next: page.Next, Cost: page.Cost, CostUnit: page.CostUnit, FetchedAt: now}}
+	if len(items) == 0 {
+		return st, nil
+	}
+	recs := make([]sink.Record, len(items))
+	for i, it := range items {
+		recs[i] = sink.Record{
+			JobID: p.Job, Provider: p.Provider, Endpoint: p.Endpoint, Domain: p.Domain, Page: p.Page,
+			FetchedAt: now, Kind: it.Kind,
+			SourceURL: it.SourceURL, TargetURL: it.TargetURL, Anchor: it.Anchor, Nofollow: it.Nofollow, SourceTitle: it.SourceTitle,
+			Raw: it.Raw,
+		}
+	}
+	body, err := sink.EncodePage(recs)
+	if err != nil {
+		return nil, fmt.Errorf("encoding page %d of %s: %w", p.Page, p.Domain, err)
+	}
+	st.Body = body
+	st.Memo.Key = sink.PageKey(p.Provider, p.Endpoint, job.Date, p.Job, p.Domain, p.Page)
+	st.Memo.Bytes = int64(len(body))
+	return st, nil
+}
+
+// vendorError turns a classified vendor failure into what asynq should do.
+func (w *Worker) vendorError(ctx context.Context, job *Job, p *PagePayload, err error) error {
+	pe, _ := providers.AsError(err)
+	switch providers.ClassOf(err) {
+	case providers.Throttled:
+		// Someone else shares the account, or our limits are set too high:
+		// slow every worker, not only this one.
+		if th, ok := w.Throttles[p.Provider]; ok {
+			d := time.Second
+			if pe != nil && pe.RetryAfter > d {
+				d = pe.RetryAfter
+			}
+			if berr := th.Backoff(context.WithoutCancel(ctx), d); berr != nil {
+				w.log().Warn("sharing a vendor throttle", "provider", p.Provider, "err", berr)
+			}
+		}
+		return err
+	case providers.Fatal:
+		if pe != nil && pe.Account && w.Pauser != nil {
+			// Every call on this account fails the same way: stop the
+			// provider's queue before a million tasks burn on it.
+			reason := pe.Error()
+			if perr := w.Pauser.PauseQueue(p.Provider); perr != nil {
+				w.log().Error("pausing provider queue", "provider", p.Provider, "err", perr)
+			}
+			_ = w.Store.pause(context.WithoutCancel(ctx), p.Job, p.Provider, reason)
+			w.log().Error("provider account failure: queue paused; fix the account, then unpause the queue (asynqmon or `enqueue resume`)",
+				"provider", p.Provider, "job", p.Job, "err", reason)
+		}
+		return fatal(err)
+	}
+	return err
+}
+
+// fanOut enqueues the pages that follow p: all remaining offset pages from
+// the first page once the total is known, and the next cursor page from
+// each page that must be chained. Task ids are deterministic, so a retried
+// page enqueues nothing twice and a chain never forks.
+func (w *Worker) fanOut(ctx context.Context, job *Job, p *PagePayload, pg providers.Paging, m *memo) error {
+	next := nextPages(job.Spec.MaxRows, p, pg, m)
+	if len(next) == 0 {
+		return nil
+	}
+	return enqueuePages(ctx, w.Store, w.Client, p.Job, next)
+}
+
+// nextPages plans the pages that p's result makes known.
+func nextPages(maxRows int, p *PagePayload, pg providers.Paging, m *memo) []PagePayload {
+	size := p.Limit
+	if size <= 0 {
+		size = pageSize(maxRows, pg)
+	}
+	child := func(page, offset int, cursor string, limit int) PagePayload {
+		return PagePayload{Job: p.Job, Provider: p.Provider, Endpoint: p.Endpoint, Domain: p.Domain,
+			Page: page, Offset: offset, Limit: limit, Cursor: cursor, Trace: p.Trace}
+	}
+	limitAt := func(offset, total int) int {
+		l := size
+		if total >= 0 && total-offset < l {
+			l = total - offset
+		}
+		return l
+	}
+	switch pg.Kind {
+	case providers.PagingOffset:
+		total := m.Total
+		if total >= 0 && maxRows > 0 && total > maxRows {
+			total = maxRows
+		}
+		if total < 0 {
+			// The vendor does not say how many: walk until a short page.
+			if m.Records < size || (maxRows > 0 && p.Offset+size >= maxRows) {
+				return nil
+			}
+			off := p.Offset + size
+			l := size
+			if maxRows > 0 && maxRows-off < l {
+				l = maxRows - off
+			}
+			return []PagePayload{child(p.Page+1, off, "", l)}
+		}
+		pages := (total + size - 1) / size
+		var out []PagePayload
+		if p.Page == 1 {
+			for k := 2; k <= pages; k++ {
+				off := (k - 1) * size
+				if pg.MaxOffset > 0 && off > pg.MaxOffset {
+					break
+				}
+				out = append(out, child(k, off, "", limitAt(off, total)))
+			}
+		}
+		// Past the vendor's largest offset, each page needs its predecessor's cursor.
+		off := p.Page * size
+		if p.Page < pages && pg.MaxOffset > 0 && off > pg.MaxOffset && pg.CursorPastMax {
+			if m.Next == "" {
+				return out // the vendor gave no cursor: nothing more can be reached
+			}
+			out = append(out, child(p.Page+1, off, m.Next, limitAt(off, total)))
+		}
+		return out
+	case providers.PagingCursor:
+		if m.Next == "" || m.Records == 0 {
+			return nil
+		}
+		off := p.Offset + m.Records
+		if maxRows > 0 && off >= maxRows {
+			return nil
+		}
+		if m.Total >= 0 && off >= m.Total {
+			return nil
+		}
+		l := size
+		if maxRows > 0 && maxRows-off < l {
+			l = maxRows - off
+		}
+		return []PagePayload{child(p.Page+1, off, m.Next, l)}
+	}
+	return nil
+}
+
+// pageSize is the rows per call: the vendor's maximum, or --max-rows when smaller.
+func pageSize(maxRows int, pg providers.Paging) int {
+	size := pg.PageSize
+	if maxRows > 0 && (size <= 0 || maxRows < size) {
+		size = maxRows
+	}
+	return size
+}
+
+// endUnit ends a unit and, if it was the job's last, enqueues the finalize task.
+func (w *Worker) endUnit(ctx context.Context, job, unit string, o Outcome, page bool) error {
+	open, err := w.Store.end(ctx, job, unit, o, page)
+	if err != nil {
+		return err
+	}
+	if open == 0 {
+		return enqueueFinalize(ctx, w.Store, w.Client, job)
+	}
+	return nil
+}
