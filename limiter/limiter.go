@@ -175,7 +175,8 @@ type Lease struct {
 // a token: a slot taken when no token is left is given back at once.
 //
 // The lease lives until Release or until ctx ends, whichever is first, so
-// pass the context of the work the call belongs to (the task's).
+// pass the context of the work the call belongs to (the task's). It is
+// renewed in the background meanwhile, for at most WithMaxHold (30 min).
 func (l *Limiter) Acquire(ctx context.Context) (*Lease, error) {
 	start := time.Now()
 	if ctx.Err() != nil {

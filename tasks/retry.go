@@ -7,7 +7,10 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 
+	"github.com/linkharvest/linkharvest/internal/telemetry"
 	"github.com/linkharvest/linkharvest/providers"
 )
 
@@ -59,10 +62,11 @@ func (w *Worker) HandleError(ctx context.Context, t *asynq.Task, err error) {
 	id, _ := asynq.GetTaskID(ctx)
 	log := w.log().With("task", id, "type", t.Type(), "retried", retried, "class", providers.ClassOf(err).String())
 	if !final {
-		log.Warn("task failed; will retry", "err", err)
+		telemetry.M().Retries.Add(ctx, 1, metric.WithAttributes(attribute.String("type", t.Type()), attribute.String("class", providers.ClassOf(err).String())))
+		log.Warn("task failed; will retry", "err", errorMessage(err))
 		return
 	}
-	log.Error("task failed for good", "err", err)
+	log.Error("task failed for good", "err", errorMessage(err))
 	if t.Type() != TypePage {
 		return
 	}

@@ -18,13 +18,13 @@ type Status struct {
 	FinishedAt string             `json:"finished_at,omitempty"`
 	Domains    int64              `json:"domains"`
 	Rejected   int64              `json:"rejected"`
-	Tasks      int64              `json:"tasks"`    // page tasks created
-	Ended      int64              `json:"ended"`    // page tasks ended
-	Open       int64              `json:"open"`     // units not yet ended (incl. a running submission)
-	Records    int64              `json:"records"`  // rows written
-	Objects    int64              `json:"objects"`  // data objects written
-	Bytes      int64              `json:"bytes"`    // bytes written
-	Failed     int64              `json:"failed"`   // pages failed for good
+	Tasks      int64              `json:"tasks"`   // page tasks created
+	Ended      int64              `json:"ended"`   // page tasks ended
+	Open       int64              `json:"open"`    // units not yet ended (incl. a running submission)
+	Records    int64              `json:"records"` // rows written
+	Objects    int64              `json:"objects"` // data objects written
+	Bytes      int64              `json:"bytes"`   // bytes written
+	Failed     int64              `json:"failed"`  // pages failed for good
 	Cost       map[string]float64 `json:"cost,omitempty"`
 	Paused     map[string]string  `json:"paused,omitempty"` // provider -> why its queue was paused
 }

@@ -10,7 +10,12 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/linkharvest/linkharvest/internal/telemetry"
 	"github.com/linkharvest/linkharvest/providers"
 	"github.com/linkharvest/linkharvest/sink"
 )
@@ -86,11 +91,28 @@ func (w *Worker) job(ctx context.Context, id string) (*Job, error) {
 // fatal marks err as not worth retrying; asynq archives the task.
 func fatal(err error) error { return fmt.Errorf("%w (%w)", err, asynq.SkipRetry) }
 
-func (w *Worker) processPage(ctx context.Context, t *asynq.Task) error {
+func (w *Worker) processPage(ctx context.Context, t *asynq.Task) (err error) {
 	var p PagePayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return fatal(fmt.Errorf("page task: bad payload: %w", err))
 	}
+	// Continue the trace that enqueue started.
+	ctx = telemetry.Extract(ctx, p.Trace)
+	ctx, span := telemetry.Tracer().Start(ctx, "task "+TypePage, trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.String("job", p.Job), attribute.String("provider", p.Provider),
+			attribute.String("endpoint", p.Endpoint), attribute.String("domain", p.Domain), attribute.Int("page", p.Page)))
+	start := time.Now()
+	defer func() {
+		outcome := "ok"
+		if err != nil {
+			outcome = providers.ClassOf(err).String()
+			span.RecordError(errors.New(errorMessage(err)))
+			span.SetStatus(codes.Error, outcome)
+		}
+		telemetry.M().TaskDuration.Record(ctx, time.Since(start).Seconds(),
+			metric.WithAttributes(attribute.String("type", TypePage), attribute.String("provider", p.Provider), attribute.String("outcome", outcome)))
+		span.End()
+	}()
 	job, err := w.job(ctx, p.Job)
 	if err != nil {
 		if errors.Is(err, ErrNoJob) {
@@ -129,6 +151,8 @@ func (w *Worker) processPage(ctx context.Context, t *asynq.Task) error {
 	if m.Records == 0 {
 		o.Status = "empty"
 	}
+	w.log().DebugContext(ctx, "page done", "job", p.Job, "provider", p.Provider, "endpoint", p.Endpoint,
+		"domain", p.Domain, "page", p.Page, "records", m.Records)
 	return w.endUnit(ctx, p.Job, unit, o, true)
 }
 
@@ -147,6 +171,11 @@ func (w *Worker) fetchAndWrite(ctx context.Context, job *Job, p *PagePayload, pr
 			Offset: p.Offset, Limit: p.Limit, Cursor: p.Cursor,
 			Params: job.Spec.params(p.Provider, p.Endpoint),
 		})
+		outcome := "ok"
+		if err != nil {
+			outcome = providers.ClassOf(err).String()
+		}
+		telemetry.M().Calls.Add(ctx, 1, metric.WithAttributes(attribute.String("provider", p.Provider), attribute.String("outcome", outcome)))
 		if err != nil {
 			return nil, w.vendorError(ctx, job, p, err)
 		}
@@ -156,7 +185,7 @@ func (w *Worker) fetchAndWrite(ctx context.Context, job *Job, p *PagePayload, pr
 		}
 	}
 	if st.Memo.Key != "" {
-		if err := w.Sink.Put(ctx, st.Memo.Key, st.Body, "application/x-ndjson"); err != nil {
+		if err := w.put(ctx, p, st); err != nil {
 			// Keep the paid-for page until the sink is back.
 			if serr := w.Store.stash(context.WithoutCancel(ctx), p.Job, unit, st); serr != nil {
 				w.log().Error("stashing a page the sink refused", "job", p.Job, "unit", unit, "err", serr)
@@ -211,6 +240,7 @@ func (w *Worker) vendorError(ctx context.Context, job *Job, p *PagePayload, err 
 	pe, _ := providers.AsError(err)
 	switch providers.ClassOf(err) {
 	case providers.Throttled:
+		telemetry.M().Throttles.Add(ctx, 1, metric.WithAttributes(attribute.String("provider", p.Provider)))
 		// Someone else shares the account, or our limits are set too high:
 		// slow every worker, not only this one.
 		if th, ok := w.Throttles[p.Provider]; ok {
@@ -345,5 +375,20 @@ func (w *Worker) endUnit(ctx context.Context, job, unit string, o Outcome, page 
 	if open == 0 {
 		return enqueueFinalize(ctx, w.Store, w.Client, job)
 	}
+	return nil
+}
+
+// put writes a page's object, traced and counted.
+func (w *Worker) put(ctx context.Context, p *PagePayload, st *stashed) error {
+	ctx, span := telemetry.Tracer().Start(ctx, "sink put", trace.WithAttributes(attribute.String("key", st.Memo.Key), attribute.Int("bytes", len(st.Body))))
+	defer span.End()
+	if err := w.Sink.Put(ctx, st.Memo.Key, st.Body, "application/x-ndjson"); err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "sink put failed")
+		return err
+	}
+	attrs := metric.WithAttributes(attribute.String("provider", p.Provider), attribute.String("endpoint", p.Endpoint))
+	telemetry.M().Rows.Add(ctx, int64(st.Memo.Records), attrs)
+	telemetry.M().Bytes.Add(ctx, int64(len(st.Body)), attrs)
 	return nil
 }

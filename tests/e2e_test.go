@@ -56,6 +56,7 @@ func TestEndToEndDataForSEO(t *testing.T) {
 	base, _ := startSandbox(t)
 	sinkURL := s3.SinkURL("e2e")
 	env := append(append(s3.Env(), vendorEnv(base)...), "REDIS_URL="+rds.URL, "SINK_URL="+sinkURL, "METRICS_ADDR=", "WORKER_CONCURRENCY=20")
+	t0 := time.Now()
 	w1 := start(t, env, "worker")
 	w2 := start(t, env, "worker")
 
@@ -78,6 +79,7 @@ func TestEndToEndDataForSEO(t *testing.T) {
 		Failed   int    `json:"failed"`
 	}
 	lastJSON(t, stdout, &sum)
+	t.Logf("job done after %v", time.Since(t0))
 	if sum.JobID != job || sum.Domains != 200 || sum.Rejected != 20 || sum.Failed != 0 {
 		t.Fatalf("summary = %+v, want 200 domains, 20 rejected, 0 failed", sum)
 	}
@@ -93,11 +95,13 @@ func TestEndToEndDataForSEO(t *testing.T) {
 		t.Fatal(err)
 	}
 	expected := expectedRows(t, base, valid)
+	t.Logf("paged the sandbox after %v", time.Since(t0))
 	got := verifyOutput(t, snk, job, "dataforseo", "backlinks", expected)
 	if sum.Records != got {
 		t.Errorf("summary records %d, output holds %d", sum.Records, got)
 	}
 
+	t.Logf("verified after %v", time.Since(t0))
 	// The same job again: nothing new is fetched.
 	resetStats(t, base)
 	stdout, stderr, code = runCmd(t, env, nil, 2*time.Minute, "enqueue", "--job", job, "--wait", "--json", file)
@@ -109,6 +113,7 @@ func TestEndToEndDataForSEO(t *testing.T) {
 	}
 	verifyOutput(t, snk, job, "dataforseo", "backlinks", expected)
 
+	t.Logf("resubmitted after %v", time.Since(t0))
 	w1.stop(t, 40*time.Second)
 	w2.stop(t, 40*time.Second)
 }

@@ -20,9 +20,12 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/oklog/ulid/v2"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/linkharvest/linkharvest/domains"
 	"github.com/linkharvest/linkharvest/internal/runner"
+	"github.com/linkharvest/linkharvest/internal/telemetry"
 	"github.com/linkharvest/linkharvest/providers/registry"
 	"github.com/linkharvest/linkharvest/tasks"
 )
@@ -132,7 +135,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if o.dev {
 		o.wait = true
 	}
+	shutdown, err := telemetry.Setup(ctx, "linkharvest-enqueue")
+	if err != nil {
+		fmt.Fprintln(stderr, "enqueue: telemetry:", err)
+		return exitUsage
+	}
+	defer shutdown(context.WithoutCancel(ctx))
+	ctx, span := telemetry.Tracer().Start(ctx, "enqueue", trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attribute.String("job", o.job)))
 	code, err := submit(ctx, o, spec, stdin, stdout, stderr)
+	span.End()
 	if err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {

@@ -1,6 +1,11 @@
 package main
 
-import "context"
+import (
+	"context"
 
-// traceCarrier returns the W3C trace context to carry in the tasks.
-func traceCarrier(ctx context.Context) map[string]string { return nil }
+	"github.com/linkharvest/linkharvest/internal/telemetry"
+)
+
+// traceCarrier returns the W3C trace context to carry in the tasks, so a
+// job's trace runs from enqueue to every vendor call and S3 write.
+func traceCarrier(ctx context.Context) map[string]string { return telemetry.Inject(ctx) }

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/linkharvest/linkharvest/internal/runner"
+	"github.com/linkharvest/linkharvest/internal/telemetry"
 	"github.com/linkharvest/linkharvest/limiter"
 )
 
@@ -61,7 +62,7 @@ func run(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	log := slog.New(telemetry.LogHandler{Handler: slog.NewJSONHandler(os.Stderr, nil)})
 	slog.SetDefault(log)
 	lim, err := limiter.ParseLimits(*limits)
 	if err != nil {
@@ -75,6 +76,11 @@ func run(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	shutdownTelemetry, err := telemetry.Setup(ctx, "linkharvest-worker")
+	if err != nil {
+		return fmt.Errorf("telemetry: %w", err)
+	}
+	defer shutdownTelemetry(context.WithoutCancel(ctx))
 
 	r, err := runner.Start(ctx, runner.Config{
 		Redis: rdb, SinkURL: *sinkURL, Concurrency: *conc, Limits: lim,

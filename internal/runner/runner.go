@@ -101,7 +101,9 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 	queues := map[string]int{tasks.ControlQueue: 5}
 	var served []string
 	for _, name := range registry.Names() {
-		var transport http.RoundTripper = telemetry.Transport(baseTransport(), secrets(name, cfg.Getenv)...)
+		// Outermost first: note the wait start, the shared limiter, record
+		// the wait, then the traced (and redacted) vendor call.
+		var transport http.RoundTripper = telemetry.WaitEnd(name, telemetry.Transport(baseTransport(), secrets(name, cfg.Getenv)...))
 		var throttle tasks.Throttle
 		if l, ok := limits[name]; ok {
 			if n, local := localShare(cfg.Getenv("LINKHARVEST_LIMITER")); local {
@@ -116,7 +118,7 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 		} else {
 			transport = timeoutTransport(transport, cfg.CallTimeout)
 		}
-		c, err := registry.New(name, cfg.Getenv, &http.Client{Transport: transport})
+		c, err := registry.New(name, cfg.Getenv, &http.Client{Transport: telemetry.WaitStart(transport)})
 		if err != nil {
 			cfg.Log.Info("provider not configured; its queue is not served", "provider", name, "reason", err.Error())
 			continue
@@ -148,6 +150,19 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 	if err := srv.Start(mux); err != nil {
 		return nil, fmt.Errorf("starting the task server: %w", err)
 	}
+	queueNames := append([]string{tasks.ControlQueue}, served...)
+	_ = telemetry.QueueDepth(func(ctx context.Context) (map[string]map[string]int64, error) {
+		out := map[string]map[string]int64{}
+		for _, q := range queueNames {
+			qi, err := inspector.GetQueueInfo(q)
+			if err != nil {
+				continue // a queue that never had a task does not exist yet
+			}
+			out[q] = map[string]int64{"pending": int64(qi.Pending), "active": int64(qi.Active), "scheduled": int64(qi.Scheduled),
+				"retry": int64(qi.Retry), "archived": int64(qi.Archived)}
+		}
+		return out, nil
+	})
 	cfg.Log.Info("worker started", "providers", served, "concurrency", cfg.Concurrency, "sink", snk.String())
 	return &Runner{srv: srv, client: w.Client, inspector: inspector, Providers: served}, nil
 }

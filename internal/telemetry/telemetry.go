@@ -13,6 +13,10 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
@@ -161,3 +165,29 @@ func (h LogHandler) WithAttrs(as []slog.Attr) slog.Handler {
 	return LogHandler{h.Handler.WithAttrs(as)}
 }
 func (h LogHandler) WithGroup(n string) slog.Handler { return LogHandler{h.Handler.WithGroup(n)} }
+
+type waitStartKey struct{}
+
+// WaitStart wraps the shared limiter's transport: it notes when a call
+// began to wait for capacity, for WaitEnd.
+func WaitStart(limited http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		return limited.RoundTrip(r.WithContext(context.WithValue(r.Context(), waitStartKey{}, time.Now())))
+	})
+}
+
+// WaitEnd sits under the shared limiter: the call has its capacity now,
+// so the time since WaitStart is the limiter wait, recorded as a span and
+// a histogram.
+func WaitEnd(provider string, inner http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if t0, ok := r.Context().Value(waitStartKey{}).(time.Time); ok {
+			now := time.Now()
+			_, span := Tracer().Start(r.Context(), "limiter wait", trace.WithTimestamp(t0),
+				trace.WithAttributes(attribute.String("provider", provider)))
+			span.End(trace.WithTimestamp(now))
+			M().LimiterWait.Record(r.Context(), now.Sub(t0).Seconds(), metric.WithAttributes(attribute.String("provider", provider)))
+		}
+		return inner.RoundTrip(r)
+	})
+}

@@ -242,8 +242,14 @@ func buildTask(e *endpoint, req providers.Request) ([]byte, error) {
 // appendString appends s as a JSON string. Valid UTF-8 passes through
 // unescaped; invalid bytes become U+FFFD, as encoding/json writes them.
 func appendString(buf []byte, s string) []byte {
-	const hex = "0123456789abcdef"
 	buf = append(buf, '"')
+	buf = appendEscaped(buf, s)
+	return append(buf, '"')
+}
+
+// appendEscaped appends the inside of a JSON string (no quotes).
+func appendEscaped(buf []byte, s string) []byte {
+	const hex = "0123456789abcdef"
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -279,6 +285,5 @@ func appendString(buf []byte, s string) []byte {
 		}
 		i += size
 	}
-	buf = append(buf, s[start:]...)
-	return append(buf, '"')
+	return append(buf, s[start:]...)
 }

@@ -1,6 +1,7 @@
 package dataforseo
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"unicode/utf8"
@@ -84,7 +85,13 @@ func scanItem(b []byte) itemFields {
 		if kEnd <= i {
 			return f
 		}
-		key := b[i+1 : kEnd-1] // member names with escapes match nothing: the vendor's never have any
+		key := b[i+1 : kEnd-1]
+		if bytes.IndexByte(key, '\\') >= 0 { // "url\u005ffrom" is url_from too; the vendor never writes it
+			var k string
+			if json.Unmarshal(b[i:kEnd], &k) == nil {
+				key = []byte(k)
+			}
+		}
 		i = skipSpace(b, kEnd)
 		if i >= len(b) || b[i] != ':' {
 			return f

@@ -514,13 +514,13 @@ func (g *rowGen) appendRow(b []byte, i int) []byte {
 	if g.isPage {
 		b = appendString(b, g.urlTo)
 	} else {
-		u := append([]byte("https://"), g.domainTo...)
+		b = append(b, `"https://`...)
+		b = appendEscaped(b, g.domainTo)
 		if r.IntN(3) > 0 {
-			u = append(u, '/')
-			u = append(u, sandbox.Word(r)...)
+			b = append(b, '/')
+			b = append(b, sandbox.Word(r)...)
 		}
-		u = append(u, '/')
-		b = appendString(b, string(u))
+		b = append(b, `/"`...)
 	}
 	b = append(b, `,"url_to_https":true,"tld_from":"org","is_new":`...)
 	b = strconv.AppendBool(b, r.IntN(20) == 0)
@@ -557,10 +557,10 @@ func (g *rowGen) appendRow(b []byte, i int) []byte {
 	b = append(b, sandbox.Word(r)...)
 	b = append(b, titleEnds[r.IntN(len(titleEnds))]...)
 	b = append(b, `","page_from_status_code":200,"first_seen":"`...)
-	first := seenEpoch + r.Int64N(4*365*day)
-	prev := first + r.Int64N(365*day)
+	firstSeen := seenEpoch + r.Int64N(4*365*day)
+	prev := firstSeen + r.Int64N(365*day)
 	last := prev + r.Int64N(180*day)
-	b = appendSeen(b, first)
+	b = appendSeen(b, firstSeen)
 	b = append(b, `","prev_seen":"`...)
 	b = appendSeen(b, prev)
 	b = append(b, `","last_seen":"`...)
@@ -595,7 +595,9 @@ func (g *rowGen) appendRow(b []byte, i int) []byte {
 	case itemType == "image" || a == 0:
 		b = append(b, `""`...) // empty anchors occur, as in the seed
 	case a == 1:
-		b = appendString(b, "https://"+g.domainTo)
+		b = append(b, `"https://`...)
+		b = appendEscaped(b, g.domainTo)
+		b = append(b, '"')
 	default:
 		b = append(b, '"')
 		b = append(b, sandbox.Word(r)...)
