@@ -30,7 +30,8 @@ import (
 // a mode, and the child talks to the parent through its standard output.
 const (
 	childEnv = "LIMITER_TEST_CHILD"
-	// hammer: run workers that call through the limiter and print
+	// hammer: print "ready", read "start UNIXNANO" from standard input, run
+	// workers that call through the limiter from then on, and print
 	// "call START END" (Unix nanoseconds) for each call.
 	modeHammer = "hammer"
 	// hold: take slots, print "held", renew them until killed (a minute at most).
@@ -51,7 +52,7 @@ type hammerSpec struct {
 	Name       string
 	Limit      Limit
 	Workers    int           // goroutines per client
-	Start      time.Time     // every client starts at this moment
+	Start      time.Time     // every client starts at this moment (set once all are ready)
 	Duration   time.Duration // no call starts after Start+Duration
 	MinLatency time.Duration // the fake call sleeps a uniform time in [Min, Max]
 	MaxLatency time.Duration
@@ -64,7 +65,6 @@ func (s hammerSpec) env(mode string) []string {
 		"LIMITER_TEST_NAME=" + s.Name,
 		"LIMITER_TEST_LIMIT=" + s.Limit.String(),
 		"LIMITER_TEST_WORKERS=" + strconv.Itoa(s.Workers),
-		"LIMITER_TEST_START=" + strconv.FormatInt(s.Start.UnixNano(), 10),
 		"LIMITER_TEST_DURATION=" + s.Duration.String(),
 		"LIMITER_TEST_LATENCY=" + s.MinLatency.String() + "," + s.MaxLatency.String(),
 	}
@@ -80,11 +80,6 @@ func specFromEnv() (hammerSpec, error) {
 	if s.Workers, err = strconv.Atoi(os.Getenv("LIMITER_TEST_WORKERS")); err != nil {
 		return s, err
 	}
-	ns, err := strconv.ParseInt(os.Getenv("LIMITER_TEST_START"), 10, 64)
-	if err != nil {
-		return s, err
-	}
-	s.Start = time.Unix(0, ns)
 	if s.Duration, err = time.ParseDuration(os.Getenv("LIMITER_TEST_DURATION")); err != nil {
 		return s, err
 	}
@@ -108,6 +103,18 @@ func child(mode string) int {
 	out := bufio.NewWriter(os.Stdout)
 	switch mode {
 	case modeHammer:
+		if err := rdb.Ping(context.Background()).Err(); err != nil {
+			fmt.Fprintln(os.Stderr, "child:", err)
+			return 2
+		}
+		fmt.Fprintln(out, "ready")
+		out.Flush()
+		var ns int64
+		if _, err := fmt.Fscanf(os.Stdin, "start %d\n", &ns); err != nil {
+			fmt.Fprintln(os.Stderr, "child: reading the start time:", err)
+			return 2
+		}
+		s.Start = time.Unix(0, ns)
 		calls, err := hammer(lim, s)
 		for _, c := range calls {
 			fmt.Fprintf(out, "call %d %d\n", c.start, c.end)
@@ -193,29 +200,61 @@ func firstErr(a, b error) error {
 
 // runHammer runs the spec in `procs` child processes and `clients`
 // in-process limiters (each with its own Redis client) at once, and
-// returns every call.
-func runHammer(t *testing.T, s hammerSpec, procs, clients int) []call {
+// returns every call. The run starts once every child is ready, so a
+// child slow to start (a loaded machine) does not thin out the run.
+// It sets s.Start.
+func runHammer(t *testing.T, s *hammerSpec, procs, clients int) []call {
 	t.Helper()
 	var (
 		mu    sync.Mutex
 		calls []call
 		wg    sync.WaitGroup
 	)
-	for i := range procs {
+	type proc struct {
+		cmd    *exec.Cmd
+		stdin  io.WriteCloser
+		sc     *bufio.Scanner
+		stderr *strings.Builder
+	}
+	var children []proc
+	t.Cleanup(func() {
+		for _, c := range children {
+			_ = c.cmd.Process.Kill()
+		}
+	})
+	for range procs {
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), s.env(modeHammer)...)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
+		stderr := &strings.Builder{}
+		cmd.Stderr = stderr
 		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stdin, err := cmd.StdinPipe()
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		children = append(children, proc{cmd, stdin, bufio.NewScanner(stdout), stderr})
+	}
+	for i, c := range children {
+		if !c.sc.Scan() || c.sc.Text() != "ready" {
+			_ = c.cmd.Wait()
+			t.Fatalf("child %d did not get ready: %q %v: %s", i, c.sc.Text(), c.sc.Err(), c.stderr)
+		}
+	}
+	s.Start = time.Now().Add(200 * time.Millisecond)
+	for _, c := range children {
+		fmt.Fprintf(c.stdin, "start %d\n", s.Start.UnixNano())
+		c.stdin.Close()
+	}
+	for i, c := range children {
+		cmd, sc, stderr := c.cmd, c.sc, c.stderr
 		wg.Go(func() {
 			var mine []call
-			sc := bufio.NewScanner(stdout)
 			for sc.Scan() {
 				line := sc.Text()
 				var c call
@@ -238,7 +277,7 @@ func runHammer(t *testing.T, s hammerSpec, procs, clients int) []call {
 			rdb := redis.NewClient(&redis.Options{Addr: s.Addr})
 			defer rdb.Close()
 			lim := New(rdb, s.Name, s.Limit)
-			mine, err := hammer(lim, s)
+			mine, err := hammer(lim, *s)
 			if err != nil {
 				t.Errorf("client %d: %v", i, err)
 			}
@@ -337,8 +376,8 @@ func TestSharedLimitsHold(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rs := testenv.Redis(t)
 			s := hammerSpec{Addr: rs.Addr, Name: "hammer", Limit: tc.limit, Workers: 4,
-				Start: time.Now().Add(1500 * time.Millisecond), Duration: tc.dur, MinLatency: tc.min, MaxLatency: tc.max}
-			calls := runHammer(t, s, 3, 2)
+				Duration: tc.dur, MinLatency: tc.min, MaxLatency: tc.max}
+			calls := runHammer(t, &s, 3, 2)
 			if t.Failed() {
 				return
 			}
@@ -374,7 +413,7 @@ func TestKilledHolderSlotsComeBack(t *testing.T) {
 	t.Parallel()
 	rs := testenv.Redis(t)
 	lim := Limit{Rate: 0, Period: time.Minute, InFlight: 3}
-	s := hammerSpec{Addr: rs.Addr, Name: "kill", Limit: lim, Workers: 3, Start: time.Now(), MinLatency: 0, MaxLatency: 0}
+	s := hammerSpec{Addr: rs.Addr, Name: "kill", Limit: lim, Workers: 3}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), s.env(modeHold)...)
 	stdout, err := cmd.StdoutPipe()
@@ -782,8 +821,8 @@ func TestUtilisation1sCalls(t *testing.T) {
 	rs := testenv.Redis(t)
 	lim := Limit{Rate: 2000, Period: time.Minute, InFlight: 30}
 	s := hammerSpec{Addr: rs.Addr, Name: "dataforseo", Limit: lim, Workers: 20,
-		Start: time.Now().Add(1500 * time.Millisecond), Duration: 12 * time.Second, MinLatency: time.Second, MaxLatency: time.Second}
-	calls := runHammer(t, s, 2, 1)
+		Duration: 12 * time.Second, MinLatency: time.Second, MaxLatency: time.Second}
+	calls := runHammer(t, &s, 2, 1)
 	if t.Failed() {
 		return
 	}

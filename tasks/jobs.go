@@ -279,3 +279,6 @@ func (s *Store) unstash(ctx context.Context, job, unit string) (*stashed, error)
 func (s *Store) pause(ctx context.Context, job, provider, reason string) error {
 	return s.rdb.HSet(ctx, keysFor(job).meta, "paused:"+provider, reason).Err()
 }
+
+// Redis returns the store's connection.
+func (s *Store) Redis() redis.UniversalClient { return s.rdb }

@@ -2,21 +2,15 @@ package tests
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/linkharvest/linkharvest/internal/testenv"
-	"github.com/linkharvest/linkharvest/providers"
-	"github.com/linkharvest/linkharvest/providers/dataforseo"
 	"github.com/linkharvest/linkharvest/sink"
-	"github.com/linkharvest/linkharvest/tasks"
 )
 
 // e2eList is 200 valid domains (the rows-N edge cases among them) and 20
@@ -94,9 +88,9 @@ func TestEndToEndDataForSEO(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	expected := expectedRows(t, base, valid)
+	expected := map[string]map[string][]string{"dataforseo/backlinks": expectedRows(t, base, "dataforseo", "backlinks", nil, valid)}
 	t.Logf("paged the sandbox after %v", time.Since(t0))
-	got := verifyOutput(t, snk, job, "dataforseo", "backlinks", expected)
+	got := verifyOutput(t, snk, job, expected, 20)
 	if sum.Records != got {
 		t.Errorf("summary records %d, output holds %d", sum.Records, got)
 	}
@@ -111,185 +105,10 @@ func TestEndToEndDataForSEO(t *testing.T) {
 	if calls := sandboxStats(t, base)["dataforseo"].Calls; calls != 0 {
 		t.Errorf("resubmitting job %s made %d vendor calls, want 0", job, calls)
 	}
-	verifyOutput(t, snk, job, "dataforseo", "backlinks", expected)
+	verifyOutput(t, snk, job, expected, 20)
 
 	t.Logf("resubmitted after %v", time.Since(t0))
 	w1.stop(t, 40*time.Second)
 	w2.stop(t, 40*time.Second)
 }
 
-// expectedRows pages through the sandbox as DataForSEO's docs prescribe
-// (limit 1000, offset up to 20,000, then search_after_token) and returns
-// each domain's rows by source URL.
-func expectedRows(t *testing.T, base string, domains []string) map[string][]string {
-	t.Helper()
-	c, err := dataforseo.New(dataforseo.Config{Login: "check", Password: "check", BaseURL: base})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string][]string{}
-	for _, d := range domains {
-		var rows []string
-		offset, cursor := 0, ""
-		for {
-			var page *providers.Page
-			for attempt := 0; ; attempt++ {
-				page, err = c.Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: d, Offset: offset, Limit: 1000, Cursor: cursor})
-				if err == nil || attempt > 20 || providers.ClassOf(err) == providers.Fatal {
-					break
-				}
-				time.Sleep(200 * time.Millisecond) // the sandbox's own limits
-			}
-			if err != nil {
-				t.Fatalf("paging %s at %d: %v", d, offset, err)
-			}
-			for _, it := range page.Items {
-				rows = append(rows, *it.SourceURL)
-			}
-			offset += len(page.Items)
-			if len(page.Items) == 0 || offset >= page.Total {
-				break
-			}
-			if offset > 20000 {
-				cursor = page.Next
-			}
-		}
-		out[d] = rows
-	}
-	return out
-}
-
-var pageKey = regexp.MustCompile(`/([^/]+)\.(\d{5})\.ndjson\.gz$`)
-
-// verifyOutput proves the job's output holds every expected row exactly
-// once, that the manifest agrees with the objects, and that _SUCCESS came
-// last. It returns the number of rows.
-func verifyOutput(t *testing.T, snk *sink.Sink, job, provider, endpoint string, expected map[string][]string) int64 {
-	t.Helper()
-	ctx := context.Background()
-	objs, err := snk.List(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gotRows := map[string]map[string]int{}
-	sizes := map[string]int64{}
-	counts := map[string]int{}
-	var lastData, success, manifestTime time.Time
-	var total int64
-	for _, o := range objs {
-		switch {
-		case o.Key == sink.SuccessKey(job):
-			success = o.LastModified
-			continue
-		case o.Key == sink.ManifestKey(job):
-			manifestTime = o.LastModified
-			continue
-		case !strings.Contains(o.Key, "/job="+job+"/"):
-			continue
-		}
-		if !strings.HasPrefix(o.Key, "provider="+provider+"/endpoint="+endpoint+"/dt=") {
-			t.Errorf("unexpected object %s", o.Key)
-			continue
-		}
-		m := pageKey.FindStringSubmatch(o.Key)
-		if m == nil {
-			t.Errorf("object key %s does not follow the layout", o.Key)
-			continue
-		}
-		page, _ := strconv.Atoi(m[2])
-		body, err := snk.Get(ctx, o.Key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		recs, err := sink.DecodePage(body)
-		if err != nil {
-			t.Fatalf("%s: %v", o.Key, err)
-		}
-		sizes[o.Key] = int64(len(body))
-		counts[o.Key] = len(recs)
-		if o.LastModified.After(lastData) {
-			lastData = o.LastModified
-		}
-		for _, r := range recs {
-			if r.JobID != job || r.Provider != provider || r.Endpoint != endpoint || r.Domain != m[1] || r.Page != page || r.Kind != "backlink" {
-				t.Fatalf("%s: record %+v does not match its key", o.Key, r)
-			}
-			var raw struct {
-				URLFrom string `json:"url_from"`
-			}
-			if err := json.Unmarshal(r.Raw, &raw); err != nil || r.SourceURL == nil || raw.URLFrom != *r.SourceURL {
-				t.Fatalf("%s: raw and source_url disagree: %s", o.Key, r.Raw)
-			}
-			if gotRows[r.Domain] == nil {
-				gotRows[r.Domain] = map[string]int{}
-			}
-			gotRows[r.Domain][raw.URLFrom]++
-			total++
-		}
-	}
-	dups, lost := 0, 0
-	for d, rows := range expected {
-		for _, u := range rows {
-			switch gotRows[d][u] {
-			case 0:
-				lost++
-			case 1:
-			default:
-				dups++
-			}
-		}
-		if len(gotRows[d]) != len(rows) {
-			t.Errorf("%s: %d distinct rows written, sandbox serves %d", d, len(gotRows[d]), len(rows))
-		}
-	}
-	var want int64
-	for _, rows := range expected {
-		want += int64(len(rows))
-	}
-	if dups != 0 || lost != 0 || total != want {
-		t.Fatalf("rows: %d written, %d expected, %d duplicated, %d lost", total, want, dups, lost)
-	}
-
-	// The manifest agrees with the objects.
-	mb, err := snk.Get(ctx, sink.ManifestKey(job))
-	if err != nil {
-		t.Fatalf("manifest: %v", err)
-	}
-	var man tasks.Manifest
-	if err := json.Unmarshal(mb, &man); err != nil {
-		t.Fatal(err)
-	}
-	if len(man.Objects) != len(counts) {
-		t.Errorf("manifest lists %d objects, the sink holds %d", len(man.Objects), len(counts))
-	}
-	for _, o := range man.Objects {
-		if counts[o.Key] != o.Records || sizes[o.Key] != o.Bytes {
-			t.Errorf("manifest object %s: %d records %d bytes; actual %d records %d bytes", o.Key, o.Records, o.Bytes, counts[o.Key], sizes[o.Key])
-		}
-	}
-	if man.Totals.Records != total {
-		t.Errorf("manifest total records %d, objects hold %d", man.Totals.Records, total)
-	}
-	outcomes := map[string]tasks.ManifestOutcome{}
-	for _, o := range man.Outcomes {
-		outcomes[o.Domain] = o
-	}
-	for d, rows := range expected {
-		o, ok := outcomes[d]
-		wantStatus := "ok"
-		if len(rows) == 0 {
-			wantStatus = "empty"
-		}
-		if !ok || o.Status != wantStatus || o.Records != len(rows) {
-			t.Errorf("manifest outcome of %s = %+v, want status %s with %d records", d, o, wantStatus, len(rows))
-		}
-	}
-	if len(man.Rejected) != 20 {
-		t.Errorf("manifest lists %d rejected lines, want 20", len(man.Rejected))
-	}
-	// _SUCCESS is written after the manifest, which is written after the data.
-	if success.IsZero() || manifestTime.IsZero() || success.Before(manifestTime) || manifestTime.Before(lastData) {
-		t.Errorf("order: last data %v, manifest %v, _SUCCESS %v", lastData, manifestTime, success)
-	}
-	return total
-}

@@ -201,8 +201,8 @@ func TestContractResultEmpty(t *testing.T) {
 		offset int
 		total  int
 	}{
-		{"result_empty.json", 0, 0},    // the first page is empty: so is the domain
-		{"result_empty.xml", 0, 0},     //
+		{"result_empty.json", 0, 0},     // the first page is empty: so is the domain
+		{"result_empty.xml", 0, 0},      //
 		{"result_empty.json", 3000, -1}, // past the end: the total is not known
 	} {
 		srv, _ := serve(t, 200, nil, readFile(t, tc.file))
@@ -326,7 +326,9 @@ func TestTrim(t *testing.T) {
 }
 
 func TestAPIResultShapes(t *testing.T) {
-	row := func(i int) string { return fmt.Sprintf(`{"linkingUrl":"https://s%d.example/","linkedUrl":"https://x.example/"}`, i) }
+	row := func(i int) string {
+		return fmt.Sprintf(`{"linkingUrl":"https://s%d.example/","linkedUrl":"https://x.example/"}`, i)
+	}
 	for _, tc := range []struct {
 		name    string
 		result  string
