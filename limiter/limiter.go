@@ -333,7 +333,7 @@ func (l *Limiter) grant(ctx context.Context, id string, start time.Time, waited 
 	}
 	if id != "" {
 		l.register(le)
-		le.stop = context.AfterFunc(ctx, func() { le.Release(context.Background()) })
+		le.stop = context.AfterFunc(ctx, func() { le.release(context.Background()) })
 	}
 	return le
 }
@@ -368,10 +368,14 @@ func (le *Lease) Release(ctx context.Context) {
 	if le == nil {
 		return
 	}
+	if le.stop != nil {
+		le.stop() // the holder's goroutine: Acquire's write of stop happened before
+	}
+	le.release(ctx)
+}
+
+func (le *Lease) release(ctx context.Context) {
 	le.once.Do(func() {
-		if le.stop != nil {
-			le.stop()
-		}
 		if le.id == "" {
 			return
 		}

@@ -512,7 +512,7 @@ func TestWaitingHoldsNoSlot(t *testing.T) {
 	t.Parallel()
 	rs := testenv.Redis(t)
 	rdb := rs.Client(t)
-	lim := Limit{Rate: 2, Period: 10 * time.Second, InFlight: 5}
+	lim := Limit{Rate: 2, Period: 2 * time.Second, InFlight: 5}
 	l := New(rdb, "nohold", lim)
 	ctx := context.Background()
 	var held []*Lease

@@ -17,7 +17,7 @@ func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 // ended. A unit is registered before its task exists, so the job cannot
 // look finished between the two; a task id that already exists (a retry
 // of the parent, a second submission) is not an error.
-func enqueuePages(ctx context.Context, store *Store, client *asynq.Client, job string, pages []PagePayload) error {
+func enqueuePages(ctx context.Context, store *Store, client *asynq.Client, job string, maxRetry int, pages []PagePayload) error {
 	units := make([]string, len(pages))
 	for i := range pages {
 		units[i] = pages[i].Unit()
@@ -30,20 +30,20 @@ func enqueuePages(ctx context.Context, store *Store, client *asynq.Client, job s
 		if states[i] == 0 {
 			continue // ended already
 		}
-		if _, err := enqueuePage(ctx, client, &pages[i]); err != nil {
+		if _, err := enqueuePage(ctx, client, &pages[i], maxRetry); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func enqueuePage(ctx context.Context, client *asynq.Client, p *PagePayload) (bool, error) {
+func enqueuePage(ctx context.Context, client *asynq.Client, p *PagePayload, maxRetry int) (bool, error) {
 	b, err := json.Marshal(p)
 	if err != nil {
 		return false, err
 	}
 	_, err = client.EnqueueContext(ctx, asynq.NewTask(TypePage, b),
-		asynq.TaskID(p.TaskID()), asynq.Queue(p.Provider), asynq.MaxRetry(MaxRetry), asynq.Timeout(TaskTimeout))
+		asynq.TaskID(p.TaskID()), asynq.Queue(p.Provider), asynq.MaxRetry(maxRetry), asynq.Timeout(TaskTimeout))
 	if errors.Is(err, asynq.ErrTaskIDConflict) {
 		return false, nil
 	}

@@ -73,8 +73,18 @@ type Spec struct {
 	// Endpoints per provider.
 	Endpoints map[string][]string `json:"endpoints"`
 	MaxRows   int                 `json:"max_rows,omitempty"`
+	// MaxRetry is the failures a page may have before it is archived and
+	// listed as failed (nil: MaxRetry).
+	MaxRetry *int `json:"max_retry,omitempty"`
 	// Params per provider and endpoint: the vendor's own request options.
 	Params map[string]map[string]map[string]json.RawMessage `json:"params,omitempty"`
+}
+
+func (s *Spec) maxRetry() int {
+	if s.MaxRetry != nil {
+		return *s.MaxRetry
+	}
+	return MaxRetry
 }
 
 func (s *Spec) params(provider, endpoint string) map[string]json.RawMessage {

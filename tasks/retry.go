@@ -34,22 +34,29 @@ func IsFailure(err error) bool {
 // RetryDelay is exponential backoff with full jitter (1 s doubling to
 // 5 min), never shorter than the vendor's Retry-After. Throttles retry
 // soon: the shared limiter's backoff is what spaces the calls.
-func RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
-	var after time.Duration
-	if pe, ok := providers.AsError(err); ok {
-		after = pe.RetryAfter
-	}
-	var d time.Duration
-	if providers.ClassOf(err) == providers.Throttled {
-		d = time.Second + rand.N(2*time.Second)
-	} else {
-		ceil := time.Second << min(n, 9)
-		if ceil > 5*time.Minute {
-			ceil = 5 * time.Minute
+func RetryDelay(n int, err error, t *asynq.Task) time.Duration {
+	return RetryDelayFunc(time.Second)(n, err, t)
+}
+
+// RetryDelayFunc is RetryDelay with another base delay (tests shorten it).
+func RetryDelayFunc(base time.Duration) asynq.RetryDelayFunc {
+	return func(n int, err error, _ *asynq.Task) time.Duration {
+		var after time.Duration
+		if pe, ok := providers.AsError(err); ok {
+			after = pe.RetryAfter
 		}
-		d = time.Second + rand.N(ceil)
+		var d time.Duration
+		if providers.ClassOf(err) == providers.Throttled {
+			d = base + rand.N(2*base)
+		} else {
+			ceil := base << min(n, 9)
+			if ceil > 5*time.Minute {
+				ceil = 5 * time.Minute
+			}
+			d = base + rand.N(ceil)
+		}
+		return max(d, after)
 	}
-	return max(d, after)
 }
 
 // HandleError ends a unit whose task asynq is about to archive (a fatal

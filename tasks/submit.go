@@ -155,7 +155,7 @@ func (b *Submission) flush(ctx context.Context) error {
 			continue
 		}
 		g.Go(func() error {
-			created, err := enqueuePage(gctx, b.s.Client, &pages[i])
+			created, err := enqueuePage(gctx, b.s.Client, &pages[i], spec.maxRetry())
 			if created {
 				mu.Lock()
 				b.stats.Tasks++

@@ -279,7 +279,7 @@ func (w *Worker) fanOut(ctx context.Context, job *Job, p *PagePayload, pg provid
 	if len(next) == 0 {
 		return nil
 	}
-	return enqueuePages(ctx, w.Store, w.Client, p.Job, next)
+	return enqueuePages(ctx, w.Store, w.Client, p.Job, job.Spec.maxRetry(), next)
 }
 
 // nextPages plans the pages that p's result makes known.

@@ -111,4 +111,3 @@ func TestEndToEndDataForSEO(t *testing.T) {
 	w1.stop(t, 40*time.Second)
 	w2.stop(t, 40*time.Second)
 }
-

@@ -61,6 +61,7 @@ type options struct {
 	endpoints []string
 	params    paramFlags
 	maxRows   int
+	maxRetry  int
 	job       string
 	wait      bool
 	asJSON    bool
@@ -97,6 +98,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	ep := fs.String("endpoint", env("ENDPOINTS", "backlinks"), "endpoints of the providers, e.g. backlinks,summary")
 	fs.Var(&o.params, "param", "a vendor request option, provider.endpoint.key=value (value: JSON or a string); repeatable")
 	fs.IntVar(&o.maxRows, "max-rows", 0, "at most N rows per domain and endpoint (0 = all)")
+	fs.IntVar(&o.maxRetry, "max-retries", tasks.MaxRetry, "failures a page may have before it is listed as failed (throttles do not count)")
 	fs.StringVar(&o.job, "job", "", "job id (default: a new ULID); the same list under the same id adds no work")
 	fs.BoolVar(&o.wait, "wait", false, "show progress until the job ends, then print the summary")
 	fs.BoolVar(&o.asJSON, "json", false, "print the summary as one JSON object on the last line")
@@ -120,6 +122,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	o.providers = splitList(*prov)
 	o.endpoints = splitList(*ep)
 	o.files = fs.Args()
+	if o.maxRetry < 0 {
+		fmt.Fprintln(stderr, "enqueue: --max-retries must be ≥ 0")
+		return exitUsage
+	}
 	if o.maxRows < 0 {
 		fmt.Fprintln(stderr, "enqueue: --max-rows must be ≥ 0")
 		return exitUsage
@@ -171,6 +177,9 @@ func splitList(s string) []string {
 // vendor documents, before anything is enqueued.
 func buildSpec(o options) (tasks.Spec, error) {
 	spec := tasks.Spec{Endpoints: map[string][]string{}, MaxRows: o.maxRows}
+	if o.maxRetry != tasks.MaxRetry {
+		spec.MaxRetry = &o.maxRetry
+	}
 	if len(o.providers) == 0 {
 		return spec, errors.New("--provider: name at least one provider")
 	}

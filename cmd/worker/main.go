@@ -59,6 +59,7 @@ func run(args []string) error {
 	limits := fs.String("limit", env("PROVIDER_LIMITS", ""), "shared limits per provider, e.g. dataforseo=2000/1m:30 (PROVIDER_LIMITS)")
 	metricsAddr := fs.String("metrics-addr", env("METRICS_ADDR", ":9090"), "serves /metrics and /healthz; empty to disable (METRICS_ADDR)")
 	shutdown := fs.Duration("shutdown-timeout", envDuration("WORKER_SHUTDOWN_TIMEOUT", 30*time.Second), "on SIGTERM, how long running tasks may finish (WORKER_SHUTDOWN_TIMEOUT)")
+	retryBase := fs.Duration("retry-base", envDuration("RETRY_BASE_DELAY", time.Second), "first retry delay, doubling per failure up to 5 min (RETRY_BASE_DELAY)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -84,7 +85,7 @@ func run(args []string) error {
 
 	r, err := runner.Start(ctx, runner.Config{
 		Redis: rdb, SinkURL: *sinkURL, Concurrency: *conc, Limits: lim,
-		ShutdownTimeout: *shutdown, Log: log,
+		ShutdownTimeout: *shutdown, Log: log, RetryBase: *retryBase,
 	})
 	if err != nil {
 		return err

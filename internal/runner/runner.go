@@ -32,6 +32,8 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	Getenv          func(string) string
 	Log             *slog.Logger
+	// RetryBase is the first retry's delay (default 1 s), doubling after.
+	RetryBase time.Duration
 	// CallTimeout bounds one vendor call (DataForSEO live calls may take 120 s).
 	CallTimeout time.Duration
 }
@@ -73,6 +75,9 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 	}
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = 150 * time.Second
+	}
+	if cfg.RetryBase <= 0 {
+		cfg.RetryBase = time.Second
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 40
@@ -137,7 +142,7 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 		Concurrency:              cfg.Concurrency,
 		Queues:                   queues,
 		IsFailure:                tasks.IsFailure,
-		RetryDelayFunc:           tasks.RetryDelay,
+		RetryDelayFunc:           tasks.RetryDelayFunc(cfg.RetryBase),
 		ErrorHandler:             asynq.ErrorHandlerFunc(w.HandleError),
 		ShutdownTimeout:          cfg.ShutdownTimeout,
 		TaskCheckInterval:        100 * time.Millisecond,

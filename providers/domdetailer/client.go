@@ -281,6 +281,7 @@ func (c *Client) Fetch(ctx context.Context, req providers.Request) (*providers.P
 	page, err := decode(b)
 	if err != nil {
 		if pe, ok := providers.AsError(err); ok {
+			pe.Code = c.scrub(pe.Code)
 			pe.Message = c.scrub(pe.Message)
 			pe.Err = c.scrubErr(pe.Err)
 		}
