@@ -352,58 +352,59 @@ func startedIn(calls []call, from, to time.Time) int {
 	return n
 }
 
-// TestSharedLimitsHold: three processes and two in-process clients, each
-// with several goroutines, hammer one account. No closed window of the
+// The TestSharedLimits tests: three processes and two in-process clients,
+// each with four goroutines, hammer one account. No closed window of the
 // period may hold more than the limit, and no more calls than the limit
 // may run at once. (Not parallel: the runs also measure utilisation.)
-func TestSharedLimitsHold(t *testing.T) {
-	for _, tc := range []struct {
-		name     string
-		limit    Limit
-		dur      time.Duration
-		min, max time.Duration
-		floor    float64 // least share of the bound used; see utilisationFloor
-	}{
-		// Fast calls: the rate binds (in flight ~1 of 5). Longer than the
-		// period, so windows slide over the bucket's steady state.
-		{"rate", Limit{300, 10 * time.Second, 5}, 13 * time.Second, 5 * time.Millisecond, 40 * time.Millisecond, 0.95},
-		// Slow calls: the slots bind (bound 5/75ms = 67/s < 300/s).
-		{"inflight", Limit{3000, 10 * time.Second, 5}, 6 * time.Second, 25 * time.Millisecond, 125 * time.Millisecond, 0.95},
-		// Both about equally (5/180ms = 28/s against 29.6/s): neither
-		// bound alone can be reached then, so the floor is lower.
-		{"both", Limit{300, 10 * time.Second, 5}, 13 * time.Second, 60 * time.Millisecond, 300 * time.Millisecond, 0.85},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			rs := testenv.Redis(t)
-			s := hammerSpec{Addr: rs.Addr, Name: "hammer", Limit: tc.limit, Workers: 4,
-				Duration: tc.dur, MinLatency: tc.min, MaxLatency: tc.max}
-			calls := runHammer(t, &s, 3, 2)
-			if t.Failed() {
-				return
-			}
-			win, at := maxInWindow(calls, tc.limit.Period)
-			fl := maxInFlight(calls)
-			// Utilisation in the steady state (after the first second).
-			from, to := s.Start.Add(time.Second), s.Start.Add(s.Duration)
-			rate := float64(startedIn(calls, from, to)) / to.Sub(from).Seconds()
-			meanLat := (tc.min + tc.max) / 2
-			bound := min(float64(tc.limit.Rate)/tc.limit.Period.Seconds(), float64(tc.limit.InFlight)/meanLat.Seconds())
-			slotUse := busy(calls, from, to).Seconds() / (float64(tc.limit.InFlight) * to.Sub(from).Seconds())
-			t.Logf("%s: %d calls by 20 workers in 5 clients (3 processes); most in a %s window: %d (limit %d, bucket allows %d) at +%s; most in flight: %d (limit %d)",
-				tc.limit, len(calls), tc.limit.Period, win, tc.limit.Rate, tc.limit.maxPerWindow(),
-				time.Duration(at-s.Start.UnixNano()).Round(time.Millisecond), fl, tc.limit.InFlight)
-			t.Logf("steady state: %.1f calls/s = %.3f of min(rate, in-flight/mean latency) = %.1f/s; slots busy %.3f of the time",
-				rate, rate/bound, bound, slotUse)
-			if win > tc.limit.Rate {
-				t.Errorf("%d calls in the %s window from +%s; limit %d", win, tc.limit.Period,
-					time.Duration(at-s.Start.UnixNano()), tc.limit.Rate)
-			}
-			if fl > tc.limit.InFlight {
-				t.Errorf("%d calls in flight at once; limit %d", fl, tc.limit.InFlight)
-			}
-			checkUtilisation(t, rate/bound, tc.floor)
-		})
+
+// TestSharedLimitsRateBound: fast calls, so the rate binds (about one of
+// five slots busy). Longer than the period, so windows slide over the
+// bucket's steady state, where the bound is tight.
+func TestSharedLimitsRateBound(t *testing.T) {
+	hammerTest(t, Limit{300, 10 * time.Second, 5}, 12*time.Second, 5*time.Millisecond, 40*time.Millisecond, 0.95)
+}
+
+// TestSharedLimitsInFlightBound: slow calls, so the slots bind (5/75 ms =
+// 67/s against 300/s).
+func TestSharedLimitsInFlightBound(t *testing.T) {
+	hammerTest(t, Limit{3000, 10 * time.Second, 5}, 6*time.Second, 25*time.Millisecond, 125*time.Millisecond, 0.95)
+}
+
+// TestSharedLimitsBothBind: both about equally (5/180 ms = 28/s against
+// 29.6/s). Neither bound alone can be reached then, so the floor is lower.
+func TestSharedLimitsBothBind(t *testing.T) {
+	hammerTest(t, Limit{300, 10 * time.Second, 5}, 12*time.Second, 60*time.Millisecond, 300*time.Millisecond, 0.85)
+}
+
+func hammerTest(t *testing.T, lim Limit, dur, minLat, maxLat time.Duration, target float64) {
+	rs := testenv.Redis(t)
+	s := hammerSpec{Addr: rs.Addr, Name: "hammer", Limit: lim, Workers: 4,
+		Duration: dur, MinLatency: minLat, MaxLatency: maxLat}
+	calls := runHammer(t, &s, 3, 2)
+	if t.Failed() {
+		return
 	}
+	win, at := maxInWindow(calls, lim.Period)
+	fl := maxInFlight(calls)
+	// Utilisation in the steady state (after the first second).
+	from, to := s.Start.Add(time.Second), s.Start.Add(s.Duration)
+	rate := float64(startedIn(calls, from, to)) / to.Sub(from).Seconds()
+	meanLat := (minLat + maxLat) / 2
+	bound := min(float64(lim.Rate)/lim.Period.Seconds(), float64(lim.InFlight)/meanLat.Seconds())
+	slotUse := busy(calls, from, to).Seconds() / (float64(lim.InFlight) * to.Sub(from).Seconds())
+	t.Logf("%s: %d calls by 20 workers in 5 clients (3 processes); most in a %s window: %d (limit %d, bucket allows %d) at +%s; most in flight: %d (limit %d)",
+		lim, len(calls), lim.Period, win, lim.Rate, lim.maxPerWindow(),
+		time.Duration(at-s.Start.UnixNano()).Round(time.Millisecond), fl, lim.InFlight)
+	t.Logf("steady state: %.1f calls/s = %.3f of min(rate, in-flight/mean latency) = %.1f/s; slots busy %.3f of the time",
+		rate, rate/bound, bound, slotUse)
+	if win > lim.Rate {
+		t.Errorf("%d calls in the %s window from +%s; limit %d", win, lim.Period,
+			time.Duration(at-s.Start.UnixNano()), lim.Rate)
+	}
+	if fl > lim.InFlight {
+		t.Errorf("%d calls in flight at once; limit %d", fl, lim.InFlight)
+	}
+	checkUtilisation(t, rate/bound, target)
 }
 
 // TestKilledHolderSlotsComeBack: a process holds every slot, renews them

@@ -189,7 +189,7 @@ func (s *Store) buildManifest(ctx context.Context, job string, now time.Time) (*
 			m.Rejected = append(m.Rejected, rr)
 		}
 	}
-	m.Totals.Rejected = len(m.Rejected)
+	m.Totals.Rejected = int(st.Rejected) // the list stops at MaxListedRejects
 	return m, nil
 }
 

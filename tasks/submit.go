@@ -85,10 +85,17 @@ func (b *Submission) Add(ctx context.Context, domain string) error {
 	return nil
 }
 
+// MaxListedRejects caps the rejected lines a manifest lists (all are
+// counted): a binary file fed by mistake must not make a gigabyte manifest.
+const MaxListedRejects = 10000
+
 // Reject records a rejected input line for the manifest.
 func (b *Submission) Reject(ctx context.Context, r Reject) error {
-	b.rejects = append(b.rejects, r)
 	b.stats.Rejected++
+	if b.stats.Rejected > MaxListedRejects {
+		return nil
+	}
+	b.rejects = append(b.rejects, r)
 	if len(b.rejects) >= submitBatch {
 		return b.flushRejects(ctx)
 	}
