@@ -75,8 +75,8 @@ func equal(a, b []int64) bool {
 
 func TestJobIDs(t *testing.T) {
 	for id, ok := range map[string]bool{"01HZX": true, "my-job_1.2": true, "": false, "a/b": false, "..": false, "a b": false, "ü": false} {
-		if err := validJobID(id); (err == nil) != ok {
-			t.Errorf("validJobID(%q) = %v", id, err)
+		if err := ValidJobID(id); (err == nil) != ok {
+			t.Errorf("ValidJobID(%q) = %v", id, err)
 		}
 	}
 }

@@ -94,7 +94,7 @@ func (s *Spec) params(provider, endpoint string) map[string]json.RawMessage {
 	return s.Params[provider][endpoint]
 }
 
-func validJobID(id string) error {
+func ValidJobID(id string) error {
 	if id == "" || len(id) > 64 {
 		return fmt.Errorf("job id %q: 1 to 64 characters", id)
 	}

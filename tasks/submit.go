@@ -53,7 +53,7 @@ const submitBatch = 512
 // and opens a submission unit, so the job cannot complete while its list
 // is still being read.
 func (s *Submitter) Begin(ctx context.Context, jobID string, spec Spec, trace map[string]string) (*Submission, error) {
-	if err := validJobID(jobID); err != nil {
+	if err := ValidJobID(jobID); err != nil {
 		return nil, err
 	}
 	now := time.Now()

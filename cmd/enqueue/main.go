@@ -138,6 +138,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if o.job == "" {
 		o.job = ulid.Make().String()
 	}
+	if err := tasks.ValidJobID(o.job); err != nil {
+		fmt.Fprintln(stderr, "enqueue:", err)
+		return exitUsage
+	}
 	if o.dev {
 		o.wait = true
 	}

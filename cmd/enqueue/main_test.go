@@ -1,0 +1,82 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestDevRunsTheExample is the README's first command: the whole system
+// in one process over examples/domains.txt, leaving NDJSON and a manifest.
+func TestDevRunsTheExample(t *testing.T) {
+	for _, k := range []string{"REDIS_URL", "DATAFORSEO_BASE_URL", "DOMDETAILER_BASE_URL", "XOVI_BASE_URL", "DOMAINCRAWLER_BASE_URL", "SINK_URL"} {
+		t.Setenv(k, "")
+	}
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"--dev", "--json", "--job", "dev-test", "--sink", out, "../../examples/domains.txt"}, nil, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, stdout.String(), stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	var sum summary
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil {
+		t.Fatalf("last line is not the JSON summary: %v\n%s", err, stdout.String())
+	}
+	if sum.JobID != "dev-test" || sum.Domains != 8 || sum.Rejected != 3 || sum.Records == 0 || sum.Failed != 0 || sum.State != "done" {
+		t.Errorf("summary %+v", sum)
+	}
+	if !strings.Contains(stderr.String(), "public suffix only") {
+		t.Errorf("rejects not reported:\n%s", stderr.String())
+	}
+	objs, _ := filepath.Glob(filepath.Join(out, "provider=dataforseo", "endpoint=backlinks", "dt=*", "job=dev-test", "*.ndjson.gz"))
+	if len(objs) == 0 {
+		t.Fatal("no NDJSON objects written")
+	}
+	for _, f := range []string{"manifest.json", "_SUCCESS"} {
+		if _, err := os.Stat(filepath.Join(out, "jobs", "dev-test", f)); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	dir := t.TempDir()
+	junk := filepath.Join(dir, "junk.txt")
+	os.WriteFile(junk, []byte("not a domain\ncom\n"), 0o644)
+	good := filepath.Join(dir, "good.txt")
+	os.WriteFile(good, []byte("example.com\nexample.com\nfoo bar\n"), 0o644)
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"unknown provider", []string{"--provider", "nope", "--dry-run", good}, exitUsage, "unknown provider"},
+		{"unknown endpoint", []string{"--endpoint", "nope", "--dry-run", good}, exitUsage, "none of the endpoints"},
+		{"bad param", []string{"--param", "dataforseo.backlinks.mode=sideways", "--dry-run", good}, exitUsage, "mode"},
+		{"param for another endpoint", []string{"--param", "dataforseo.summary.tag=x", "--dry-run", good}, exitUsage, "not part of this job"},
+		{"histogram without from", []string{"--provider", "domaincrawler", "--endpoint", "backlinks-histogram", "--dry-run", good}, exitUsage, "from"},
+		{"missing file", []string{"--dry-run", filepath.Join(dir, "none.txt")}, exitUsage, "no such file"},
+		{"no valid domain", []string{"--dry-run", junk}, exitUsage, "0 domains"},
+		{"bad job id", []string{"--job", "a/b", "--redis", "redis://127.0.0.1:1/0", good}, exitUsage, "job id"},
+		{"redis down", []string{"--redis", "redis://127.0.0.1:1/0", good}, exitRuntime, "redis"},
+		{"dry run", []string{"--dry-run", "--json", good}, exitOK, `"domains":1`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), c.args, strings.NewReader(""), &stdout, &stderr)
+			if code != c.code {
+				t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", code, c.code, stdout.String(), stderr.String())
+			}
+			if !strings.Contains(stdout.String()+stderr.String(), c.want) {
+				t.Errorf("output lacks %q\nstdout: %s\nstderr: %s", c.want, stdout.String(), stderr.String())
+			}
+		})
+	}
+}
