@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/linkharvest/linkharvest/internal/telemetry"
+	"github.com/linkharvest/linkharvest/limiter"
 	"github.com/linkharvest/linkharvest/providers"
 )
 
@@ -28,7 +29,11 @@ const (
 // vendor asking for patience, not a fault of the page: it must not push a
 // page towards the archive during a throttle storm.
 func IsFailure(err error) bool {
-	return err != nil && providers.ClassOf(err) != providers.Throttled
+	if err == nil || errors.Is(err, limiter.ErrWaitEnded) {
+		// The task's time ran out waiting for the account's capacity.
+		return false
+	}
+	return providers.ClassOf(err) != providers.Throttled
 }
 
 // RetryDelay is exponential backoff with full jitter (1 s doubling to

@@ -90,7 +90,15 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 		return nil, err
 	}
 	limits := limiter.DefaultLimits()
+	known := map[string]bool{}
+	for _, n := range registry.Names() {
+		known[n] = true
+	}
 	for k, v := range cfg.Limits {
+		if !known[k] {
+			// A typo would leave the real account on its default limits.
+			return nil, fmt.Errorf("--limit names unknown provider %q (known: %s)", k, strings.Join(registry.Names(), ", "))
+		}
 		limits[k] = v
 	}
 	w := &tasks.Worker{
