@@ -4,6 +4,7 @@
 GO          ?= go
 GOBIN       := $(shell $(GO) env GOPATH)/bin
 MINIO_MOD   := github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
+FUZZTIME    ?= 10s
 export PATH := $(GOBIN):$(PATH)
 
 .PHONY: all build deps test test-faults fuzz bench vet
@@ -37,7 +38,7 @@ test-faults: deps
 fuzz:
 	@for pkg in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz'); do \
-	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 10s $$pkg || exit 1; \
+	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
 	done
 

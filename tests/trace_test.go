@@ -1,14 +1,12 @@
 package tests
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,23 +23,6 @@ import (
 	"github.com/linkharvest/linkharvest/providers/sandbox"
 	"github.com/linkharvest/linkharvest/tasks"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestTraceConnectedAndNoSecrets runs enqueue → worker in one process with
 // an in-memory span recorder: one trace must connect the enqueue span to
@@ -80,7 +61,7 @@ func TestTraceConnectedAndNoSecrets(t *testing.T) {
 	}
 	getenv := func(k string) string { return env[k] }
 
-	logs := &syncBuffer{}
+	logs := &lockedBuffer{}
 	log := slog.New(telemetry.LogHandler{Handler: slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})})
 	rdb := rds.Client(t)
 	ctx := context.Background()
