@@ -101,11 +101,22 @@ func (p *proc) kill() {
 	}
 }
 
-// stop sends SIGTERM and waits up to d.
+// stop sends SIGTERM and waits up to d; the program must have been
+// running until then and exit 0 (CONTRACT.md).
 func (p *proc) stop(t *testing.T, d time.Duration) {
+	t.Helper()
+	select {
+	case <-p.done:
+		t.Errorf("%s had exited before SIGTERM: %v\n%s", p.name, p.err, tail(p.out.String(), 2000))
+		return
+	default:
+	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
+		if p.err != nil {
+			t.Errorf("%s exited with %v after SIGTERM", p.name, p.err)
+		}
 	case <-time.After(d):
 		t.Errorf("%s did not exit within %v of SIGTERM", p.name, d)
 		p.kill()

@@ -38,8 +38,8 @@ func TestEndToEndAllVendors(t *testing.T) {
 	sinkURL := s3.SinkURL("vendors")
 	env := append(append(s3.Env(), vendorEnv(base)...), "REDIS_URL="+rds.URL, "SINK_URL="+sinkURL,
 		"METRICS_ADDR=", "WORKER_CONCURRENCY=20", "PROVIDER_LIMITS="+allLimits)
-	start(t, env, "worker")
-	start(t, env, "worker")
+	w1 := start(t, env, "worker")
+	w2 := start(t, env, "worker")
 
 	domains := []string{"rows-0.example", "rows-3.example", "rows-2500.example", "rows-25000.example", "alpha.example.com", "beta.example.org"}
 	file := filepath.Join(t.TempDir(), "domains.txt")
@@ -83,6 +83,8 @@ func TestEndToEndAllVendors(t *testing.T) {
 		t.Fatal(err)
 	}
 	verifyOutput(t, snk, job, expected, 0)
+	w1.stop(t, 40*time.Second)
+	w2.stop(t, 40*time.Second)
 }
 
 // inProcess runs a sandbox and a worker node in this process.

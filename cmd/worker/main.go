@@ -57,7 +57,11 @@ func run(args []string) error {
 	sinkURL := fs.String("sink", env("SINK_URL", "./out"), "s3://bucket/prefix, file:///abs/dir or a directory (SINK_URL)")
 	conc := fs.Int("concurrency", envInt("WORKER_CONCURRENCY", 40), "tasks at once in this process (WORKER_CONCURRENCY)")
 	limits := fs.String("limit", env("PROVIDER_LIMITS", ""), "shared limits per provider, e.g. dataforseo=2000/1m:30 (PROVIDER_LIMITS)")
-	metricsAddr := fs.String("metrics-addr", env("METRICS_ADDR", ":9090"), "serves /metrics and /healthz; empty to disable (METRICS_ADDR)")
+	defMetrics := ":9090"
+	if v, ok := os.LookupEnv("METRICS_ADDR"); ok {
+		defMetrics = v // set but empty: disabled
+	}
+	metricsAddr := fs.String("metrics-addr", defMetrics, "serves /metrics and /healthz; empty to disable (METRICS_ADDR)")
 	shutdown := fs.Duration("shutdown-timeout", envDuration("WORKER_SHUTDOWN_TIMEOUT", 30*time.Second), "on SIGTERM, how long running tasks may finish (WORKER_SHUTDOWN_TIMEOUT)")
 	retryBase := fs.Duration("retry-base", envDuration("RETRY_BASE_DELAY", time.Second), "first retry delay, doubling per failure up to 5 min (RETRY_BASE_DELAY)")
 	if err := fs.Parse(args); err != nil {
