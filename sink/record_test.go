@@ -13,7 +13,7 @@ import (
 )
 
 func str(s string) *string { return &s }
-func boolp(b bool) *bool    { return &b }
+func boolp(b bool) *bool   { return &b }
 
 // nasty strings: every class of character the encoder treats specially.
 var nasty = []string{
@@ -152,7 +152,7 @@ func TestEncodePageRoundTrip(t *testing.T) {
 			if want.JobID == "" {
 				want = tt.rec
 				want.JobID = viaEncodingJSON(t, want.JobID)
-				want.Provider, want.Endpoint, want.Domain = want.JobID, viaEncodingJSON(t, want.Endpoint), viaEncodingJSON(t, want.Domain)
+				want.Provider, want.Endpoint, want.Domain = viaEncodingJSON(t, want.Provider), viaEncodingJSON(t, want.Endpoint), viaEncodingJSON(t, want.Domain)
 				for _, p := range []**string{&want.SourceURL, &want.TargetURL, &want.Anchor, &want.SourceTitle} {
 					if *p != nil {
 						*p = str(viaEncodingJSON(t, **p))

@@ -30,7 +30,7 @@ type RedisServer struct {
 	port      int
 	dir       string // data directory (local backend)
 	bin       string
-	proc      *proc                      // local backend; nil while stopped
+	proc      *proc                    // local backend; nil while stopped
 	container testcontainers.Container // docker backend
 }
 
