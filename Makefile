@@ -43,4 +43,5 @@ fuzz:
 	done
 
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchmem ./sink/ ./providers/... ./domains/
+	$(GO) run ./bench/rowcost
+	$(GO) test -run '^$$' -bench . -benchmem ./sink/ ./providers/... ./domains/ ./limiter/
