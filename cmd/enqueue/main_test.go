@@ -80,3 +80,38 @@ func TestUsageErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestBadInputList: a hostile list gets line-numbered rejects and the
+// valid entries still count; nothing crashes.
+func TestBadInputList(t *testing.T) {
+	var b bytes.Buffer
+	b.WriteString("\xef\xbb\xbfhttps://user:pw@WWW.Example.COM:8443/path?q=1\r\n") // 1: BOM, CRLF, URL
+	b.WriteString("Bücher.de.\n")                                                 // 2: IDN, trailing dot
+	b.WriteString("a.com&apikey=x\n")                                             // 3
+	b.WriteString("../etc/passwd\n")                                              // 4
+	b.WriteString("nul\x00byte.com\n")                                            // 5
+	b.WriteString(strings.Repeat("x", 10<<20) + "\n")                             // 6: 10 MB line
+	b.Write([]byte{0xff, 0xfe, 0x00, 0x01, 0x80, '\n'})                           // 7: binary
+	b.WriteString("example.com\n")                                                // 8: duplicate of line 1
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"--dry-run", "--json", "-"}, &b, &stdout, &stderr)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	for _, want := range []string{"line 3:", "line 4:", "line 5:", "line 6: line too long", "line 7:"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%.2000s", want, stderr.String())
+		}
+	}
+	if stderr.Len() > 10000 {
+		t.Errorf("rejects echo the junk: %d bytes on stderr", stderr.Len())
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	var sum summary
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum.Domains != 2 || sum.Rejected != 5 {
+		t.Errorf("summary %+v, want 2 domains and 5 rejected", sum)
+	}
+}

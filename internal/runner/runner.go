@@ -5,6 +5,7 @@ package runner
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -53,6 +54,19 @@ func OpenRedis(rawURL string) (*redis.Client, error) {
 		return nil, fmt.Errorf("redis URL: %w", errors.New(redactRedis(err.Error(), rawURL)))
 	}
 	opt.PoolSize = max(opt.PoolSize, 64)
+	// rediss:// with a private CA (managed Redis, a self-signed test
+	// server): REDIS_CA_FILE names the PEM bundle to trust.
+	if ca := os.Getenv("REDIS_CA_FILE"); ca != "" && opt.TLSConfig != nil {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return nil, fmt.Errorf("REDIS_CA_FILE: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("REDIS_CA_FILE %s: no PEM certificate", ca)
+		}
+		opt.TLSConfig.RootCAs = pool
+	}
 	return redis.NewClient(opt), nil
 }
 
