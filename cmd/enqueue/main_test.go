@@ -86,13 +86,13 @@ func TestUsageErrors(t *testing.T) {
 func TestBadInputList(t *testing.T) {
 	var b bytes.Buffer
 	b.WriteString("\xef\xbb\xbfhttps://user:pw@WWW.Example.COM:8443/path?q=1\r\n") // 1: BOM, CRLF, URL
-	b.WriteString("Bücher.de.\n")                                                 // 2: IDN, trailing dot
-	b.WriteString("a.com&apikey=x\n")                                             // 3
-	b.WriteString("../etc/passwd\n")                                              // 4
-	b.WriteString("nul\x00byte.com\n")                                            // 5
-	b.WriteString(strings.Repeat("x", 10<<20) + "\n")                             // 6: 10 MB line
-	b.Write([]byte{0xff, 0xfe, 0x00, 0x01, 0x80, '\n'})                           // 7: binary
-	b.WriteString("example.com\n")                                                // 8: duplicate of line 1
+	b.WriteString("Bücher.de.\n")                                                  // 2: IDN, trailing dot
+	b.WriteString("a.com&apikey=x\n")                                              // 3
+	b.WriteString("../etc/passwd\n")                                               // 4
+	b.WriteString("nul\x00byte.com\n")                                             // 5
+	b.WriteString(strings.Repeat("x", 10<<20) + "\n")                              // 6: 10 MB line
+	b.Write([]byte{0xff, 0xfe, 0x00, 0x01, 0x80, '\n'})                            // 7: binary
+	b.WriteString("example.com\n")                                                 // 8: duplicate of line 1
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), []string{"--dry-run", "--json", "-"}, &b, &stdout, &stderr)
 	if code != exitOK {
