@@ -1,0 +1,480 @@
+// Package benchenv is what the bench programs share: building the
+// binaries, running redis-server, MinIO, the sandbox and workers as child
+// processes on free loopback ports, reading a child's CPU time and memory
+// from /proc, and waiting for a job to end. It is for benchmarks only.
+package benchenv
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/linkharvest/linkharvest/tasks"
+)
+
+// Env is one bench run's scratch directory and child processes.
+type Env struct {
+	Dir string // scratch directory, removed by Close
+	Bin string // built binaries: worker, enqueue, sandbox
+
+	mu    sync.Mutex
+	procs []*Proc
+}
+
+// New makes a scratch directory and builds the given commands (e.g.
+// "worker", "enqueue", "sandbox") into it.
+func New(cmds ...string) (*Env, error) {
+	dir, err := os.MkdirTemp("", "lh-bench-")
+	if err != nil {
+		return nil, err
+	}
+	e := &Env{Dir: dir, Bin: filepath.Join(dir, "bin")}
+	if len(cmds) > 0 {
+		args := []string{"build", "-o", e.Bin + "/"}
+		for _, c := range cmds {
+			args = append(args, "./cmd/"+c)
+		}
+		build := exec.Command("go", args...)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("building %v: %w", cmds, err)
+		}
+	}
+	return e, nil
+}
+
+// Close kills every child still running and removes the scratch directory.
+func (e *Env) Close() {
+	e.mu.Lock()
+	procs := e.procs
+	e.procs = nil
+	e.mu.Unlock()
+	for i := len(procs) - 1; i >= 0; i-- {
+		procs[i].Kill()
+	}
+	os.RemoveAll(e.Dir)
+}
+
+// Proc is a child process.
+type Proc struct {
+	Name string
+	Cmd  *exec.Cmd
+	Log  string // its combined output
+	done chan struct{}
+	err  error
+	// Rusage is the child's resource use, set once it has exited.
+	Rusage *syscall.Rusage
+}
+
+// Start starts a child with env added to ours; its output goes to a log
+// file in the scratch directory. It dies with us (SIGKILL).
+func (e *Env) Start(name string, env []string, bin string, args ...string) (*Proc, error) {
+	e.mu.Lock()
+	n := len(e.procs)
+	e.mu.Unlock()
+	logPath := filepath.Join(e.Dir, fmt.Sprintf("%s-%d.log", name, n))
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	c := exec.Command(bin, args...)
+	c.Env = append(os.Environ(), env...)
+	c.Dir = e.Dir
+	c.Stdout, c.Stderr = logf, logf
+	c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := c.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	p := &Proc{Name: name, Cmd: c, Log: logPath, done: make(chan struct{})}
+	go func() {
+		p.err = c.Wait()
+		logf.Close()
+		if ru, ok := c.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			p.Rusage = ru
+		}
+		close(p.done)
+	}()
+	e.mu.Lock()
+	e.procs = append(e.procs, p)
+	e.mu.Unlock()
+	return p, nil
+}
+
+// Pid is the child's process id.
+func (p *Proc) Pid() int { return p.Cmd.Process.Pid }
+
+// Exited reports whether the child has ended.
+func (p *Proc) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Wait waits for the child to end and returns its exit error.
+func (p *Proc) Wait() error { <-p.done; return p.err }
+
+// Stop sends SIGTERM and waits up to grace, then SIGKILL.
+func (p *Proc) Stop(grace time.Duration) {
+	if p.Exited() {
+		return
+	}
+	_ = p.Cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		p.Kill()
+	}
+}
+
+// Kill ends the child at once.
+func (p *Proc) Kill() {
+	if p.Exited() {
+		return
+	}
+	_ = p.Cmd.Process.Kill()
+	<-p.done
+}
+
+// Tail is the end of the child's log, for error messages.
+func (p *Proc) Tail() string {
+	b, _ := os.ReadFile(p.Log)
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+// FreePort asks the kernel for a free loopback port.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// WaitPort waits until addr accepts connections or p exits.
+func WaitPort(p *Proc, addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return nil
+		}
+		if p != nil && p.Exited() {
+			return fmt.Errorf("%s exited before listening on %s:\n%s", p.Name, addr, p.Tail())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("%s did not open within %s", addr, timeout)
+}
+
+// Redis starts a redis-server without persistence and returns its URL.
+func (e *Env) Redis() (*Proc, string, error) {
+	port, err := FreePort()
+	if err != nil {
+		return nil, "", err
+	}
+	p, err := e.Start("redis", nil, "redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", e.Dir)
+	if err != nil {
+		return nil, "", err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	if err := WaitPort(p, addr, 15*time.Second); err != nil {
+		return nil, "", err
+	}
+	return p, "redis://" + addr + "/0", nil
+}
+
+// Sandbox starts the built sandbox with args and returns its base URL.
+func (e *Env) Sandbox(args ...string) (*Proc, string, error) {
+	port, err := FreePort()
+	if err != nil {
+		return nil, "", err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	p, err := e.Start("sandbox", nil, filepath.Join(e.Bin, "sandbox"), append([]string{"--addr", addr}, args...)...)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := WaitPort(p, addr, 15*time.Second); err != nil {
+		return nil, "", err
+	}
+	return p, "http://" + addr, nil
+}
+
+// S3 is a MinIO bucket and what a worker needs to reach it.
+type S3 struct {
+	Proc     *Proc
+	Endpoint string
+	User     string
+	Password string
+	Bucket   string
+}
+
+// Env is the worker environment for the bucket (the AWS SDK chain).
+func (s *S3) Env() []string {
+	return []string{
+		"SINK_URL=s3://" + s.Bucket + "/bench",
+		"AWS_ENDPOINT_URL_S3=" + s.Endpoint,
+		"AWS_ACCESS_KEY_ID=" + s.User,
+		"AWS_SECRET_ACCESS_KEY=" + s.Password,
+		"AWS_REGION=us-east-1",
+		"S3_FORCE_PATH_STYLE=true",
+		"AWS_SESSION_TOKEN=",
+		"AWS_PROFILE=",
+		"AWS_EC2_METADATA_DISABLED=true",
+	}
+}
+
+// MinIOBinary finds minio: $LINKHARVEST_MINIO, PATH, $(go env GOPATH)/bin.
+func MinIOBinary() (string, error) {
+	if b := os.Getenv("LINKHARVEST_MINIO"); b != "" {
+		return b, nil
+	}
+	if b, err := exec.LookPath("minio"); err == nil {
+		return b, nil
+	}
+	out, err := exec.Command("go", "env", "GOPATH").Output()
+	if err == nil {
+		for _, gp := range filepath.SplitList(strings.TrimSpace(string(out))) {
+			b := filepath.Join(gp, "bin", "minio")
+			if st, err := os.Stat(b); err == nil && !st.IsDir() {
+				return b, nil
+			}
+		}
+	}
+	return "", errors.New("no minio binary in PATH or $(go env GOPATH)/bin (make deps installs it)")
+}
+
+// MinIO starts a MinIO on a scratch directory and creates a bucket.
+func (e *Env) MinIO() (*S3, error) {
+	bin, err := MinIOBinary()
+	if err != nil {
+		return nil, err
+	}
+	port, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	console, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	pw := make([]byte, 16)
+	_, _ = rand.Read(pw)
+	s := &S3{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), User: "bench", Password: hex.EncodeToString(pw), Bucket: "bench"}
+	data := filepath.Join(e.Dir, "minio")
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		return nil, err
+	}
+	p, err := e.Start("minio", []string{"MINIO_ROOT_USER=" + s.User, "MINIO_ROOT_PASSWORD=" + s.Password, "MINIO_UPDATE=off", "MINIO_BROWSER=off"},
+		bin, "server", data, "--address", fmt.Sprintf("127.0.0.1:%d", port), "--console-address", fmt.Sprintf("127.0.0.1:%d", console), "--quiet")
+	if err != nil {
+		return nil, err
+	}
+	s.Proc = p
+	client := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(s.Endpoint), UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(s.User, s.Password, "")})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err = client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(s.Bucket)})
+		cancel()
+		if err == nil {
+			return s, nil
+		}
+		if p.Exited() || time.Now().After(deadline) {
+			return nil, fmt.Errorf("minio: creating the bucket: %w\n%s", err, p.Tail())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// WorkerEnv is the environment of a worker on redisURL calling the
+// DataForSEO sandbox at base.
+func WorkerEnv(redisURL, base string, extra ...string) []string {
+	return append([]string{
+		"REDIS_URL=" + redisURL,
+		"DATAFORSEO_BASE_URL=" + base, "DATAFORSEO_LOGIN=bench", "DATAFORSEO_PASSWORD=bench",
+		"METRICS_ADDR=", "OTEL_TRACES_EXPORTER=none",
+	}, extra...)
+}
+
+// CPU is a process's user and system CPU time.
+func CPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name (which may hold spaces) in parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("bad /proc stat")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	if len(f) < 13 {
+		return 0, errors.New("short /proc stat")
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / clockTicks, nil
+}
+
+// clockTicks is USER_HZ, 100 on every Linux Go supports.
+const clockTicks = 100
+
+// Mem returns a process's resident set size now and at its peak, in bytes.
+func Mem(pid int) (rss, hwm int64, err error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		var dst *int64
+		switch k {
+		case "VmRSS":
+			dst = &rss
+		case "VmHWM":
+			dst = &hwm
+		default:
+			continue
+		}
+		n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		*dst = n << 10
+	}
+	return rss, hwm, sc.Err()
+}
+
+// Load is /proc/loadavg's three averages.
+func Load() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// SelfCPU is this process's CPU time (every thread, GC included).
+func SelfCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// WriteDomains writes n one-page domains whose first label asks the
+// sandbox for rows rows each: rows-R.dNNNNNNN.example (prefix tells runs apart).
+func WriteDomains(path, prefix string, n, rows int) error {
+	var b bytes.Buffer
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "rows-%d.%s%07d.example\n", rows, prefix, i)
+	}
+	return os.WriteFile(path, b.Bytes(), 0o644)
+}
+
+// Enqueue runs the built enqueue on list as job and returns its output.
+func (e *Env) Enqueue(env []string, job, list string, args ...string) (string, error) {
+	c := exec.Command(filepath.Join(e.Bin, "enqueue"), append(append([]string{"--job", job}, args...), list)...)
+	c.Env = append(os.Environ(), env...)
+	out, err := c.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("enqueue: %w\n%s", err, out)
+	}
+	return string(out), nil
+}
+
+// OpenRedis connects to url.
+func OpenRedis(url string) (*redis.Client, error) {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	return redis.NewClient(opt), nil
+}
+
+// WaitJob polls a job's status every poll until cond holds, the job is
+// done, or ctx ends; it returns the last status.
+func WaitJob(ctx context.Context, store *tasks.Store, job string, poll time.Duration, cond func(*tasks.Status) bool) (*tasks.Status, error) {
+	for {
+		s, err := store.Status(ctx, job)
+		if err == nil && (s.Done() || (cond != nil && cond(s))) {
+			return s, nil
+		}
+		if err != nil && !errors.Is(err, tasks.ErrNoJob) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return s, ctx.Err()
+		case <-time.After(poll):
+		}
+	}
+}
+
+// SandboxStats reads the sandbox's DataForSEO counters.
+func SandboxStats(base string) (calls, throttled, maxInFlight, maxWindow int64, err error) {
+	resp, err := http.Get(base + "/stats")
+	if err != nil {
+		return 0, 0, 0, 0, err
+	}
+	defer resp.Body.Close()
+	var m map[string]struct {
+		Calls            int64 `json:"calls"`
+		Throttled        int64 `json:"throttled"`
+		MaxInFlight      int64 `json:"max_in_flight"`
+		MaxCallsInWindow int64 `json:"max_calls_in_window"`
+	}
+	if err := jsonDecode(resp, &m); err != nil {
+		return 0, 0, 0, 0, err
+	}
+	s := m["dataforseo"]
+	return s.Calls, s.Throttled, s.MaxInFlight, s.MaxCallsInWindow, nil
+}
+
+// MB formats bytes as MB (10^6, as RSS targets are stated).
+func MB(b int64) string { return fmt.Sprintf("%.0f MB", float64(b)/1e6) }
+
+func jsonDecode(resp *http.Response, v any) error {
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET stats: %s", resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
