@@ -93,7 +93,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintln(stderr, "       enqueue resume PROVIDER      (unpause a provider's queue after fixing its account)")
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&o.redisURL, "redis", env("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL (REDIS_URL)")
+	fs.StringVar(&o.redisURL, "redis", "", redisUsage)
 	prov := fs.String("provider", env("PROVIDERS", "dataforseo"), "providers: "+strings.Join(registry.Names(), ","))
 	ep := fs.String("endpoint", env("ENDPOINTS", "backlinks"), "endpoints of the providers, e.g. backlinks,summary")
 	fs.Var(&o.params, "param", "a vendor request option, provider.endpoint.key=value (value: JSON or a string); repeatable")
@@ -111,14 +111,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		return exitUsage
 	}
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "redis" {
-			o.redisSet = true
-		}
-	})
-	if os.Getenv("REDIS_URL") != "" {
-		o.redisSet = true
-	}
+	o.redisSet = o.redisURL != "" || os.Getenv("REDIS_URL") != ""
+	o.redisURL = redisURLOr(o.redisURL)
 	o.providers = splitList(*prov)
 	o.endpoints = splitList(*ep)
 	o.files = fs.Args()
@@ -478,12 +472,12 @@ func redactURL(raw string) string {
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	redisURL := fs.String("redis", env("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL (REDIS_URL)")
+	redisURL := fs.String("redis", "", redisUsage)
 	asJSON := fs.Bool("json", false, "print as JSON")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
-	rdb, err := runner.OpenRedis(*redisURL)
+	rdb, err := runner.OpenRedis(redisURLOr(*redisURL))
 	if err != nil {
 		fmt.Fprintln(stderr, "enqueue:", err)
 		return exitUsage
@@ -524,12 +518,12 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int
 func runResume(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("resume", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	redisURL := fs.String("redis", env("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL (REDIS_URL)")
+	redisURL := fs.String("redis", "", redisUsage)
 	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
 		fmt.Fprintln(stderr, "usage: enqueue resume PROVIDER")
 		return exitUsage
 	}
-	rdb, err := runner.OpenRedis(*redisURL)
+	rdb, err := runner.OpenRedis(redisURLOr(*redisURL))
 	if err != nil {
 		fmt.Fprintln(stderr, "enqueue:", err)
 		return exitUsage
@@ -550,3 +544,14 @@ func runResume(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 var _ = strconv.Itoa
 var _ = slog.Default
+
+// The Redis URL may hold a password: its default comes from REDIS_URL
+// after parsing, so -help never prints it.
+const redisUsage = "Redis URL, redis:// or rediss:// (REDIS_URL; default redis://127.0.0.1:6379/0)"
+
+func redisURLOr(flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	return env("REDIS_URL", "redis://127.0.0.1:6379/0")
+}

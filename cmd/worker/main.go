@@ -53,7 +53,7 @@ func envDuration(name string, def time.Duration) time.Duration {
 
 func run(args []string) error {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
-	redisURL := fs.String("redis", env("REDIS_URL", "redis://127.0.0.1:6379/0"), "Redis URL, redis:// or rediss:// (REDIS_URL)")
+	redisURL := fs.String("redis", "", redisUsage)
 	sinkURL := fs.String("sink", env("SINK_URL", "./out"), "s3://bucket/prefix, file:///abs/dir or a directory (SINK_URL)")
 	conc := fs.Int("concurrency", envInt("WORKER_CONCURRENCY", 40), "tasks at once in this process (WORKER_CONCURRENCY)")
 	limits := fs.String("limit", env("PROVIDER_LIMITS", ""), "shared limits per provider, e.g. dataforseo=2000/1m:30 (PROVIDER_LIMITS)")
@@ -72,6 +72,9 @@ func run(args []string) error {
 	lim, err := limiter.ParseLimits(*limits)
 	if err != nil {
 		return err
+	}
+	if *redisURL == "" {
+		*redisURL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
 	}
 	rdb, err := runner.OpenRedis(*redisURL)
 	if err != nil {
@@ -123,3 +126,7 @@ func run(args []string) error {
 	log.Info("stopped")
 	return nil
 }
+
+// The Redis URL may hold a password: its default comes from REDIS_URL
+// after parsing, so -help never prints it.
+const redisUsage = "Redis URL, redis:// or rediss:// (REDIS_URL; default redis://127.0.0.1:6379/0)"
