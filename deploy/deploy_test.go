@@ -172,6 +172,17 @@ var types = map[string]func() any{
 	"keda.sh/v1alpha1/TriggerAuthentication": func() any { return &triggerAuthentication{} },
 }
 
+// command is exec.Command with a deadline, so a stuck tool fails its test with a message
+// instead of hanging the whole package until go test's global timeout.
+func command(t *testing.T, timeout time.Duration, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.WaitDelay = 5 * time.Second // also give up on output pipes held open by grandchildren
+	return cmd
+}
+
 func kubectl(t *testing.T) string {
 	t.Helper()
 	path, err := exec.LookPath("kubectl")
@@ -187,7 +198,7 @@ func kubectl(t *testing.T) string {
 // render runs `kubectl kustomize dir` (dir relative to the module root) and decodes every document.
 func render(t *testing.T, dir string) []object {
 	t.Helper()
-	cmd := exec.Command(kubectl(t), "kustomize", filepath.Join(repoRoot(t), dir))
+	cmd := command(t, 2*time.Minute, kubectl(t), "kustomize", filepath.Join(repoRoot(t), dir))
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -1416,7 +1427,7 @@ func TestDockerBuildStatic(t *testing.T) {
 	if len(pkgs) == 0 {
 		t.Fatal("nothing to build")
 	}
-	cmd := exec.Command("go", append([]string{"build", "-trimpath", "-ldflags=-s -w", "-o", out + "/"}, pkgs...)...)
+	cmd := command(t, 10*time.Minute, "go", append([]string{"build", "-trimpath", "-ldflags=-s -w", "-o", out + "/"}, pkgs...)...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
@@ -1461,13 +1472,13 @@ func TestHTTPCheck(t *testing.T) {
 	}
 	env := append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off", "GOFLAGS=-mod=mod")
 	for _, args := range [][]string{{"vet", "."}, {"build", "-trimpath", "-o", "httpcheck", "."}} {
-		cmd := exec.Command("go", args...)
+		cmd := command(t, 5*time.Minute, "go", args...)
 		cmd.Dir, cmd.Env = dir, env
 		if b, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("go %v: %v\n%s", args, err, b)
 		}
 	}
-	if out, err := exec.Command("gofmt", "-l", dir).Output(); err == nil && len(bytes.TrimSpace(out)) > 0 {
+	if out, err := command(t, time.Minute, "gofmt", "-l", dir).Output(); err == nil && len(bytes.TrimSpace(out)) > 0 {
 		t.Errorf("httpcheck source in the Dockerfile is not gofmt'ed")
 	}
 	bin := filepath.Join(dir, "httpcheck")
@@ -1492,7 +1503,7 @@ func TestHTTPCheck(t *testing.T) {
 		{[]string{"http://127.0.0.1:1/healthz"}, 1},
 		{nil, 2},
 	} {
-		err := exec.Command(bin, tc.args...).Run()
+		err := command(t, time.Minute, bin, tc.args...).Run()
 		code := 0
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
