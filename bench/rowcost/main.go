@@ -9,16 +9,18 @@
 //     []map[string]any). Rates are rows per CPU-second of this process
 //     (GC included), so other load on the machine does not skew them; the
 //     pipelines alternate over rounds and the median round is shown.
+//
 //  2. The codecs on the worker's own NDJSON: compress/gzip against
 //     klauspost/compress at two levels (CPU per row and bytes per row).
+//
 //  3. The whole worker as a process against an unlimited, zero-latency
 //     sandbox (--rate 0 --concurrency 0) and a MinIO sink: pages/s, rows/s,
 //     rows per CPU-second of the worker process (/proc/PID/stat), CPU
 //     seconds per million rows, its peak RSS (VmHWM) at --concurrency.
 //
-//	go run ./bench/rowcost                      # about 2 minutes
-//	go run ./bench/rowcost -pages 300 -rounds 3 # shorter
-//	go run ./bench/rowcost -worker=false        # in-process parts only
+//     go run ./bench/rowcost                      # about 2 minutes
+//     go run ./bench/rowcost -pages 300 -rounds 3 # shorter
+//     go run ./bench/rowcost -worker=false        # in-process parts only
 package main
 
 import (
@@ -54,7 +56,7 @@ func main() {
 	rounds := flag.Int("rounds", 5, "rounds of the in-process pipelines (median shown)")
 	per := flag.Duration("per", time.Second, "time per pipeline and round")
 	worker := flag.Bool("worker", true, "also run the worker process against the sandbox and MinIO")
-	pages := flag.Int("pages", 600, "1000-row pages the worker process writes")
+	pages := flag.Int("pages", 1000, "1000-row pages the worker process writes")
 	conc := flag.Int("concurrency", 30, "the worker's WORKER_CONCURRENCY")
 	flag.Parse()
 
@@ -338,7 +340,7 @@ func workerProcess(pages, conc int) error {
 		if err != nil {
 			return err
 		}
-		if s1.Ended >= s1.Tasks && s1.Tasks > 0 {
+		if s1.Open == 0 {
 			break
 		}
 		if w.Exited() {

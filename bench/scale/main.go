@@ -1,0 +1,213 @@
+// Command scale measures how throughput grows with worker processes, and
+// how close a rate-limited job comes to the account's limit:
+//
+//  1. 1, 2 and 4 worker processes on the unlimited, zero-latency sandbox
+//     (--rate 0 --concurrency 0) with a MinIO sink, each run over the same
+//     -pages one-page domains of 1000 rows: pages/s and rows/s overall,
+//     per process, and per CPU-second of the workers.
+//  2. A -domains one-page-each job under DataForSEO's limit (sandbox
+//     --rate 2000/1m --concurrency 30, workers with
+//     PROVIDER_LIMITS=dataforseo=2000/1m:30): the time from the start of
+//     enqueue to the job's end against the ideal calls ÷ rate (5 minutes
+//     for 10,000), with the sandbox's own counters as the judge.
+//
+//	go run ./bench/scale                                  # about 8 minutes
+//	go run ./bench/scale -domains 2000 -n 1,2 -pages 300  # about 2 minutes
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/linkharvest/linkharvest/bench/internal/benchenv"
+	"github.com/linkharvest/linkharvest/tasks"
+)
+
+func main() {
+	ns := flag.String("n", "1,2,4", "worker process counts for the unlimited runs")
+	pages := flag.Int("pages", 600, "1000-row pages per unlimited run")
+	conc := flag.Int("concurrency", 30, "WORKER_CONCURRENCY of each worker")
+	domains := flag.Int("domains", 10000, "one-page domains of the limited job (0 skips it)")
+	limWorkers := flag.Int("limited-workers", 2, "worker processes of the limited job")
+	rate := flag.Int("rate", 2000, "calls per minute of the limited job (sandbox and workers)")
+	inflight := flag.Int("inflight", 30, "calls in flight of the limited job (sandbox and workers)")
+	flag.Parse()
+
+	env, err := benchenv.New("worker", "enqueue", "sandbox")
+	check(err)
+	defer env.Close()
+	fmt.Printf("## scale (%d CPUs, load average %s)\n\n", runtime.NumCPU(), benchenv.Load())
+
+	if *pages > 0 && *ns != "" {
+		s3, err := env.MinIO()
+		check(err)
+		sb, base, err := env.Sandbox("--rate", "0", "--concurrency", "0", "--latency", "0")
+		check(err)
+		_ = sb
+		fmt.Printf("### Unlimited sandbox, MinIO sink, %d pages of 1000 rows per run, WORKER_CONCURRENCY=%d\n\n", *pages, *conc)
+		fmt.Println("| workers | pages/s | rows/s | rows/s per process | speed-up over 1 | workers' CPU (cores busy) | rows per worker CPU-second | peak RSS per worker | load average |")
+		fmt.Println("|---|---|---|---|---|---|---|---|---|")
+		var one float64
+		for i, s := range strings.Split(*ns, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(s))
+			check(err)
+			r := unlimited(env, s3, base, i, n, *pages, *conc)
+			if one == 0 {
+				one = r.rowsPerSec / float64(n) // per-process rate of the first run
+			}
+			fmt.Printf("| %d | %.1f | %.0f | %.0f | %.2f | %.1f s (%.2f) | %.0f | %s | %s |\n", n, r.pagesPerSec, r.rowsPerSec, r.rowsPerSec/float64(n),
+				r.rowsPerSec/one, r.cpu.Seconds(), r.cpu.Seconds()/r.wall.Seconds(), r.rowsPerSec*r.wall.Seconds()/r.cpu.Seconds(), benchenv.MB(r.hwm), benchenv.Load())
+		}
+		fmt.Println()
+	}
+	if *domains > 0 {
+		limited(env, *domains, *limWorkers, *rate, *inflight, *conc)
+	}
+}
+
+type unlimitedResult struct {
+	pagesPerSec, rowsPerSec float64
+	wall, cpu               time.Duration
+	hwm                     int64
+}
+
+// unlimited runs n workers over pages one-page domains on a fresh Redis.
+func unlimited(env *benchenv.Env, s3 *benchenv.S3, base string, run, n, pages, conc int) unlimitedResult {
+	fmt.Fprintf(os.Stderr, "scale: %d worker(s), %d pages\n", n, pages)
+	redisProc, redisURL, err := env.Redis()
+	check(err)
+	defer redisProc.Kill()
+	job := fmt.Sprintf("scale-%d", run)
+	list := filepath.Join(env.Dir, job+".txt")
+	check(benchenv.WriteDomains(list, fmt.Sprintf("s%d-", run), pages, 1000))
+	wenv := benchenv.WorkerEnv(redisURL, base, append(s3.Env(), "PROVIDER_LIMITS=dataforseo=0:0", "WORKER_CONCURRENCY="+strconv.Itoa(conc))...)
+	_, err = env.Enqueue(wenv, job, list)
+	check(err)
+	rdb, err := benchenv.OpenRedis(redisURL)
+	check(err)
+	defer rdb.Close()
+	store := tasks.NewStore(rdb)
+	var ws []*benchenv.Proc
+	for i := 0; i < n; i++ {
+		w, err := env.Start("worker", wenv, filepath.Join(env.Bin, "worker"))
+		check(err)
+		ws = append(ws, w)
+	}
+	defer func() {
+		for _, w := range ws {
+			w.Stop(10 * time.Second)
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	warm := int64(max(pages/20, 5))
+	s0, err := benchenv.WaitJob(ctx, store, job, 20*time.Millisecond, func(s *tasks.Status) bool { return s.Ended >= warm })
+	check(err)
+	t0 := time.Now()
+	cpu0 := workersCPU(ws)
+	s1, err := benchenv.WaitJob(ctx, store, job, 20*time.Millisecond, func(s *tasks.Status) bool { return s.Open == 0 })
+	check(err)
+	wall := time.Since(t0)
+	cpu := workersCPU(ws) - cpu0
+	if s1.Failed > 0 {
+		check(fmt.Errorf("%d pages failed", s1.Failed))
+	}
+	var hwm int64
+	for _, w := range ws {
+		if _, h, err := benchenv.Mem(w.Pid()); err == nil {
+			hwm = max(hwm, h)
+		}
+	}
+	return unlimitedResult{
+		pagesPerSec: float64(s1.Ended-s0.Ended) / wall.Seconds(),
+		rowsPerSec:  float64(s1.Records-s0.Records) / wall.Seconds(),
+		wall:        wall, cpu: cpu, hwm: hwm,
+	}
+}
+
+func workersCPU(ws []*benchenv.Proc) time.Duration {
+	var t time.Duration
+	for _, w := range ws {
+		c, err := benchenv.CPU(w.Pid())
+		check(err)
+		t += c
+	}
+	return t
+}
+
+// limited runs a one-page-each job under the account's limits, workers
+// started first, and times it from the start of enqueue to the job's end.
+func limited(env *benchenv.Env, domains, nw, rate, inflight, conc int) {
+	ideal := time.Duration(float64(domains) / float64(rate) * float64(time.Minute))
+	fmt.Fprintf(os.Stderr, "scale: limited job of %d domains, %d workers (ideal %s)\n", domains, nw, ideal)
+	redisProc, redisURL, err := env.Redis()
+	check(err)
+	defer redisProc.Kill()
+	sb, base, err := env.Sandbox("--rate", fmt.Sprintf("%d/1m", rate), "--concurrency", strconv.Itoa(inflight), "--latency", "0")
+	check(err)
+	defer sb.Kill()
+	list := filepath.Join(env.Dir, "limited.txt")
+	check(benchenv.WriteDomains(list, "l", domains, 10))
+	wenv := benchenv.WorkerEnv(redisURL, base, "SINK_URL="+filepath.Join(env.Dir, "out"),
+		fmt.Sprintf("PROVIDER_LIMITS=dataforseo=%d/1m:%d", rate, inflight), "WORKER_CONCURRENCY="+strconv.Itoa(conc))
+	var ws []*benchenv.Proc
+	for i := 0; i < nw; i++ {
+		w, err := env.Start("worker", wenv, filepath.Join(env.Bin, "worker"))
+		check(err)
+		ws = append(ws, w)
+	}
+	defer func() {
+		for _, w := range ws {
+			w.Stop(10 * time.Second)
+		}
+	}()
+	rdb, err := benchenv.OpenRedis(redisURL)
+	check(err)
+	defer rdb.Close()
+	// Every worker is up (it has registered its asynq server) before the clock starts.
+	for ctx := context.Background(); ; {
+		n, err := rdb.ZCard(ctx, "asynq:servers").Result()
+		check(err)
+		if n >= int64(nw) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t0 := time.Now()
+	_, err = env.Enqueue(wenv, "limited", list)
+	check(err)
+	enq := time.Since(t0)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*ideal+5*time.Minute)
+	defer cancel()
+	s, err := benchenv.WaitJob(ctx, tasks.NewStore(rdb), "limited", 50*time.Millisecond, nil)
+	check(err)
+	total := time.Since(t0)
+	calls, throttled, maxIn, maxWin, err := benchenv.SandboxStats(base)
+	check(err)
+	fmt.Printf("### Rate-limited job: %d one-page domains, sandbox --rate %d/1m --concurrency %d, %d workers with PROVIDER_LIMITS=dataforseo=%d/1m:%d\n\n",
+		domains, rate, inflight, nw, rate, inflight)
+	fmt.Println("| measure | value |")
+	fmt.Println("|---|---|")
+	fmt.Printf("| ideal (calls ÷ rate) | %.1f s |\n", ideal.Seconds())
+	fmt.Printf("| job time (enqueue start → job done) | %.1f s (enqueue itself %.1f s) |\n", total.Seconds(), enq.Seconds())
+	fmt.Printf("| ratio to ideal | %.3f |\n", total.Seconds()/ideal.Seconds())
+	fmt.Printf("| calls/min achieved | %.0f |\n", float64(calls)/total.Minutes())
+	fmt.Printf("| sandbox calls / throttled | %d / %d |\n", calls, throttled)
+	fmt.Printf("| sandbox max_calls_in_window (limit %d) / max_in_flight (limit %d) | %d / %d |\n", rate, inflight, maxWin, maxIn)
+	fmt.Printf("| pages ended / failed | %d / %d |\n", s.Ended, s.Failed)
+	fmt.Printf("| load average after | %s |\n\n", benchenv.Load())
+}
+
+func check(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "scale:", err)
+		os.Exit(1)
+	}
+}
