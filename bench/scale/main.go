@@ -5,14 +5,15 @@
 //     (--rate 0 --concurrency 0) with a MinIO sink, each run over the same
 //     -pages one-page domains of 1000 rows: pages/s and rows/s overall,
 //     per process, and per CPU-second of the workers.
+//
 //  2. A -domains one-page-each job under DataForSEO's limit (sandbox
 //     --rate 2000/1m --concurrency 30, workers with
 //     PROVIDER_LIMITS=dataforseo=2000/1m:30): the time from the start of
 //     enqueue to the job's end against the ideal calls ÷ rate (5 minutes
 //     for 10,000), with the sandbox's own counters as the judge.
 //
-//	go run ./bench/scale                                  # about 8 minutes
-//	go run ./bench/scale -domains 2000 -n 1,2 -pages 300  # about 2 minutes
+//     go run ./bench/scale                                  # about 8 minutes
+//     go run ./bench/scale -domains 2000 -n 1,2 -pages 300  # about 2 minutes
 package main
 
 import (
