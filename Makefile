@@ -42,6 +42,11 @@ fuzz:
 	  done; \
 	done
 
+## bench: issue 7's measurements, each against its baseline in the same run (about 20 minutes
+## on 2 cores; each program has flags for a shorter run), then the Go benchmarks.
 bench: deps
 	$(GO) run ./bench/rowcost
+	$(GO) run ./bench/queue
+	$(GO) run ./bench/enqueue
+	$(GO) run ./bench/scale
 	$(GO) test -run '^$$' -bench . -benchmem ./sink/ ./providers/... ./domains/ ./limiter/

@@ -43,7 +43,7 @@ func enqueuePage(ctx context.Context, client *asynq.Client, p *PagePayload, maxR
 		return false, err
 	}
 	_, err = client.EnqueueContext(ctx, asynq.NewTask(TypePage, b),
-		asynq.TaskID(p.TaskID()), asynq.Queue(p.Provider), asynq.MaxRetry(maxRetry), asynq.Timeout(TaskTimeout))
+		asynq.TaskID(p.TaskID()), asynq.Queue(p.Provider), asynq.MaxRetry(maxRetry+retrySlack), asynq.Timeout(TaskTimeout))
 	if errors.Is(err, asynq.ErrTaskIDConflict) {
 		return false, nil
 	}

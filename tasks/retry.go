@@ -23,6 +23,11 @@ const (
 	// TaskTimeout covers the wait for the shared limiter and one vendor
 	// call (DataForSEO live calls may take 120 s).
 	TaskTimeout = 10 * time.Minute
+	// retrySlack is added to a page task's asynq MaxRetry above the
+	// failures it may have (see Worker.handlePage). Only expiries of the
+	// task's lease (its worker died) can use it: asynq's recoverer counts
+	// them as failures without calling the handler.
+	retrySlack = 3
 )
 
 // IsFailure tells asynq which errors spend a retry. A throttle is the

@@ -58,7 +58,7 @@ type Worker struct {
 
 // Register mounts the task handlers.
 func (w *Worker) Register(mux *asynq.ServeMux) {
-	mux.HandleFunc(TypePage, w.processPage)
+	mux.HandleFunc(TypePage, w.handlePage)
 	mux.HandleFunc(TypeFinalize, w.processFinalize)
 }
 
@@ -90,6 +90,26 @@ func (w *Worker) job(ctx context.Context, id string) (*Job, error) {
 
 // fatal marks err as not worth retrying; asynq archives the task.
 func fatal(err error) error { return fmt.Errorf("%w (%w)", err, asynq.SkipRetry) }
+
+// handlePage spends the page's failure budget. asynq archives a task once
+// its retry count reaches the task's MaxRetry whatever IsFailure says;
+// IsFailure only keeps throttles from raising the count. A throttle on the
+// last allowed attempt would be archived as a failure, so tasks carry
+// asynq's MaxRetry = the failures allowed + retrySlack, and the limit is
+// applied here: a failure once the count has reached it is final, a
+// throttle never is.
+func (w *Worker) handlePage(ctx context.Context, t *asynq.Task) error {
+	err := w.processPage(ctx, t)
+	if err == nil || errors.Is(err, asynq.SkipRetry) || !IsFailure(err) {
+		return err
+	}
+	retried, _ := asynq.GetRetryCount(ctx)
+	maxRetry, ok := asynq.GetMaxRetry(ctx)
+	if ok && retried >= maxRetry-retrySlack {
+		return fatal(err)
+	}
+	return err
+}
 
 func (w *Worker) processPage(ctx context.Context, t *asynq.Task) (err error) {
 	var p PagePayload

@@ -349,6 +349,6 @@ func must[T any](v T, err error) T {
 func check(err error) {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "enqueue:", err)
-		os.Exit(1)
+		benchenv.Exit(1)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -42,7 +43,14 @@ func main() {
 	n := flag.Int("tasks", 20000, "tasks per round")
 	rounds := flag.Int("rounds", 3, "rounds per mode (median shown)")
 	concs := flag.String("concurrency", "40", "asynq server concurrency (the worker's default is 40); a list runs each")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the real handler's rounds to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		check(err)
+		defer f.Close()
+		profileTo = f
+	}
 
 	env, err := benchenv.New()
 	check(err)
@@ -106,6 +114,10 @@ type noopSink struct{}
 func (noopSink) Put(context.Context, string, []byte, string) error { return nil }
 
 var jobSeq atomic.Int64
+
+// profileTo, when set, receives a CPU profile of the real handler's rounds
+// (the first one's; a profile holds one run).
+var profileTo *os.File
 
 func runRound(redisURL string, redisPid int, mode string, n, conc int) result {
 	opt, err := redis.ParseURL(redisURL)
@@ -186,6 +198,10 @@ func runRound(redisURL string, redisPid int, mode string, n, conc int) result {
 	})
 	runtime.GC()
 	c0, r0 := benchenv.SelfCPU(), must(benchenv.CPU(redisPid))
+	if mode == "real" && profileTo != nil {
+		check(pprof.StartCPUProfile(profileTo))
+		defer func() { pprof.StopCPUProfile(); profileTo = nil }()
+	}
 	t0 := time.Now()
 	check(srv.Start(mux))
 	select {
@@ -217,6 +233,6 @@ func must[T any](v T, err error) T {
 func check(err error) {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "queue:", err)
-		os.Exit(1)
+		benchenv.Exit(1)
 	}
 }

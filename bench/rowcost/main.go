@@ -16,7 +16,8 @@
 //  3. The whole worker as a process against an unlimited, zero-latency
 //     sandbox (--rate 0 --concurrency 0) and a MinIO sink: pages/s, rows/s,
 //     rows per CPU-second of the worker process (/proc/PID/stat), CPU
-//     seconds per million rows, its peak RSS (VmHWM) at --concurrency.
+//     seconds per million rows, its peak RSS (VmHWM) at -concurrency;
+//     once per -memlimit value (GOMEMLIMIT of the worker), side by side.
 //
 //     go run ./bench/rowcost                      # about 2 minutes
 //     go run ./bench/rowcost -pages 300 -rounds 3 # shorter
@@ -37,6 +38,7 @@ import (
 	"runtime"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	kgzip "github.com/klauspost/compress/gzip"
@@ -55,19 +57,23 @@ const pageRows = 1000
 func main() {
 	rounds := flag.Int("rounds", 5, "rounds of the in-process pipelines (median shown)")
 	per := flag.Duration("per", time.Second, "time per pipeline and round")
+	inproc := flag.Bool("inprocess", true, "run the in-process pipelines and codecs")
 	worker := flag.Bool("worker", true, "also run the worker process against the sandbox and MinIO")
 	pages := flag.Int("pages", 1000, "1000-row pages the worker process writes")
 	conc := flag.Int("concurrency", 30, "the worker's WORKER_CONCURRENCY")
+	memlimits := flag.String("memlimit", ",100MiB", "worker runs, one per GOMEMLIMIT value (empty: unset)")
 	flag.Parse()
 
 	fmt.Printf("## rowcost (GOMAXPROCS %d, %d CPUs, load average %s)\n\n", runtime.GOMAXPROCS(0), runtime.NumCPU(), benchenv.Load())
-	body := page()
-	inProcess(body, *rounds, *per)
-	codecs(body, *rounds, *per)
+	if *inproc {
+		body := page()
+		inProcess(body, *rounds, *per)
+		codecs(body, *rounds, *per)
+	}
 	if *worker {
-		if err := workerProcess(*pages, *conc); err != nil {
+		if err := workerProcess(*pages, *conc, strings.Split(*memlimits, ",")); err != nil {
 			fmt.Fprintln(os.Stderr, "rowcost:", err)
-			os.Exit(1)
+			benchenv.Exit(1)
 		}
 	}
 }
@@ -275,14 +281,21 @@ func codecs(body []byte, rounds int, d time.Duration) {
 	fmt.Println()
 }
 
-// workerProcess runs one worker process over pages one-page domains of
-// 1000 rows each against the unlimited sandbox and MinIO.
-func workerProcess(pages, conc int) error {
-	// Bare pipeline CPU per row, in this run, to set the process against.
-	body := page()
-	bare := measure(pipeline{rows: pageRows, run: func() { bareRaw(body) }}, 2*time.Second)
-	bareCPUPerRow := bare.cpu.Seconds() / float64(bare.pages*pageRows)
+// workerResult is one run of the worker process.
+type workerResult struct {
+	memlimit         string
+	warm, pages      int64
+	rows             int64
+	wall             time.Duration
+	cpu, sbCPU, mCPU time.Duration
+	hwm, rss         int64
+	load             string
+}
 
+// workerProcess runs one worker process per memlimit value (GOMEMLIMIT;
+// "" leaves it unset), each over pages fresh one-page domains of 1000 rows,
+// against the unlimited sandbox and MinIO.
+func workerProcess(pages, conc int, memlimits []string) error {
 	env, err := benchenv.New("worker", "enqueue", "sandbox")
 	if err != nil {
 		return err
@@ -300,93 +313,147 @@ func workerProcess(pages, conc int) error {
 	if err != nil {
 		return err
 	}
-	list := env.Dir + "/domains.txt"
-	if err := benchenv.WriteDomains(list, "w", pages, pageRows); err != nil {
-		return err
-	}
-	wenv := benchenv.WorkerEnv(redisURL, base, append(s3.Env(), "PROVIDER_LIMITS=dataforseo=0:0", "WORKER_CONCURRENCY="+strconv.Itoa(conc))...)
-	if _, err := env.Enqueue(wenv, "rowcost", list); err != nil {
-		return err
-	}
 	rdb, err := benchenv.OpenRedis(redisURL)
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
 	store := tasks.NewStore(rdb)
-	fmt.Fprintf(os.Stderr, "rowcost: worker process over %d pages of %d rows (concurrency %d)\n", pages, pageRows, conc)
-	w, err := env.Start("worker", wenv, env.Bin+"/worker")
-	if err != nil {
-		return err
+
+	var results []workerResult
+	for run, ml := range memlimits {
+		job := fmt.Sprintf("rowcost-%d", run)
+		list := fmt.Sprintf("%s/%s.txt", env.Dir, job)
+		if err := benchenv.WriteDomains(list, fmt.Sprintf("w%d-", run), pages, pageRows); err != nil {
+			return err
+		}
+		limit := ml
+		if limit == "" {
+			limit = "off" // whatever this shell has set
+		}
+		wenv := benchenv.WorkerEnv(redisURL, base, append(s3.Env(), "PROVIDER_LIMITS=dataforseo=0:0", "WORKER_CONCURRENCY="+strconv.Itoa(conc), "GOMEMLIMIT="+limit)...)
+		if _, err := env.Enqueue(wenv, job, list); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "rowcost: worker process over %d pages of %d rows (concurrency %d, GOMEMLIMIT %q)\n", pages, pageRows, conc, ml)
+		w, err := env.Start("worker", wenv, env.Bin+"/worker")
+		if err != nil {
+			return err
+		}
+		r, err := measureWorker(store, job, w, sb, s3.Proc, pages)
+		w.Stop(10 * time.Second)
+		if err != nil {
+			return err
+		}
+		r.memlimit = ml
+		results = append(results, r)
 	}
+
+	// The bare pipeline's CPU per row, in this run, to set the process against.
+	body := page()
+	bare := measure(pipeline{rows: pageRows, run: func() { bareRaw(body) }}, 2*time.Second)
+	bareRowsPerCPU := float64(bare.pages*pageRows) / bare.cpu.Seconds()
+
+	fmt.Printf("### Worker process: %d pages of %d rows per run, sandbox --rate 0 --concurrency 0, MinIO sink, WORKER_CONCURRENCY=%d\n\n", pages, pageRows, conc)
+	head, sep := "| measure |", "|---|"
+	for _, r := range results {
+		ml := r.memlimit
+		if ml == "" {
+			ml = "unset"
+		}
+		head += " GOMEMLIMIT " + ml + " |"
+		sep += "---|"
+	}
+	fmt.Println(head)
+	fmt.Println(sep)
+	line := func(name string, f func(r workerResult) string) {
+		l := "| " + name + " |"
+		for _, r := range results {
+			l += " " + f(r) + " |"
+		}
+		fmt.Println(l)
+	}
+	line("pages measured (after warm-up)", func(r workerResult) string {
+		return fmt.Sprintf("%d in %.1f s (after %d)", r.pages, r.wall.Seconds(), r.warm)
+	})
+	line("pages/s (wall)", func(r workerResult) string { return fmt.Sprintf("%.1f", float64(r.pages)/r.wall.Seconds()) })
+	line("rows/s (wall)", func(r workerResult) string { return fmt.Sprintf("%.0f", float64(r.rows)/r.wall.Seconds()) })
+	line("worker CPU (cores busy)", func(r workerResult) string {
+		return fmt.Sprintf("%.1f s (%.2f)", r.cpu.Seconds(), r.cpu.Seconds()/r.wall.Seconds())
+	})
+	line("pages/s per core of the worker", func(r workerResult) string { return fmt.Sprintf("%.1f", float64(r.pages)/r.cpu.Seconds()) })
+	line("rows/s per core of the worker", func(r workerResult) string { return fmt.Sprintf("%.0f", float64(r.rows)/r.cpu.Seconds()) })
+	line("worker CPU-seconds per million rows", func(r workerResult) string {
+		return fmt.Sprintf("%.1f", r.cpu.Seconds()/float64(r.rows)*1e6)
+	})
+	line("bare pipeline CPU-seconds per million rows (in process)", func(workerResult) string { return fmt.Sprintf("%.1f", 1e6/bareRowsPerCPU) })
+	line("ratio: worker process rows/s per core ÷ bare pipeline", func(r workerResult) string {
+		return fmt.Sprintf("%.2f", float64(r.rows)/r.cpu.Seconds()/bareRowsPerCPU)
+	})
+	line("sandbox CPU / MinIO CPU meanwhile", func(r workerResult) string {
+		return fmt.Sprintf("%.1f s / %.1f s", r.sbCPU.Seconds(), r.mCPU.Seconds())
+	})
+	line("worker peak RSS (VmHWM)", func(r workerResult) string { return benchenv.MB(r.hwm) })
+	line("highest sampled VmRSS", func(r workerResult) string { return benchenv.MB(r.rss) })
+	line("load average after", func(r workerResult) string { return r.load })
+	fmt.Println()
+	return nil
+}
+
+// measureWorker times a worker from the 5 % mark of its job to the end.
+func measureWorker(store *tasks.Store, job string, w, sb, minio *benchenv.Proc, pages int) (workerResult, error) {
+	var r workerResult
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	// Warm up: measure from the 5 % mark, so start-up is not counted.
 	warm := int64(max(pages/20, 5))
-	s0, err := benchenv.WaitJob(ctx, store, "rowcost", 20*time.Millisecond, func(s *tasks.Status) bool { return s.Ended >= warm })
+	s0, err := benchenv.WaitJob(ctx, store, job, 20*time.Millisecond, func(s *tasks.Status) bool { return s.Ended >= warm })
 	if err != nil {
-		return err
+		return r, err
 	}
 	t0 := time.Now()
 	cw0, _ := benchenv.CPU(w.Pid())
 	cs0, _ := benchenv.CPU(sb.Pid())
-	cm0, _ := benchenv.CPU(s3.Proc.Pid())
-	var peakRSS int64
+	cm0, _ := benchenv.CPU(minio.Pid())
 	sampler := time.NewTicker(100 * time.Millisecond)
 	defer sampler.Stop()
 	var s1 *tasks.Status
 	for {
-		s1, err = store.Status(ctx, "rowcost")
+		s1, err = store.Status(ctx, job)
 		if err != nil {
-			return err
+			return r, err
 		}
 		if s1.Open == 0 {
 			break
 		}
 		if w.Exited() {
-			return fmt.Errorf("worker exited:\n%s", w.Tail())
+			return r, fmt.Errorf("worker exited:\n%s", w.Tail())
 		}
-		if rss, _, err := benchenv.Mem(w.Pid()); err == nil && rss > peakRSS {
-			peakRSS = rss
+		if rss, _, err := benchenv.Mem(w.Pid()); err == nil && rss > r.rss {
+			r.rss = rss
 		}
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return r, ctx.Err()
 		case <-sampler.C:
 		}
 	}
-	wall := time.Since(t0)
+	r.wall = time.Since(t0)
 	cw1, _ := benchenv.CPU(w.Pid())
 	cs1, _ := benchenv.CPU(sb.Pid())
-	cm1, _ := benchenv.CPU(s3.Proc.Pid())
-	_, hwm, _ := benchenv.Mem(w.Pid())
+	cm1, _ := benchenv.CPU(minio.Pid())
+	_, r.hwm, _ = benchenv.Mem(w.Pid())
 	if s1.Failed > 0 {
-		return fmt.Errorf("%d pages failed; worker log:\n%s", s1.Failed, w.Tail())
+		return r, fmt.Errorf("%d pages failed; worker log:\n%s", s1.Failed, w.Tail())
 	}
-	np := s1.Ended - s0.Ended
-	rows := s1.Records - s0.Records
-	wcpu := (cw1 - cw0).Seconds()
-	fmt.Printf("### Worker process: %d pages of %d rows, sandbox --rate 0 --concurrency 0, MinIO sink, WORKER_CONCURRENCY=%d\n\n", pages, pageRows, conc)
-	fmt.Println("| measure | value |")
-	fmt.Println("|---|---|")
-	fmt.Printf("| pages measured (after %d warm-up) | %d in %.1f s |\n", s0.Ended, np, wall.Seconds())
-	fmt.Printf("| pages/s (wall) | %.1f |\n", float64(np)/wall.Seconds())
-	fmt.Printf("| rows/s (wall) | %.0f |\n", float64(rows)/wall.Seconds())
-	fmt.Printf("| worker CPU | %.1f s (%.2f cores busy) |\n", wcpu, wcpu/wall.Seconds())
-	fmt.Printf("| pages/s per core of the worker | %.1f |\n", float64(np)/wcpu)
-	fmt.Printf("| rows/s per core of the worker | %.0f |\n", float64(rows)/wcpu)
-	fmt.Printf("| worker CPU-seconds per million rows | %.1f |\n", wcpu/float64(rows)*1e6)
-	fmt.Printf("| bare pipeline CPU-seconds per million rows (in process, this run) | %.1f |\n", bareCPUPerRow*1e6)
-	fmt.Printf("| ratio: worker process rows/s per core ÷ bare pipeline | %.2f |\n", (float64(rows)/wcpu)/(1/bareCPUPerRow))
-	fmt.Printf("| sandbox CPU / MinIO CPU over the same time | %.1f s / %.1f s |\n", (cs1 - cs0).Seconds(), (cm1 - cm0).Seconds())
-	fmt.Printf("| worker peak RSS (VmHWM) / highest sampled VmRSS | %s / %s |\n", benchenv.MB(hwm), benchenv.MB(peakRSS))
-	fmt.Printf("| load average after | %s |\n\n", benchenv.Load())
-	return nil
+	r.warm, r.pages, r.rows = s0.Ended, s1.Ended-s0.Ended, s1.Records-s0.Records
+	r.cpu, r.sbCPU, r.mCPU = cw1-cw0, cs1-cs0, cm1-cm0
+	r.load = benchenv.Load()
+	return r, nil
 }
 
 func check(err error) {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "rowcost:", err)
-		os.Exit(1)
+		benchenv.Exit(1)
 	}
 }

@@ -209,6 +209,6 @@ func limited(env *benchenv.Env, domains, nw, rate, inflight, conc int) {
 func check(err error) {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "scale:", err)
-		os.Exit(1)
+		benchenv.Exit(1)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -49,6 +50,17 @@ func New(cmds ...string) (*Env, error) {
 		return nil, err
 	}
 	e := &Env{Dir: dir, Bin: filepath.Join(dir, "bin")}
+	live.mu.Lock()
+	live.envs = append(live.envs, e)
+	live.mu.Unlock()
+	onSignal.Do(func() {
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+		go func() {
+			<-ch
+			Exit(130)
+		}()
+	})
 	if len(cmds) > 0 {
 		args := []string{"build", "-o", e.Bin + "/"}
 		for _, c := range cmds {
@@ -62,6 +74,28 @@ func New(cmds ...string) (*Env, error) {
 		}
 	}
 	return e, nil
+}
+
+var (
+	live struct {
+		mu   sync.Mutex
+		envs []*Env
+	}
+	onSignal sync.Once
+)
+
+// Exit closes every Env (children killed, scratch directories removed)
+// and exits: the programs call it on errors and it runs on SIGINT/SIGTERM,
+// so an aborted run leaves no MinIO data behind.
+func Exit(code int) {
+	live.mu.Lock()
+	envs := live.envs
+	live.envs = nil
+	live.mu.Unlock()
+	for _, e := range envs {
+		e.Close()
+	}
+	os.Exit(code)
 }
 
 // Close kills every child still running and removes the scratch directory.
