@@ -44,6 +44,7 @@ type Runner struct {
 	srv       *asynq.Server
 	client    *asynq.Client
 	inspector *asynq.Inspector
+	stop      context.CancelFunc
 	Providers []string // providers this node serves
 }
 
@@ -190,13 +191,20 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 		}
 		return out, nil
 	})
+	sweepCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	go w.SweepArchived(sweepCtx, inspector, served, archiveSweep)
 	cfg.Log.Info("worker started", "providers", served, "concurrency", cfg.Concurrency, "sink", snk.String())
-	return &Runner{srv: srv, client: w.Client, inspector: inspector, Providers: served}, nil
+	return &Runner{srv: srv, client: w.Client, inspector: inspector, stop: stop, Providers: served}, nil
 }
+
+// archiveSweep is how often a worker looks for page tasks that asynq
+// archived without telling the handler (tasks.Worker.ReconcileArchived).
+const archiveSweep = 30 * time.Second
 
 // Shutdown stops taking tasks, waits up to the shutdown timeout for the
 // running ones, and hands back the rest to the queue.
 func (r *Runner) Shutdown() {
+	r.stop()
 	r.srv.Shutdown()
 	_ = r.client.Close()
 }

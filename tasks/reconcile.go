@@ -1,0 +1,91 @@
+package tasks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+)
+
+// ArchiveLister lists a queue's archived tasks (asynq.Inspector).
+type ArchiveLister interface {
+	ListArchivedTasks(queue string, opts ...asynq.ListOption) ([]*asynq.TaskInfo, error)
+}
+
+// ReconcileArchived ends, as failed, the still open units of page tasks in
+// the queues' archives, and returns how many it ended. asynq's recoverer
+// archives a task whose lease expired (its worker died mid-task) once its
+// retries are spent without calling the error handler, so nothing else
+// would end that unit and its job would never finish. Ending a unit is
+// idempotent, so every worker may sweep at any time.
+func (w *Worker) ReconcileArchived(ctx context.Context, lister ArchiveLister, queues []string) (int, error) {
+	const pageSize = 500
+	n := 0
+	for _, q := range queues {
+		for pg := 1; ; pg++ {
+			infos, err := lister.ListArchivedTasks(q, asynq.PageSize(pageSize), asynq.Page(pg))
+			if errors.Is(err, asynq.ErrQueueNotFound) {
+				break
+			}
+			if err != nil {
+				return n, fmt.Errorf("listing the archived tasks of queue %s: %w", q, err)
+			}
+			for _, ti := range infos {
+				ended, err := w.reconcile(ctx, ti)
+				if err != nil {
+					return n, err
+				}
+				if ended {
+					n++
+				}
+			}
+			if len(infos) < pageSize {
+				break
+			}
+		}
+	}
+	return n, nil
+}
+
+func (w *Worker) reconcile(ctx context.Context, ti *asynq.TaskInfo) (bool, error) {
+	if ti.Type != TypePage {
+		return false, nil
+	}
+	var p PagePayload
+	if json.Unmarshal(ti.Payload, &p) != nil {
+		return false, nil
+	}
+	unit := p.Unit()
+	open, err := w.Store.rdb.SIsMember(ctx, keysFor(p.Job).open, unit).Result()
+	if err != nil || !open {
+		return false, err
+	}
+	msg := ti.LastErr
+	if msg == "" {
+		msg = "archived without an error (its retries were spent)"
+	}
+	w.log().Error("ending a page that asynq archived without reporting it", "task", ti.ID, "job", p.Job, "err", msg)
+	if err := w.endUnit(ctx, p.Job, unit, Outcome{Status: "failed", Error: msg}, true); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// SweepArchived runs ReconcileArchived every interval until ctx ends.
+func (w *Worker) SweepArchived(ctx context.Context, lister ArchiveLister, queues []string, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := w.ReconcileArchived(ctx, lister, queues); err != nil && ctx.Err() == nil {
+			w.log().Warn("sweeping archived tasks", "err", err)
+		}
+	}
+}
