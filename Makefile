@@ -42,7 +42,7 @@ fuzz:
 	  done; \
 	done
 
-## bench: issue 7's measurements, each against its baseline in the same run (about 20 minutes
+## bench: issue 7's measurements, each against its baseline in the same run (about 15 minutes
 ## on 2 cores; each program has flags for a shorter run), then the Go benchmarks.
 bench: deps
 	$(GO) run ./bench/rowcost

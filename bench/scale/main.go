@@ -6,7 +6,12 @@
 //     -pages one-page domains of 1000 rows: pages/s and rows/s overall,
 //     per process, and per CPU-second of the workers.
 //
-//  2. A -domains one-page-each job under DataForSEO's limit (sandbox
+//  2. The same with a vendor's latency (-latency, 1 s by default, like
+//     the real APIs) and -latency-rows rows per page: there a worker's
+//     throughput is its concurrency ÷ latency, and should grow with the
+//     processes while the CPU is not the limit.
+//
+//  3. A -domains one-page-each job under DataForSEO's limit (sandbox
 //     --rate 2000/1m --concurrency 30, workers with
 //     PROVIDER_LIMITS=dataforseo=2000/1m:30): the time from the start of
 //     enqueue to the job's end against the ideal calls ÷ rate (5 minutes
@@ -39,6 +44,9 @@ func main() {
 	limWorkers := flag.Int("limited-workers", 2, "worker processes of the limited job")
 	rate := flag.Int("rate", 2000, "calls per minute of the limited job (sandbox and workers)")
 	inflight := flag.Int("inflight", 30, "calls in flight of the limited job (sandbox and workers)")
+	latency := flag.Duration("latency", time.Second, "sandbox latency of the latency runs")
+	latPages := flag.Int("latency-pages", 1200, "pages per latency run (0 skips them)")
+	latRows := flag.Int("latency-rows", 100, "rows per page of the latency runs")
 	flag.Parse()
 
 	env, err := benchenv.New("worker", "enqueue", "sandbox")
@@ -47,31 +55,50 @@ func main() {
 	fmt.Printf("## scale (%d CPUs, load average %s)\n\n", runtime.NumCPU(), benchenv.Load())
 
 	if *pages > 0 && *ns != "" {
+		scaling(env, *ns, *pages, 1000, 0, *conc)
+	}
+	if *latPages > 0 && *ns != "" {
+		scaling(env, *ns, *latPages, *latRows, *latency, *conc)
+	}
+	if *domains > 0 {
+		limited(env, *domains, *limWorkers, *rate, *inflight, *conc)
+	}
+}
+
+// scaling runs 1, 2, 4 (ns) workers over the same pages on an unlimited
+// sandbox with the given latency, and prints one table.
+func scaling(env *benchenv.Env, ns string, pages, rows int, latency time.Duration, conc int) {
+	{ // one scope, so that the sandbox and MinIO stop before the next table
 		s3, err := env.MinIO()
 		check(err)
-		sb, base, err := env.Sandbox("--rate", "0", "--concurrency", "0", "--latency", "0")
+		sb, base, err := env.Sandbox("--rate", "0", "--concurrency", "0", "--latency", latency.String())
 		check(err)
-		_ = sb
-		fmt.Printf("### Unlimited sandbox, MinIO sink, %d pages of 1000 rows per run, WORKER_CONCURRENCY=%d\n\n", *pages, *conc)
+		defer sb.Kill()
+		fmt.Printf("### Unlimited sandbox with latency %s, MinIO sink, %d pages of %d rows per run, WORKER_CONCURRENCY=%d\n\n", latency, pages, rows, conc)
 		fmt.Println("| workers | pages/s | rows/s | rows/s per process | speed-up over 1 | workers' CPU (cores busy) | rows per worker CPU-second | peak RSS per worker | load average |")
 		fmt.Println("|---|---|---|---|---|---|---|---|---|")
 		var one float64
-		for i, s := range strings.Split(*ns, ",") {
+		for _, s := range strings.Split(ns, ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(s))
 			check(err)
-			r := unlimited(env, s3, base, i, n, *pages, *conc)
+			r := unlimited(env, s3, base, runs, n, pages, rows, conc)
+			runs++
 			if one == 0 {
 				one = r.rowsPerSec / float64(n) // per-process rate of the first run
 			}
 			fmt.Printf("| %d | %.1f | %.0f | %.0f | %.2f | %.1f s (%.2f) | %.0f | %s | %s |\n", n, r.pagesPerSec, r.rowsPerSec, r.rowsPerSec/float64(n),
 				r.rowsPerSec/one, r.cpu.Seconds(), r.cpu.Seconds()/r.wall.Seconds(), r.rowsPerSec*r.wall.Seconds()/r.cpu.Seconds(), benchenv.MB(r.hwm), benchenv.Load())
 		}
+		if latency > 0 {
+			fmt.Printf("\nWhen the vendor's latency is the limit, a worker's ceiling is WORKER_CONCURRENCY ÷ latency = %.1f pages/s.\n",
+				float64(conc)/latency.Seconds())
+		}
 		fmt.Println()
 	}
-	if *domains > 0 {
-		limited(env, *domains, *limWorkers, *rate, *inflight, *conc)
-	}
 }
+
+// runs numbers the unlimited runs (each has its own job and domains).
+var runs int
 
 type unlimitedResult struct {
 	pagesPerSec, rowsPerSec float64
@@ -80,14 +107,14 @@ type unlimitedResult struct {
 }
 
 // unlimited runs n workers over pages one-page domains on a fresh Redis.
-func unlimited(env *benchenv.Env, s3 *benchenv.S3, base string, run, n, pages, conc int) unlimitedResult {
+func unlimited(env *benchenv.Env, s3 *benchenv.S3, base string, run, n, pages, rows, conc int) unlimitedResult {
 	fmt.Fprintf(os.Stderr, "scale: %d worker(s), %d pages\n", n, pages)
 	redisProc, redisURL, err := env.Redis()
 	check(err)
 	defer redisProc.Kill()
 	job := fmt.Sprintf("scale-%d", run)
 	list := filepath.Join(env.Dir, job+".txt")
-	check(benchenv.WriteDomains(list, fmt.Sprintf("s%d-", run), pages, 1000))
+	check(benchenv.WriteDomains(list, fmt.Sprintf("s%d-", run), pages, rows))
 	wenv := benchenv.WorkerEnv(redisURL, base, append(s3.Env(), "PROVIDER_LIMITS=dataforseo=0:0", "WORKER_CONCURRENCY="+strconv.Itoa(conc))...)
 	_, err = env.Enqueue(wenv, job, list)
 	check(err)
