@@ -1,9 +1,11 @@
 package sink
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -36,7 +38,11 @@ func (d *dirSink) path(key string) string { return filepath.Join(d.root, filepat
 // put writes a temporary file next to the target, syncs it and renames it
 // over the target: readers see the old object or the new one, never half,
 // and a crash leaves at worst a temporary file, which List ignores.
-func (d *dirSink) put(ctx context.Context, key string, body []byte, _ string) error {
+func (d *dirSink) put(ctx context.Context, key string, body []byte, ct string) error {
+	return d.putStream(ctx, key, bytes.NewReader(body), ct)
+}
+
+func (d *dirSink) putStream(ctx context.Context, key string, r io.Reader, _ string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -57,7 +63,10 @@ func (d *dirSink) put(ctx context.Context, key string, body []byte, _ string) er
 			os.Remove(tmp)
 		}
 	}()
-	if _, err := f.Write(body); err != nil {
+	if _, err := io.Copy(f, r); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if err := f.Chmod(0o644); err != nil {

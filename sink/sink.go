@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -34,6 +35,7 @@ type Sink struct {
 
 type backend interface {
 	put(ctx context.Context, key string, body []byte, contentType string) error
+	putStream(ctx context.Context, key string, r io.Reader, contentType string) error
 	get(ctx context.Context, key string) ([]byte, error)
 	list(ctx context.Context, prefix string) ([]ObjectInfo, error)
 }
@@ -107,6 +109,34 @@ func (s *Sink) Put(ctx context.Context, key string, body []byte, contentType str
 		return err
 	}
 	if err := s.b.put(ctx, key, body, contentType); err != nil {
+		return fmt.Errorf("sink: putting %s: %w", key, err)
+	}
+	return nil
+}
+
+// PutStream stores under key what write writes, without holding it in
+// memory: for objects too big for Put, such as the manifest of a job of
+// millions of domains. S3 receives it as a multipart upload, the file sink
+// as a temporary file renamed at the end; either way a reader never sees a
+// partial object, and an error from write aborts the upload and keeps the
+// old object.
+func (s *Sink) PutStream(ctx context.Context, key string, write func(w io.Writer) error, contentType string) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := write(pw)
+		pw.CloseWithError(err) // nil: the reader sees EOF
+		done <- err
+	}()
+	err := s.b.putStream(ctx, key, pr, contentType)
+	pr.CloseWithError(errors.New("sink: upload ended")) // unblock write if the upload stopped reading
+	if werr := <-done; werr != nil {
+		return fmt.Errorf("sink: writing %s: %w", key, werr)
+	}
+	if err != nil {
 		return fmt.Errorf("sink: putting %s: %w", key, err)
 	}
 	return nil

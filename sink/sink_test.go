@@ -232,6 +232,7 @@ func TestFileSink(t *testing.T) {
 		t.Fatal(err)
 	}
 	exercise(t, s)
+	exerciseStream(t, s)
 	// Files land where the keys say, readable by others (the warehouse loader).
 	st, err := os.Stat(filepath.Join(dir, "jobs", "J1", "manifest.json"))
 	if err != nil || st.Mode().Perm() != 0o644 {
@@ -324,6 +325,11 @@ func TestS3Sink(t *testing.T) {
 		t.Errorf("String() = %q", s.String())
 	}
 	exercise(t, s)
+	if st, err := Open(context.Background(), m.SinkURL("out/stream")); err != nil {
+		t.Fatal(err)
+	} else {
+		exerciseStream(t, st)
+	}
 
 	// Objects sit under the prefix (path style: the bucket is in the path,
 	// which is the only way MinIO on 127.0.0.1 answers) with their types.

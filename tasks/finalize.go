@@ -1,9 +1,12 @@
 package tasks
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
+	"io"
 	"sort"
 	"strconv"
 	"time"
@@ -74,123 +77,265 @@ func (w *Worker) processFinalize(ctx context.Context, t *asynq.Task) error {
 	if open > 0 {
 		return nil // work was added since; its last unit will finalize again
 	}
-	m, err := w.Store.buildManifest(ctx, p.Job, w.now())
-	if err != nil {
-		return err
-	}
-	body, err := json.MarshalIndent(m, "", " ")
-	if err != nil {
-		return fatal(err)
-	}
+	finished := w.now().UTC().Format(time.RFC3339Nano)
+	var totals ManifestTotals
 	// Data objects are all written (each before its unit ended); now the
 	// manifest, and _SUCCESS strictly after it.
-	if err := w.Sink.Put(ctx, sink.ManifestKey(p.Job), body, "application/json"); err != nil {
+	err = w.Sink.PutStream(ctx, sink.ManifestKey(p.Job), func(out io.Writer) error {
+		var err error
+		totals, err = w.Store.writeManifest(ctx, out, p.Job, finished)
+		return err
+	}, "application/json")
+	if err != nil {
 		return fmt.Errorf("writing manifest of job %s: %w", p.Job, err)
 	}
 	if err := w.Sink.Put(ctx, sink.SuccessKey(p.Job), nil, "text/plain"); err != nil {
 		return fmt.Errorf("writing _SUCCESS of job %s: %w", p.Job, err)
 	}
-	if err := w.Store.rdb.HSet(ctx, k.meta, "state", "done", "finished_at", m.FinishedAt).Err(); err != nil {
+	if err := w.Store.rdb.HSet(ctx, k.meta, "state", "done", "finished_at", finished).Err(); err != nil {
 		return err
 	}
-	w.log().Info("job finished", "job", p.Job, "records", m.Totals.Records, "objects", m.Totals.Objects, "failed", m.Totals.Failed)
+	w.log().Info("job finished", "job", p.Job, "records", totals.Records, "objects", totals.Objects, "failed", totals.Failed)
 	return nil
 }
 
-// buildManifest gathers a job's outcomes from Redis.
-func (s *Store) buildManifest(ctx context.Context, job string, now time.Time) (*Manifest, error) {
+// manifestPartUnits bounds what writeManifest holds in memory. A job's
+// pages are split by a hash of their domain into parts of about this many;
+// each part is read from Redis in its own pass (HSCAN of the job's
+// outcomes), sorted, and written out, so memory stays at one part (some
+// tens of MB) however big the job, and the manifest of a million-domain
+// job never has to fit in a worker. A job of up to this many pages is
+// written fully sorted; a bigger one is sorted within each part.
+var manifestPartUnits = 100_000 // a var: tests make parts small
+
+// writeManifest streams a job's manifest (the Manifest type, field by
+// field, one array element per line) to out and returns its totals.
+func (s *Store) writeManifest(ctx context.Context, out io.Writer, job, finishedAt string) (ManifestTotals, error) {
+	var totals ManifestTotals
 	j, err := s.Job(ctx, job)
 	if err != nil {
-		return nil, err
+		return totals, err
 	}
 	st, err := s.Status(ctx, job)
 	if err != nil {
-		return nil, err
+		return totals, err
 	}
-	k := keysFor(job)
-	m := &Manifest{JobID: job, Date: j.Date, CreatedAt: st.CreatedAt, FinishedAt: now.UTC().Format(time.RFC3339Nano),
-		Spec: j.Spec, Paused: st.Paused, Cost: st.Cost, Objects: []ManifestObject{}, Outcomes: []ManifestOutcome{}, Rejected: []Reject{}}
+	parts := int((st.Tasks + int64(manifestPartUnits) - 1) / int64(manifestPartUnits))
+	parts = max(parts, 1)
+	seed := maphash.MakeSeed()
+	inPart := func(domain string, part int) bool {
+		return parts == 1 || int(maphash.String(seed, domain)%uint64(parts)) == part
+	}
+	mw := &manifestWriter{w: bufio.NewWriterSize(out, 64<<10)}
+	mw.raw("{\n")
+	mw.field("job_id", job)
+	mw.field("dt", j.Date)
+	mw.field("created_at", st.CreatedAt)
+	mw.field("finished_at", finishedAt)
+	mw.field("spec", j.Spec)
+
+	mw.startArray("objects")
+	for part := 0; part < parts && mw.err == nil; part++ {
+		var objs []ManifestObject
+		err := s.scanOutcomes(ctx, job, func(_, _, domain string, _ int, raw string) error {
+			if !inPart(domain, part) {
+				return nil
+			}
+			var o Outcome
+			if err := json.Unmarshal([]byte(raw), &o); err != nil {
+				return err
+			}
+			if o.Key != "" {
+				objs = append(objs, ManifestObject{Key: o.Key, Records: o.Records, Bytes: o.Bytes})
+			}
+			return nil
+		})
+		if err != nil {
+			return totals, err
+		}
+		sort.Slice(objs, func(a, b int) bool { return objs[a].Key < objs[b].Key })
+		for _, o := range objs {
+			mw.elem(o)
+			totals.Objects++
+			totals.Records += int64(o.Records)
+			totals.Bytes += o.Bytes
+		}
+	}
+	mw.endArray()
+
+	mw.startArray("outcomes")
 	type dkey struct{ p, e, d string }
-	outcomes := map[dkey]*ManifestOutcome{}
+	for part := 0; part < parts && mw.err == nil; part++ {
+		outcomes := map[dkey]*ManifestOutcome{}
+		err := s.scanOutcomes(ctx, job, func(provider, endpoint, domain string, page int, raw string) error {
+			if !inPart(domain, part) {
+				return nil
+			}
+			var o Outcome
+			if err := json.Unmarshal([]byte(raw), &o); err != nil {
+				return err
+			}
+			totals.Tasks++
+			dk := dkey{provider, endpoint, domain}
+			mo := outcomes[dk]
+			if mo == nil {
+				mo = &ManifestOutcome{Provider: provider, Endpoint: endpoint, Domain: domain, Status: "empty"}
+				outcomes[dk] = mo
+			}
+			mo.Pages++
+			mo.Records += o.Records
+			switch {
+			case o.Status == "failed":
+				mo.Status = "failed"
+				mo.FailedPages = append(mo.FailedPages, page)
+				if mo.Error == "" {
+					mo.Error = o.Error
+				}
+			case mo.Status != "failed" && o.Records > 0:
+				mo.Status = "ok"
+			}
+			return nil
+		})
+		if err != nil {
+			return totals, err
+		}
+		sorted := make([]*ManifestOutcome, 0, len(outcomes))
+		domains := map[string]bool{} // a domain is in one part only
+		for _, o := range outcomes {
+			sort.Ints(o.FailedPages)
+			sorted = append(sorted, o)
+			domains[o.Domain] = true
+			if o.Status == "failed" {
+				totals.Failed++
+			}
+		}
+		totals.Domains += len(domains)
+		sort.Slice(sorted, func(a, b int) bool {
+			x, y := sorted[a], sorted[b]
+			if x.Provider != y.Provider {
+				return x.Provider < y.Provider
+			}
+			if x.Endpoint != y.Endpoint {
+				return x.Endpoint < y.Endpoint
+			}
+			return x.Domain < y.Domain
+		})
+		for _, o := range sorted {
+			mw.elem(o)
+		}
+	}
+	mw.endArray()
+
+	rej, err := s.rdb.LRange(ctx, keysFor(job).rejected, 0, -1).Result() // at most MaxListedRejects
+	if err != nil && err != redis.Nil {
+		return totals, err
+	}
+	mw.startArray("rejected")
+	for _, r := range rej {
+		var rr Reject
+		if json.Unmarshal([]byte(r), &rr) == nil {
+			mw.elem(rr)
+		}
+	}
+	mw.endArray()
+	totals.Rejected = int(st.Rejected) // the list stops at MaxListedRejects
+	if len(st.Paused) > 0 {
+		mw.field("paused", st.Paused)
+	}
+	if len(st.Cost) > 0 {
+		mw.field("cost", st.Cost)
+	}
+	mw.last("totals", totals)
+	mw.raw("}\n")
+	if mw.err == nil {
+		mw.err = mw.w.Flush()
+	}
+	return totals, mw.err
+}
+
+// scanOutcomes calls fn for every ended page unit of a job, in HSCAN order.
+func (s *Store) scanOutcomes(ctx context.Context, job string, fn func(provider, endpoint, domain string, page int, outcome string) error) error {
 	var cursor uint64
 	for {
-		kv, next, err := s.rdb.HScan(ctx, k.ended, cursor, "", 1000).Result()
+		kv, next, err := s.rdb.HScan(ctx, keysFor(job).ended, cursor, "", 2000).Result()
 		if err != nil {
-			return nil, fmt.Errorf("reading outcomes of job %s: %w", job, err)
+			return fmt.Errorf("reading outcomes of job %s: %w", job, err)
 		}
 		for i := 0; i+1 < len(kv); i += 2 {
 			provider, endpoint, domain, page, ok := parseUnit(kv[i])
 			if !ok {
 				continue // a submission unit
 			}
-			var o Outcome
-			if err := json.Unmarshal([]byte(kv[i+1]), &o); err != nil {
-				return nil, fmt.Errorf("outcome of %s: %w", kv[i], err)
-			}
-			m.Totals.Tasks++
-			if o.Key != "" {
-				m.Objects = append(m.Objects, ManifestObject{Key: o.Key, Records: o.Records, Bytes: o.Bytes})
-				m.Totals.Records += int64(o.Records)
-				m.Totals.Bytes += o.Bytes
-			}
-			dk := dkey{provider, endpoint, domain}
-			out := outcomes[dk]
-			if out == nil {
-				out = &ManifestOutcome{Provider: provider, Endpoint: endpoint, Domain: domain, Status: "empty"}
-				outcomes[dk] = out
-			}
-			out.Pages++
-			out.Records += o.Records
-			switch {
-			case o.Status == "failed":
-				out.Status = "failed"
-				out.FailedPages = append(out.FailedPages, page)
-				if out.Error == "" {
-					out.Error = o.Error
-				}
-			case out.Status != "failed" && o.Records > 0:
-				out.Status = "ok"
+			if err := fn(provider, endpoint, domain, page, kv[i+1]); err != nil {
+				return fmt.Errorf("outcome of %s: %w", kv[i], err)
 			}
 		}
 		cursor = next
 		if cursor == 0 {
-			break
+			return nil
 		}
 	}
-	domainsSeen := map[string]bool{}
-	for _, o := range outcomes {
-		sort.Ints(o.FailedPages)
-		m.Outcomes = append(m.Outcomes, *o)
-		domainsSeen[o.Domain] = true
-		if o.Status == "failed" {
-			m.Totals.Failed++
-		}
-	}
-	sort.Slice(m.Outcomes, func(a, b int) bool {
-		x, y := m.Outcomes[a], m.Outcomes[b]
-		if x.Provider != y.Provider {
-			return x.Provider < y.Provider
-		}
-		if x.Endpoint != y.Endpoint {
-			return x.Endpoint < y.Endpoint
-		}
-		return x.Domain < y.Domain
-	})
-	sort.Slice(m.Objects, func(a, b int) bool { return m.Objects[a].Key < m.Objects[b].Key })
-	m.Totals.Domains = len(domainsSeen)
-	m.Totals.Objects = len(m.Objects)
-	rej, err := s.rdb.LRange(ctx, k.rejected, 0, -1).Result()
-	if err != nil && err != redis.Nil {
-		return nil, err
-	}
-	for _, r := range rej {
-		var rr Reject
-		if json.Unmarshal([]byte(r), &rr) == nil {
-			m.Rejected = append(m.Rejected, rr)
-		}
-	}
-	m.Totals.Rejected = int(st.Rejected) // the list stops at MaxListedRejects
-	return m, nil
 }
 
-var _ = strconv.Itoa
+// manifestWriter writes the manifest's JSON by hand, element by element,
+// because encoding/json can only marshal a whole value, which for a big
+// job would not fit in memory. The first error sticks.
+type manifestWriter struct {
+	w     *bufio.Writer
+	err   error
+	first bool // no element written yet in the open array
+}
+
+func (m *manifestWriter) raw(s string) {
+	if m.err == nil {
+		_, m.err = m.w.WriteString(s)
+	}
+}
+
+func (m *manifestWriter) startArray(name string) {
+	m.raw(" " + strconv.Quote(name) + ": [")
+	m.first = true
+}
+
+func (m *manifestWriter) value(v any) {
+	if m.err != nil {
+		return
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		m.err = err
+		return
+	}
+	_, m.err = m.w.Write(b)
+}
+
+func (m *manifestWriter) field(name string, v any) {
+	m.raw(" " + strconv.Quote(name) + ": ")
+	m.value(v)
+	m.raw(",\n")
+}
+
+func (m *manifestWriter) last(name string, v any) {
+	m.raw(" " + strconv.Quote(name) + ": ")
+	m.value(v)
+	m.raw("\n")
+}
+
+func (m *manifestWriter) elem(v any) {
+	if m.first {
+		m.raw("\n  ")
+		m.first = false
+	} else {
+		m.raw(",\n  ")
+	}
+	m.value(v)
+}
+
+func (m *manifestWriter) endArray() {
+	if m.first {
+		m.raw("],\n") // empty
+		m.first = false
+		return
+	}
+	m.raw("\n ],\n")
+}

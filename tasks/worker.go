@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -35,6 +36,9 @@ type Throttle interface {
 // Sink stores output objects.
 type Sink interface {
 	Put(ctx context.Context, key string, body []byte, contentType string) error
+	// PutStream stores what write writes, for objects too big to hold (a
+	// big job's manifest).
+	PutStream(ctx context.Context, key string, write func(io.Writer) error, contentType string) error
 }
 
 // Pauser pauses a provider's queue when its account fails (asynq.Inspector).

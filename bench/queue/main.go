@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"runtime"
@@ -112,6 +113,9 @@ func (noopProvider) Fetch(context.Context, providers.Request) (*providers.Page, 
 type noopSink struct{}
 
 func (noopSink) Put(context.Context, string, []byte, string) error { return nil }
+func (noopSink) PutStream(_ context.Context, _ string, write func(io.Writer) error, _ string) error {
+	return write(io.Discard)
+}
 
 var jobSeq atomic.Int64
 
