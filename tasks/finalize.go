@@ -95,6 +95,9 @@ func (w *Worker) processFinalize(ctx context.Context, t *asynq.Task) error {
 	if err := w.Store.rdb.HSet(ctx, k.meta, "state", "done", "finished_at", finished).Err(); err != nil {
 		return err
 	}
+	if err := w.Store.expire(ctx, p.Job, w.Retention); err != nil {
+		return err
+	}
 	w.log().Info("job finished", "job", p.Job, "records", totals.Records, "objects", totals.Objects, "failed", totals.Failed)
 	return nil
 }

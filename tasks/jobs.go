@@ -58,10 +58,14 @@ return out
 `)
 
 // end records a unit's outcome once and returns the number of open units.
+// The unit's memo goes: once ended, a delivery stops at the ended check,
+// and a million-page job would otherwise keep a million memos.
+// KEYS: open, ended, meta, memo
 // ARGV: unit, outcome, records, bytes, failed(0/1), objects(0/1), page(0/1)
 var endScript = redis.NewScript(`
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 1 then
   redis.call('SREM', KEYS[1], ARGV[1])
+  redis.call('HDEL', KEYS[4], ARGV[1])
   if ARGV[7] == '1' then
     redis.call('HINCRBY', KEYS[3], 'ended', 1)
     redis.call('HINCRBY', KEYS[3], 'records', ARGV[3])
@@ -137,6 +141,18 @@ func (s *Store) Job(ctx context.Context, id string) (*Job, error) {
 	return j, nil
 }
 
+// createScript creates a job unless its meta exists, atomically, so that
+// concurrent submissions of one new job agree on it. Leftovers of an
+// expired job of the same id (its keys expire one by one) are deleted:
+// they are not this job's.
+// KEYS: meta, open, ended, memo, rejected; ARGV: spec, id, dt, created_at
+var createScript = redis.NewScript(`
+if redis.call('HSETNX', KEYS[1], 'spec', ARGV[1]) == 0 then return 0 end
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+redis.call('HSET', KEYS[1], 'job_id', ARGV[2], 'dt', ARGV[3], 'created_at', ARGV[4], 'state', 'running')
+return 1
+`)
+
 // create stores a new job or checks that an existing one asks for the same
 // thing, and starts a new submission generation.
 func (s *Store) create(ctx context.Context, id string, spec Spec, now time.Time) (*Job, error) {
@@ -145,15 +161,12 @@ func (s *Store) create(ctx context.Context, id string, spec Spec, now time.Time)
 	if err != nil {
 		return nil, err
 	}
-	created, err := s.rdb.HSetNX(ctx, k.meta, "spec", specJSON).Result()
+	created, err := createScript.Run(ctx, s.rdb, []string{k.meta, k.open, k.ended, k.memo, k.rejected},
+		specJSON, id, now.UTC().Format("2006-01-02"), now.UTC().Format(time.RFC3339Nano)).Bool()
 	if err != nil {
 		return nil, fmt.Errorf("creating job %s: %w", id, err)
 	}
 	if created {
-		if err := s.rdb.HSet(ctx, k.meta, "job_id", id, "dt", now.UTC().Format("2006-01-02"),
-			"created_at", now.UTC().Format(time.RFC3339Nano), "state", "running").Err(); err != nil {
-			return nil, fmt.Errorf("creating job %s: %w", id, err)
-		}
 		s.rdb.ZAdd(ctx, jobsIndex, redis.Z{Score: float64(now.Unix()), Member: id})
 	} else {
 		old, err := s.rdb.HGet(ctx, k.meta, "spec").Result()
@@ -163,6 +176,10 @@ func (s *Store) create(ctx context.Context, id string, spec Spec, now time.Time)
 		if old != string(specJSON) {
 			return nil, fmt.Errorf("job %s already exists with other providers, endpoints, options or --max-rows; use a new --job id", id)
 		}
+	}
+	// A resubmission of a finished job keeps its state until it ends again.
+	if err := s.persist(ctx, id); err != nil {
+		return nil, err
 	}
 	gen, err := s.rdb.HIncrBy(ctx, k.meta, "gen", 1).Result()
 	if err != nil {
@@ -174,6 +191,41 @@ func (s *Store) create(ctx context.Context, id string, spec Spec, now time.Time)
 	}
 	j.Gen = gen
 	return j, nil
+}
+
+// expire lets a finished job's state go after ttl (0: keep it). Until
+// then `enqueue status` reports it and a resubmission of the same job id
+// adds only what is not done; after it, the same id is a new job.
+func (s *Store) expire(ctx context.Context, job string, ttl time.Duration) error {
+	if ttl <= 0 {
+		return nil
+	}
+	k := keysFor(job)
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for _, key := range []string{k.meta, k.open, k.ended, k.memo, k.rejected} {
+			p.Expire(ctx, key, ttl)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("job %s: setting its retention: %w", job, err)
+	}
+	return nil
+}
+
+// persist undoes expire.
+func (s *Store) persist(ctx context.Context, job string) error {
+	k := keysFor(job)
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for _, key := range []string{k.meta, k.open, k.ended, k.memo, k.rejected} {
+			p.Persist(ctx, key)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("job %s: %w", job, err)
+	}
+	return nil
 }
 
 // register adds units to a job; see registerScript.
@@ -204,7 +256,7 @@ func (s *Store) end(ctx context.Context, job, unit string, o Outcome, page bool)
 	if page {
 		isPage = 1
 	}
-	n, err := endScript.Run(ctx, s.rdb, []string{k.open, k.ended, k.meta},
+	n, err := endScript.Run(ctx, s.rdb, []string{k.open, k.ended, k.meta, k.memo},
 		unit, b, o.Records, o.Bytes, failed, objects, isPage).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("ending %s of job %s: %w", unit, job, err)

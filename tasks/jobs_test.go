@@ -80,3 +80,68 @@ func TestJobIDs(t *testing.T) {
 		}
 	}
 }
+
+// TestJobRetention: a finished job's state expires after the retention
+// (all its keys), a resubmission before that keeps it, a page's memo goes
+// when the page ends, and after expiry the same id is a new job: leftovers
+// of the old one (keys expire one by one) do not count as ended.
+func TestJobRetention(t *testing.T) {
+	rds := testenv.Redis(t)
+	s := NewStore(rds.Client(t))
+	ctx := context.Background()
+	spec := Spec{Providers: []string{"p"}}
+	k := keysFor("ret")
+	if _, err := s.create(ctx, "ret", spec, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.register(ctx, "ret", []string{"p|e|a.example|1", "p|e|b.example|1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.keepMemo(ctx, "ret", "p|e|a.example|1", &memo{Key: "k", Records: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.end(ctx, "ret", "p|e|a.example|1", Outcome{Status: "ok", Records: 1, Key: "k"}, true); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := s.memo(ctx, "ret", "p|e|a.example|1"); err != nil || m != nil {
+		t.Fatalf("memo after the page ended: %+v, %v; want none", m, err)
+	}
+	s.rdb.RPush(ctx, k.rejected, `{"line":1}`)
+	s.rdb.HSet(ctx, k.memo, "p|e|b.example|1", `{}`)
+
+	if err := s.expire(ctx, "ret", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{k.meta, k.open, k.ended, k.memo, k.rejected} {
+		if ttl := s.rdb.TTL(ctx, key).Val(); ttl <= 0 || ttl > time.Hour {
+			t.Errorf("TTL of %s = %v, want about an hour", key, ttl)
+		}
+	}
+	// A resubmission before the expiry keeps the job.
+	if _, err := s.create(ctx, "ret", spec, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{k.meta, k.open, k.ended, k.memo, k.rejected} {
+		if ttl := s.rdb.TTL(ctx, key).Val(); ttl != -1 {
+			t.Errorf("TTL of %s after a resubmission = %v, want none", key, ttl)
+		}
+	}
+	if ids, _ := s.Jobs(ctx, 10); len(ids) != 1 || ids[0] != "ret" {
+		t.Fatalf("Jobs = %v", ids)
+	}
+	// The meta key expired first; the outcomes are still there.
+	s.rdb.Del(ctx, k.meta)
+	if ids, _ := s.Jobs(ctx, 10); len(ids) != 0 {
+		t.Fatalf("Jobs lists an expired job: %v", ids)
+	}
+	if _, err := s.create(ctx, "ret", spec, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	states, err := s.register(ctx, "ret", []string{"p|e|a.example|1"})
+	if err != nil || states[0] != 1 {
+		t.Fatalf("a page of the expired job still counts: register = %v, %v; want [1]", states, err)
+	}
+	if n := s.rdb.LLen(ctx, k.rejected).Val(); n != 0 {
+		t.Errorf("the expired job's %d rejected lines came back", n)
+	}
+}

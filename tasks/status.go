@@ -67,9 +67,26 @@ func (s *Store) Status(ctx context.Context, job string) (*Status, error) {
 	return st, nil
 }
 
-// Jobs lists the most recent job ids, newest first.
+// Jobs lists the most recent job ids, newest first; jobs whose state has
+// expired (Worker.Retention) are dropped from the index.
 func (s *Store) Jobs(ctx context.Context, n int64) ([]string, error) {
-	return s.rdb.ZRevRange(ctx, jobsIndex, 0, n-1).Result()
+	ids, err := s.rdb.ZRevRange(ctx, jobsIndex, 0, n-1).Result()
+	if err != nil {
+		return nil, err
+	}
+	live := ids[:0]
+	for _, id := range ids {
+		ok, err := s.rdb.Exists(ctx, keysFor(id).meta).Result()
+		if err != nil {
+			return nil, err
+		}
+		if ok == 0 {
+			s.rdb.ZRem(ctx, jobsIndex, id)
+			continue
+		}
+		live = append(live, id)
+	}
+	return live, nil
 }
 
 // ClearPause forgets a provider's pause reason on every job that recorded it.

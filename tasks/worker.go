@@ -56,6 +56,9 @@ type Worker struct {
 	Throttles map[string]Throttle
 	Log       *slog.Logger
 	Now       func() time.Time
+	// Retention is how long a finished job's state stays in Redis (0:
+	// for ever). Its output in the sink is never touched.
+	Retention time.Duration
 
 	jobs sync.Map // job id -> *Job (a job's spec and date never change)
 }

@@ -64,6 +64,7 @@ func run(args []string) error {
 	metricsAddr := fs.String("metrics-addr", defMetrics, "serves /metrics and /healthz; empty to disable (METRICS_ADDR)")
 	shutdown := fs.Duration("shutdown-timeout", envDuration("WORKER_SHUTDOWN_TIMEOUT", 30*time.Second), "on SIGTERM, how long running tasks may finish (WORKER_SHUTDOWN_TIMEOUT)")
 	retryBase := fs.Duration("retry-base", envDuration("RETRY_BASE_DELAY", time.Second), "first retry delay, doubling per failure up to 5 min (RETRY_BASE_DELAY)")
+	retention := fs.Duration("retention", envDuration("JOB_RETENTION", 30*24*time.Hour), "how long a finished job's state stays in Redis, for status and resubmission; 0 keeps it (JOB_RETENTION)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -92,7 +93,7 @@ func run(args []string) error {
 
 	r, err := runner.Start(ctx, runner.Config{
 		Redis: rdb, SinkURL: *sinkURL, Concurrency: *conc, Limits: lim,
-		ShutdownTimeout: *shutdown, Log: log, RetryBase: *retryBase,
+		ShutdownTimeout: *shutdown, Log: log, RetryBase: *retryBase, Retention: *retention,
 	})
 	if err != nil {
 		return err

@@ -37,6 +37,8 @@ type Config struct {
 	RetryBase time.Duration
 	// CallTimeout bounds one vendor call (DataForSEO live calls may take 120 s).
 	CallTimeout time.Duration
+	// Retention is how long a finished job's state stays in Redis (0: for ever).
+	Retention time.Duration
 }
 
 // Runner is a started worker node.
@@ -123,6 +125,7 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 		Providers: map[string]tasks.Provider{},
 		Throttles: map[string]tasks.Throttle{},
 		Log:       cfg.Log,
+		Retention: cfg.Retention,
 	}
 	inspector := asynq.NewInspectorFromRedisClient(cfg.Redis)
 	w.Pauser = inspector
