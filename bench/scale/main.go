@@ -71,6 +71,7 @@ func scaling(env *benchenv.Env, ns string, pages, rows int, latency time.Duratio
 	{ // one scope, so that the sandbox and MinIO stop before the next table
 		s3, err := env.MinIO()
 		check(err)
+		defer s3.Proc.Kill()
 		sb, base, err := env.Sandbox("--rate", "0", "--concurrency", "0", "--latency", latency.String())
 		check(err)
 		defer sb.Kill()

@@ -28,6 +28,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/linkharvest/linkharvest/tasks"
@@ -325,8 +326,10 @@ func (e *Env) MinIO() (*S3, error) {
 	pw := make([]byte, 16)
 	_, _ = rand.Read(pw)
 	s := &S3{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), User: "bench", Password: hex.EncodeToString(pw), Bucket: "bench"}
-	data := filepath.Join(e.Dir, "minio")
-	if err := os.MkdirAll(data, 0o755); err != nil {
+	// Each MinIO has its own data directory: a second one on the same
+	// directory would find the bucket taken (409) and share its objects.
+	data, err := os.MkdirTemp(e.Dir, "minio-")
+	if err != nil {
 		return nil, err
 	}
 	p, err := e.Start("minio", []string{"MINIO_ROOT_USER=" + s.User, "MINIO_ROOT_PASSWORD=" + s.Password, "MINIO_UPDATE=off", "MINIO_BROWSER=off"},
@@ -342,7 +345,8 @@ func (e *Env) MinIO() (*S3, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		_, err = client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(s.Bucket)})
 		cancel()
-		if err == nil {
+		var owned *types.BucketAlreadyOwnedByYou
+		if err == nil || errors.As(err, &owned) { // owned: an earlier try got through
 			return s, nil
 		}
 		if p.Exited() || time.Now().After(deadline) {
