@@ -154,7 +154,7 @@ func (c *Client) Fetch(ctx context.Context, req providers.Request) (*providers.P
 		return nil, c.redact(providers.TransportError(Name, u, err))
 	}
 	defer resp.Body.Close()
-	b, err := providers.ReadBody(Name, resp.Body, c.maxBody)
+	b, err := providers.ReadBody(Name, resp.Body, resp.ContentLength, c.maxBody)
 	if err != nil {
 		return nil, err
 	}

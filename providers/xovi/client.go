@@ -325,7 +325,7 @@ func (c *Client) Fetch(ctx context.Context, req providers.Request) (*providers.P
 		return nil, pe
 	}
 	defer resp.Body.Close()
-	b, err := providers.ReadBody(Name, resp.Body, c.maxBody)
+	b, err := providers.ReadBody(Name, resp.Body, resp.ContentLength, c.maxBody)
 	if err != nil {
 		if pe, ok := providers.AsError(err); ok {
 			pe.Err = c.scrubErr(pe.Err)
