@@ -59,6 +59,9 @@ type Worker struct {
 	// Retention is how long a finished job's state stays in Redis (0:
 	// for ever). Its output in the sink is never touched.
 	Retention time.Duration
+	// Stage bounds the tasks reading, decoding and encoding a page at
+	// once (nil: no bound).
+	Stage *Stage
 
 	jobs sync.Map // job id -> *Job (a job's spec and date never change)
 }
@@ -193,22 +196,8 @@ func (w *Worker) fetchAndWrite(ctx context.Context, job *Job, p *PagePayload, pr
 		return nil, err
 	}
 	if st == nil {
-		page, err := prov.Fetch(ctx, providers.Request{
-			Endpoint: p.Endpoint, Domain: p.Domain, Page: p.Page,
-			Offset: p.Offset, Limit: p.Limit, Cursor: p.Cursor,
-			Params: job.Spec.params(p.Provider, p.Endpoint),
-		})
-		outcome := "ok"
-		if err != nil {
-			outcome = providers.ClassOf(err).String()
-		}
-		telemetry.M().Calls.Add(ctx, 1, metric.WithAttributes(attribute.String("provider", p.Provider), attribute.String("outcome", outcome)))
-		if err != nil {
-			return nil, w.vendorError(ctx, job, p, err)
-		}
-		st, err = w.encode(job, p, page)
-		if err != nil {
-			return nil, fatal(err)
+		if st, err = w.fetch(ctx, job, p, prov); err != nil {
+			return nil, err
 		}
 	}
 	if st.Memo.Key != "" {
@@ -224,6 +213,32 @@ func (w *Worker) fetchAndWrite(ctx context.Context, job *Job, p *PagePayload, pr
 		return nil, err
 	}
 	return &st.Memo, nil
+}
+
+// fetch calls the vendor and encodes its page, holding a place in the
+// worker's Stage from the arrival of the answer until it is encoded.
+func (w *Worker) fetch(ctx context.Context, job *Job, p *PagePayload, prov Provider) (*stashed, error) {
+	sctx, pass := w.Stage.with(ctx)
+	defer pass.leave()
+	page, err := prov.Fetch(sctx, providers.Request{
+		Endpoint: p.Endpoint, Domain: p.Domain, Page: p.Page,
+		Offset: p.Offset, Limit: p.Limit, Cursor: p.Cursor,
+		Params: job.Spec.params(p.Provider, p.Endpoint),
+	})
+	outcome := "ok"
+	if err != nil {
+		outcome = providers.ClassOf(err).String()
+	}
+	telemetry.M().Calls.Add(ctx, 1, metric.WithAttributes(attribute.String("provider", p.Provider), attribute.String("outcome", outcome)))
+	if err != nil {
+		pass.leave() // a throttle's backoff needs no place
+		return nil, w.vendorError(ctx, job, p, err)
+	}
+	st, err := w.encode(job, p, page)
+	if err != nil {
+		return nil, fatal(err)
+	}
+	return st, nil
 }
 
 func (w *Worker) encode(job *Job, p *PagePayload, page *providers.Page) (*stashed, error) {

@@ -126,6 +126,7 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 		Throttles: map[string]tasks.Throttle{},
 		Log:       cfg.Log,
 		Retention: cfg.Retention,
+		Stage:     tasks.NewStage(0),
 	}
 	inspector := asynq.NewInspectorFromRedisClient(cfg.Redis)
 	w.Pauser = inspector
@@ -149,7 +150,7 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 		} else {
 			transport = timeoutTransport(transport, cfg.CallTimeout)
 		}
-		c, err := registry.New(name, cfg.Getenv, &http.Client{Transport: telemetry.WaitStart(transport)})
+		c, err := registry.New(name, cfg.Getenv, &http.Client{Transport: tasks.StageTransport(telemetry.WaitStart(transport))})
 		if err != nil {
 			cfg.Log.Info("provider not configured; its queue is not served", "provider", name, "reason", err.Error())
 			continue
