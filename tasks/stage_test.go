@@ -2,6 +2,8 @@ package tasks
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +12,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/linkharvest/linkharvest/providers"
+	"github.com/linkharvest/linkharvest/sink"
 )
 
 // stageServer answers every request with a body of 64 KB.
@@ -50,8 +55,12 @@ func TestStage(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			srv, client := stageServer(t)
 			s := NewStage(c.slots)
-			var in, peak, done atomic.Int32
-			var wg sync.WaitGroup
+			var (
+				mu       sync.Mutex
+				in, peak int
+				done     atomic.Int32
+				wg       sync.WaitGroup
+			)
 			for range c.work {
 				wg.Go(func() {
 					ctx, pass := s.with(context.Background())
@@ -60,16 +69,15 @@ func TestStage(t *testing.T) {
 					// Inside the stage from the answer on: count, hold a moment
 					// (the CPU work), and call again, which must not wait for
 					// a second place.
-					n := in.Add(1)
-					for {
-						p := peak.Load()
-						if n <= p || peak.CompareAndSwap(p, n) {
-							break
-						}
-					}
+					mu.Lock()
+					in++
+					peak = max(peak, in)
+					mu.Unlock()
 					time.Sleep(5 * time.Millisecond)
 					get(t, ctx, client, srv.URL)
-					in.Add(-1)
+					mu.Lock()
+					in--
+					mu.Unlock()
 					pass.leave()
 					done.Add(1)
 				})
@@ -78,8 +86,8 @@ func TestStage(t *testing.T) {
 			if int(done.Load()) != c.work {
 				t.Fatalf("%d of %d tasks done", done.Load(), c.work)
 			}
-			if p := int(peak.Load()); p > c.slots || p < 1 {
-				t.Errorf("%d tasks in the stage at once, want 1..%d", p, c.slots)
+			if peak > c.slots || peak < 1 {
+				t.Errorf("%d tasks in the stage at once, want 1..%d", peak, c.slots)
 			}
 		})
 	}
@@ -124,5 +132,88 @@ func TestStageFullAndLeave(t *testing.T) {
 	}
 	if !s.sem.TryAcquire(1) {
 		t.Error("the place was not given back (or given back twice and then taken)")
+	}
+}
+
+// stageProvider calls the vendor through a client with StageTransport and
+// reports whether its task held the stage's only place after the answer.
+type stageProvider struct {
+	client *http.Client
+	url    string
+	stage  *Stage
+	fail   error
+	held   bool
+}
+
+func (p *stageProvider) Paging(string) (providers.Paging, error) { return providers.Paging{}, nil }
+
+func (p *stageProvider) Fetch(ctx context.Context, _ providers.Request) (*providers.Page, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.url, nil)
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	if p.stage.sem.TryAcquire(1) {
+		p.stage.sem.Release(1)
+	} else {
+		p.held = true
+	}
+	if p.fail != nil {
+		return nil, p.fail
+	}
+	return &providers.Page{Total: 1, Items: []providers.Item{
+		{Kind: "backlink", SourceURL: providers.Str("https://a.example/"), Raw: json.RawMessage(`{"url_from":"https://a.example/"}`)},
+	}}, nil
+}
+
+// The worker's page fetch holds its place from the answer through the
+// encoding, and gives it back whether the page was written or the vendor
+// failed, so a stage of one place serves task after task.
+func TestFetchHoldsStage(t *testing.T) {
+	srv, client := stageServer(t)
+	w := &Worker{Stage: NewStage(1)}
+	job := &Job{ID: "j", Date: "2026-11-30"}
+	p := &PagePayload{Job: "j", Provider: "dataforseo", Endpoint: "backlinks", Domain: "example.com", Page: 1}
+	cases := []struct {
+		name string
+		fail error
+	}{
+		{"page written", nil},
+		{"vendor error", &providers.Error{Provider: "dataforseo", Class: providers.Retryable, Code: "50000", Message: "internal error"}},
+		{"page written after an error", nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			prov := &stageProvider{client: client, url: srv.URL, stage: w.Stage, fail: c.fail}
+			done := make(chan struct{})
+			var (
+				st  *stashed
+				err error
+			)
+			go func() { defer close(done); st, err = w.fetch(context.Background(), job, p, prov) }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("fetch waits for a place nobody holds: an earlier task did not give it back")
+			}
+			if !prov.held {
+				t.Error("the task did not hold the stage after the vendor's answer")
+			}
+			if c.fail != nil {
+				if !errors.Is(err, c.fail) {
+					t.Errorf("err = %v, want the vendor's error", err)
+				}
+			} else if err != nil || st == nil || len(st.Body) == 0 {
+				t.Fatalf("fetch: %v", err)
+			} else if recs, derr := sink.DecodePage(st.Body); derr != nil || len(recs) != 1 {
+				t.Errorf("encoded page: %d records, %v", len(recs), derr)
+			}
+			if !w.Stage.sem.TryAcquire(1) {
+				t.Fatal("the place was not given back")
+			}
+			w.Stage.sem.Release(1)
+		})
 	}
 }

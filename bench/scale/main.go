@@ -68,34 +68,34 @@ func main() {
 // scaling runs 1, 2, 4 (ns) workers over the same pages on an unlimited
 // sandbox with the given latency, and prints one table.
 func scaling(env *benchenv.Env, ns string, pages, rows int, latency time.Duration, conc int) {
-	{ // one scope, so that the sandbox and MinIO stop before the next table
-		s3, err := env.MinIO()
+	// The deferred kills run when this function returns: the sandbox and
+	// MinIO of one table stop before the next table starts its own.
+	s3, err := env.MinIO()
+	check(err)
+	defer s3.Proc.Kill()
+	sb, base, err := env.Sandbox("--rate", "0", "--concurrency", "0", "--latency", latency.String())
+	check(err)
+	defer sb.Kill()
+	fmt.Printf("### Unlimited sandbox with latency %s, MinIO sink, %d pages of %d rows per run, WORKER_CONCURRENCY=%d\n\n", latency, pages, rows, conc)
+	fmt.Println("| workers | pages/s | rows/s | rows/s per process | speed-up over 1 | workers' CPU (cores busy) | rows per worker CPU-second | peak RSS per worker | load average |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|")
+	var one float64
+	for _, s := range strings.Split(ns, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
 		check(err)
-		defer s3.Proc.Kill()
-		sb, base, err := env.Sandbox("--rate", "0", "--concurrency", "0", "--latency", latency.String())
-		check(err)
-		defer sb.Kill()
-		fmt.Printf("### Unlimited sandbox with latency %s, MinIO sink, %d pages of %d rows per run, WORKER_CONCURRENCY=%d\n\n", latency, pages, rows, conc)
-		fmt.Println("| workers | pages/s | rows/s | rows/s per process | speed-up over 1 | workers' CPU (cores busy) | rows per worker CPU-second | peak RSS per worker | load average |")
-		fmt.Println("|---|---|---|---|---|---|---|---|---|")
-		var one float64
-		for _, s := range strings.Split(ns, ",") {
-			n, err := strconv.Atoi(strings.TrimSpace(s))
-			check(err)
-			r := unlimited(env, s3, base, runs, n, pages, rows, conc)
-			runs++
-			if one == 0 {
-				one = r.rowsPerSec / float64(n) // per-process rate of the first run
-			}
-			fmt.Printf("| %d | %.1f | %.0f | %.0f | %.2f | %.1f s (%.2f) | %.0f | %s | %s |\n", n, r.pagesPerSec, r.rowsPerSec, r.rowsPerSec/float64(n),
-				r.rowsPerSec/one, r.cpu.Seconds(), r.cpu.Seconds()/r.wall.Seconds(), r.rowsPerSec*r.wall.Seconds()/r.cpu.Seconds(), benchenv.MB(r.hwm), benchenv.Load())
+		r := unlimited(env, s3, base, runs, n, pages, rows, conc)
+		runs++
+		if one == 0 {
+			one = r.rowsPerSec / float64(n) // per-process rate of the first run
 		}
-		if latency > 0 {
-			fmt.Printf("\nWhen the vendor's latency is the limit, a worker's ceiling is WORKER_CONCURRENCY ÷ latency = %.1f pages/s.\n",
-				float64(conc)/latency.Seconds())
-		}
-		fmt.Println()
+		fmt.Printf("| %d | %.1f | %.0f | %.0f | %.2f | %.1f s (%.2f) | %.0f | %s | %s |\n", n, r.pagesPerSec, r.rowsPerSec, r.rowsPerSec/float64(n),
+			r.rowsPerSec/one, r.cpu.Seconds(), r.cpu.Seconds()/r.wall.Seconds(), r.rowsPerSec*r.wall.Seconds()/r.cpu.Seconds(), benchenv.MB(r.hwm), benchenv.Load())
 	}
+	if latency > 0 {
+		fmt.Printf("\nWhen the vendor's latency is the limit, a worker's ceiling is WORKER_CONCURRENCY ÷ latency = %.1f pages/s.\n",
+			float64(conc)/latency.Seconds())
+	}
+	fmt.Println()
 }
 
 // runs numbers the unlimited runs (each has its own job and domains).
