@@ -181,6 +181,16 @@ func hammer(lim *Limiter, s hammerSpec) ([]call, error) {
 				time.Sleep(lat)
 				end := time.Now().UnixNano()
 				le.Release(ctx)
+				// A lease ends at Release or when Acquire's context ends,
+				// whichever is first (a real call is cut off with its
+				// context; this sleep is not). A call still running at the
+				// deadline held its slot only until then, and one that
+				// started after it held none: counting them as they ran
+				// would show slots that other processes rightly reused.
+				if start >= stop.UnixNano() {
+					continue
+				}
+				end = min(end, stop.UnixNano())
 				mu.Lock()
 				calls = append(calls, call{start, end})
 				mu.Unlock()
@@ -308,6 +318,12 @@ func maxInWindow(calls []call, period time.Duration) (n int, at int64) {
 // maxInFlight is the most calls running at one instant; a call that ends
 // at the very nanosecond another starts counts as overlapping.
 func maxInFlight(calls []call) int {
+	top, _ := maxInFlightAt(calls)
+	return top
+}
+
+// maxInFlightAt is maxInFlight and when it was first reached (ns).
+func maxInFlightAt(calls []call) (int, int64) {
 	type ev struct {
 		t     int64
 		delta int
@@ -322,12 +338,14 @@ func maxInFlight(calls []call) int {
 		}
 		return b.delta - a.delta // starts first
 	})
-	n, top := 0, 0
+	n, top, at := 0, 0, int64(0)
 	for _, e := range evs {
 		n += e.delta
-		top = max(top, n)
+		if n > top {
+			top, at = n, e.t
+		}
 	}
-	return top
+	return top, at
 }
 
 // busy is the call time inside [from, to], summed over calls.
@@ -385,16 +403,17 @@ func hammerTest(t *testing.T, lim Limit, dur, minLat, maxLat time.Duration, targ
 		return
 	}
 	win, at := maxInWindow(calls, lim.Period)
-	fl := maxInFlight(calls)
+	fl, flAt := maxInFlightAt(calls)
 	// Utilisation in the steady state (after the first second).
 	from, to := s.Start.Add(time.Second), s.Start.Add(s.Duration)
 	rate := float64(startedIn(calls, from, to)) / to.Sub(from).Seconds()
 	meanLat := (minLat + maxLat) / 2
 	bound := min(float64(lim.Rate)/lim.Period.Seconds(), float64(lim.InFlight)/meanLat.Seconds())
 	slotUse := busy(calls, from, to).Seconds() / (float64(lim.InFlight) * to.Sub(from).Seconds())
-	t.Logf("%s: %d calls by 20 workers in 5 clients (3 processes); most in a %s window: %d (limit %d, bucket allows %d) at +%s; most in flight: %d (limit %d)",
+	t.Logf("%s: %d calls by 20 workers in 5 clients (3 processes); most in a %s window: %d (limit %d, bucket allows %d) at +%s; most in flight: %d (limit %d) at +%s",
 		lim, len(calls), lim.Period, win, lim.Rate, lim.maxPerWindow(),
-		time.Duration(at-s.Start.UnixNano()).Round(time.Millisecond), fl, lim.InFlight)
+		time.Duration(at-s.Start.UnixNano()).Round(time.Millisecond), fl, lim.InFlight,
+		time.Duration(flAt-s.Start.UnixNano()).Round(time.Millisecond))
 	t.Logf("steady state: %.1f calls/s = %.3f of min(rate, in-flight/mean latency) = %.1f/s; slots busy %.3f of the time",
 		rate, rate/bound, bound, slotUse)
 	if win > lim.Rate {
