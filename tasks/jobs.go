@@ -307,7 +307,11 @@ var closeSubScript = redis.NewScript(luaNow + luaLive + `
 redis.call('ZREM', KEYS[1], ARGV[1])
 if ARGV[2] == '1' then
   local g = tonumber(redis.call('HGET', KEYS[3], 'interrupted') or '0')
-  if g <= tonumber(ARGV[1]) then redis.call('HDEL', KEYS[3], 'interrupted') end
+  if g > 0 and g <= tonumber(ARGV[1]) then
+    redis.call('HDEL', KEYS[3], 'interrupted')
+    -- An ended job's manifest says it was interrupted: write it again.
+    if redis.call('HGET', KEYS[3], 'state') == 'done' then redis.call('HSET', KEYS[3], 'state', 'running') end
+  end
 else
   local g = tonumber(redis.call('HGET', KEYS[3], 'interrupted') or '0')
   redis.call('HSET', KEYS[3], 'interrupted', math.max(g, tonumber(ARGV[1])))

@@ -76,6 +76,9 @@ type Submission struct {
 	stats   SubmitStats
 	stop    context.CancelFunc
 	renewed chan struct{}
+	// refetched are the units this submission opened again, with tasks
+	// of their own: flush must not add a second task for them.
+	refetched map[string]bool
 	// leaseLost is set by the renewal goroutine (not under mu: Close
 	// holds mu while it waits for that goroutine).
 	leaseLost atomic.Bool
@@ -144,7 +147,9 @@ func (b *Submission) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	b.refetched = map[string]bool{}
 	for i := range pages {
+		b.refetched[pages[i].Unit()] = true
 		pages[i].Attempt = int(gen) // a new task id: the failed task may still be archived
 		if _, err := enqueuePage(ctx, b.s.pageClient(), &pages[i], b.spec.maxRetry()); err != nil {
 			return err
@@ -286,7 +291,7 @@ func (b *Submission) flush(ctx context.Context) error {
 	g.SetLimit(par)
 	var mu sync.Mutex
 	for i := range pages {
-		if states[i] == 0 {
+		if states[i] == 0 || (states[i] == 2 && b.refetched[units[i]]) {
 			continue
 		}
 		g.Go(func() error {
