@@ -576,3 +576,29 @@ func TestEmptySubmissionCreatesNothing(t *testing.T) {
 		t.Fatalf("jobs %v", ids)
 	}
 }
+
+// TestWaitsAreNotFailures: what a page waits for spends no retry; a
+// vendor's fault does.
+func TestWaitsAreNotFailures(t *testing.T) {
+	oom := errors.New("OOM command not allowed when used memory > 'maxmemory'")
+	cases := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"sink refused", &sinkError{errors.New("connection refused")}, false},
+		{"finalizer running", &waitError{"finalizing"}, false},
+		{"redis at maxmemory", fmt.Errorf("ending x: %w", redisErr(oom)), false},
+		{"vendor throttle", &providers.Error{Class: providers.Throttled}, false},
+		{"vendor 5xx", &providers.Error{Class: providers.Retryable}, true},
+		{"redis down", errors.New("dial tcp: connection refused"), true},
+	}
+	for _, c := range cases {
+		if got := IsFailure(c.err); got != c.want {
+			t.Errorf("%s: IsFailure = %v, want %v", c.name, got, c.want)
+		}
+	}
+	if !strings.Contains(redisErr(oom).Error(), "out of memory") {
+		t.Errorf("OOM message: %v", redisErr(oom))
+	}
+}

@@ -808,8 +808,17 @@ func (s *Store) Redis() redis.UniversalClient { return s.rdb }
 
 // redisErr makes Redis's out-of-memory refusal say what it means.
 func redisErr(err error) error {
-	if err != nil && strings.Contains(err.Error(), "OOM") {
-		return fmt.Errorf("redis is out of memory (its maxmemory is reached; raise it or free memory, then resubmit the same list with the same --job): %w", err)
+	if err != nil && strings.Contains(err.Error(), "OOM command not allowed") {
+		return &redisFullError{err}
 	}
 	return err
 }
+
+// redisFullError: Redis refuses writes at its maxmemory. Not a fault of
+// the page: it waits (IsFailure) until memory is raised or freed.
+type redisFullError struct{ err error }
+
+func (e *redisFullError) Error() string {
+	return "redis is out of memory (maxmemory reached; raise it or free memory): " + e.err.Error()
+}
+func (e *redisFullError) Unwrap() error { return e.err }
