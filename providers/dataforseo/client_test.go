@@ -223,7 +223,13 @@ func TestRequestBody(t *testing.T) {
 			map[string]string{"limit": `1000`, "offset": `2000`}},
 		{"last offset page", providers.Request{Endpoint: "backlinks", Domain: "example.com", Page: 21, Offset: 20000, Limit: 1000},
 			map[string]string{"offset": `20000`, "search_after_token": "-"}},
-		{"cursor page", providers.Request{Endpoint: "backlinks", Domain: "example.com", Page: 22, Offset: 21000, Limit: 500, Cursor: "dG9rZW4="},
+		// The chain's request repeats the offset and limit of the request
+		// that produced the token, whatever the page's planned position
+		// and size (a shorter last page included).
+		{"cursor page", providers.Request{Endpoint: "backlinks", Domain: "example.com", Page: 22, Offset: 21000, Limit: 500, Cursor: makeCursor(20000, 1000, "dG9rZW4=")},
+			map[string]string{"target": `"example.com"`, "limit": `1000`, "offset": "20000", "search_after_token": `"dG9rZW4="`}},
+		// A bare vendor token (a task enqueued by an older version).
+		{"bare token", providers.Request{Endpoint: "backlinks", Domain: "example.com", Page: 22, Offset: 21000, Limit: 500, Cursor: "dG9rZW4="},
 			map[string]string{"target": `"example.com"`, "limit": `500`, "offset": "-", "search_after_token": `"dG9rZW4="`}},
 		{"idn target", providers.Request{Endpoint: "backlinks", Domain: "xn--bcher-kva.example", Limit: 10},
 			map[string]string{"target": `"xn--bcher-kva.example"`, "limit": `10`}},
@@ -247,25 +253,45 @@ func TestRequestBody(t *testing.T) {
 			for k, v := range params {
 				sameJSON(t, k, task[k], v)
 			}
-			n := len(params) + 3 // target, limit, offset or token
+			n := len(params) + 1 // target
+			for _, k := range []string{"limit", "offset", "search_after_token"} {
+				if v, ok := tc.want[k]; (ok && v != "-") || (!ok && k != "search_after_token") {
+					n++
+				}
+			}
 			if len(task) != n {
 				t.Errorf("%d members, want %d: %s", len(task), n, rp.last(t).body)
 			}
 		})
 	}
 
-	// A cursor page differs from its predecessor only in limit/offset/token.
+	// A token chain as the pipeline plans it (the page at 20,000, then
+	// pages by cursor at planned positions 21,000 and 22,000, the last one
+	// planned shorter): every request of the chain is its predecessor
+	// but for the token, as the vendor requires.
 	c, rp := replayClient(t, 200, []byte(okEmpty))
 	req := providers.Request{Endpoint: "backlinks", Domain: "example.com", Offset: 20000, Limit: 1000, Params: params}
-	c.Fetch(context.Background(), req)
-	a := postedTask(t, rp.last(t).body)
-	req.Cursor, req.Offset = "tok", 21000
-	c.Fetch(context.Background(), req)
-	b := postedTask(t, rp.last(t).body)
-	for k := range a {
-		if k != "offset" {
-			sameJSON(t, "cursor page "+k, b[k], a[k])
+	page, err := c.Fetch(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev := postedTask(t, rp.last(t).body)
+	for i, next := range []providers.Request{{Offset: 21000, Limit: 1000}, {Offset: 22000, Limit: 300}} {
+		req.Offset, req.Limit, req.Cursor = next.Offset, next.Limit, page.Next
+		if page, err = c.Fetch(context.Background(), req); err != nil {
+			t.Fatal(err)
 		}
+		cur := postedTask(t, rp.last(t).body)
+		if len(cur) != len(prev)+1-min(i, 1) {
+			t.Errorf("chain request %d has %d members after %d: %s", i+1, len(cur), len(prev), rp.last(t).body)
+		}
+		for k := range prev {
+			if k != "search_after_token" {
+				sameJSON(t, fmt.Sprintf("chain request %d %s", i+1, k), cur[k], prev[k])
+			}
+		}
+		sameJSON(t, "token", cur["search_after_token"], json.RawMessage(`"tok"`))
+		prev = cur
 	}
 
 	// Summary: target and options only.
@@ -467,7 +493,8 @@ func TestEmptyResults(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(page.Items) != 0 || page.Total != tc.total || page.Next != tc.next || page.Cost != 0.02 || page.CostUnit != "usd" {
+			cur, _ := parseCursor(page.Next)
+			if len(page.Items) != 0 || page.Total != tc.total || cur.token != tc.next || page.Cost != 0.02 || page.CostUnit != "usd" {
 				t.Errorf("page %+v", page)
 			}
 		})

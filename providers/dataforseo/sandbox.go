@@ -34,10 +34,13 @@ import (
 // the same order, so paging with any options visits every row once.
 //
 // search_after_token is base64 of {"v":1,"h":hash,"p":position}: the hash
-// covers every task member but limit, offset and the token itself, the
+// covers every task member but the token itself (limit and offset too, as
+// sent: a member left out differs from one sent with its default), the
 // position is the row after the last one returned. A token request starts
 // at its position whatever its offset says, and is refused (40501) if any
-// other member differs from the request that produced the token.
+// other member differs from the request that produced the token: the
+// vendor's rule is that "all other parameters should be identical to the
+// previous request".
 func Mount(s *sandbox.Server) {
 	m := s.Meter(Name)
 	for _, e := range endpoints {
@@ -423,15 +426,14 @@ func (e *endpoint) run(seed int64, raw json.RawMessage) sbResult {
 	}}
 }
 
-// taskHash identifies a request apart from its page: every member but
-// limit, offset and search_after_token, values compacted.
+// taskHash identifies a request apart from its token: every member but
+// search_after_token, values compacted.
 func taskHash(seed int64, keys []string, t map[string]json.RawMessage) uint64 {
 	parts := make([]string, 0, 2*len(keys)+1)
 	parts = append(parts, "search_after")
 	var c bytes.Buffer
 	for _, k := range keys {
-		switch k {
-		case "limit", "offset", "search_after_token":
+		if k == "search_after_token" {
 			continue
 		}
 		c.Reset()
