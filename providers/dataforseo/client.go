@@ -149,6 +149,7 @@ func (c *Client) Fetch(ctx context.Context, req providers.Request) (*providers.P
 	hreq.SetBasicAuth(c.login, c.password)
 	hreq.Header.Set("Content-Type", "application/json")
 	hreq.Header.Set("Accept", "application/json")
+	sentAt := time.Now()
 	resp, err := c.hc.Do(hreq)
 	if err != nil {
 		return nil, c.redact(providers.TransportError(Name, u, err))
@@ -161,11 +162,11 @@ func (c *Client) Fetch(ctx context.Context, req providers.Request) (*providers.P
 	// The Content-Type is not checked: the body decides. An HTML page
 	// from a gateway fails to decode and is retried like any bad body.
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, c.redact(httpError(resp.StatusCode, resp.Header.Get("Retry-After"), b))
+		return nil, c.redact(liftsAt(httpError(resp.StatusCode, resp.Header.Get("Retry-After"), b), sentAt))
 	}
 	page, perr := decode(e, b)
 	if perr != nil {
-		return nil, c.redact(perr)
+		return nil, c.redact(liftsAt(perr, sentAt))
 	}
 	page.Next = makeCursor(wire.offset, wire.limit, page.Next)
 	return page, nil

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/linkharvest/linkharvest/providers"
 )
@@ -347,7 +348,9 @@ func TestClassification(t *testing.T) {
 		50304: {providers.Retryable, false}, 50401: {providers.Retryable, false},
 		40100: {providers.Fatal, true}, 40104: {providers.Fatal, true}, 40200: {providers.Fatal, true}, 40201: {providers.Fatal, true},
 		40203: {providers.Fatal, true}, 40204: {providers.Fatal, true}, 40210: {providers.Fatal, true},
-		40000: {providers.Fatal, false}, 40006: {providers.Fatal, false}, 40400: {providers.Fatal, false}, 40402: {providers.Fatal, false},
+		40000: {providers.Fatal, false}, 40006: {providers.Fatal, false},
+		// A path the vendor does not know: the base URL is wrong for every call.
+		40400: {providers.Fatal, true}, 40402: {providers.Fatal, true},
 		40501: {providers.Fatal, false}, 40502: {providers.Fatal, false}, 40503: {providers.Fatal, false}, 40506: {providers.Fatal, false},
 		// Codes outside the table, judged by range.
 		40999: {providers.Fatal, false}, 50999: {providers.Retryable, false}, 10000: {providers.Retryable, false},
@@ -378,8 +381,8 @@ func TestClassification(t *testing.T) {
 		tcase{"http 401 bare", 401, `Unauthorized`, want{providers.Fatal, true}, "http 401", "Unauthorized"},
 		tcase{"http 402 envelope", 402, `{"status_code":40200,"status_message":"Payment Required."}`, want{providers.Fatal, true}, "40200", "Payment Required."},
 		tcase{"http 402 bare", 402, ``, want{providers.Fatal, true}, "http 402", "Payment Required"},
-		tcase{"http 404 envelope", 404, `{"status_code":40400,"status_message":"Not Found."}`, want{providers.Fatal, false}, "40400", "Not Found."},
-		tcase{"http 404 html", 404, `<html>nope</html>`, want{providers.Fatal, false}, "http 404", "Not Found"},
+		tcase{"http 404 envelope", 404, `{"status_code":40400,"status_message":"Not Found."}`, want{providers.Fatal, true}, "40400", "Not Found."},
+		tcase{"http 404 html", 404, `<html>nope</html>`, want{providers.Fatal, true}, "http 404", "Not Found"},
 		tcase{"http 500 envelope", 500, `{"status_code":50000,"status_message":"Internal Server Error."}`, want{providers.Retryable, false}, "http 500 / 50000", "Internal Server Error."},
 		tcase{"http 500 with a 4xxxx body", 500, `{"status_code":40501,"status_message":"odd"}`, want{providers.Retryable, false}, "http 500 / 40501", "odd"},
 		tcase{"http 502 html", 502, `<html>bad gateway</html>`, want{providers.Retryable, false}, "http 502", "Bad Gateway"},
@@ -421,6 +424,16 @@ func TestClassification(t *testing.T) {
 			}
 			if e.RetryAfter != 0 {
 				t.Errorf("RetryAfter %v: the vendor sends none", e.RetryAfter)
+			}
+			// Only the daily cost limit lifts by itself, at the next 00:00 UTC.
+			if e.Code == "40203" {
+				now := time.Now().UTC()
+				if e.Until.Hour() != 0 || e.Until.Minute() != 0 || e.Until.Location() != time.UTC ||
+					!e.Until.After(now.Add(-time.Minute)) || e.Until.After(now.Add(24*time.Hour)) {
+					t.Errorf("40203 lifts at %v, want the next 00:00 UTC after %v", e.Until, now)
+				}
+			} else if !e.Until.IsZero() {
+				t.Errorf("%s lifts by itself at %v", e.Code, e.Until)
 			}
 			if strings.Contains(err.Error(), testPassword) {
 				t.Errorf("error leaks the password: %v", err)

@@ -41,11 +41,54 @@ import (
 // other member differs from the request that produced the token: the
 // vendor's rule is that "all other parameters should be identical to the
 // previous request".
+//
+// Accounts, by login: `nofunds` gets HTTP 402 with 40200 (payment
+// required), `insufficient` the task error 40210 (insufficient funds),
+// `costlimit` the task error 40203 (the owner's daily cost limit). Any
+// other path under /v3/ is answered HTTP 404 with 40400 (not found), or
+// 40402 (invalid path) below /v3/backlinks/, as a wrong base URL or path
+// would be. Every answer of the live endpoints carries X-RateLimit-Limit
+// (the sandbox's rate as calls a minute, when it has one) and
+// X-RateLimit-Remaining.
 func Mount(s *sandbox.Server) {
 	m := s.Meter(Name)
 	for _, e := range endpoints {
 		s.Handle("POST "+e.path, &sbHandler{m: m, e: e})
 	}
+	s.Handle("/v3/", http.HandlerFunc(sbNotFound))
+}
+
+// Sandbox logins with their own answers (see Mount).
+const (
+	sbInsufficient = "insufficient"
+	sbCostLimit    = "costlimit"
+)
+
+func sbNotFound(w http.ResponseWriter, r *http.Request) {
+	for _, e := range endpoints {
+		if r.URL.Path == e.path { // a live endpoint asked with another method
+			w.Header().Set("Allow", http.MethodPost)
+			http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+			return
+		}
+	}
+	code, msg := 40400, "Not Found."
+	if strings.HasPrefix(r.URL.Path, "/v3/backlinks/") {
+		code, msg = 40402, "Invalid Path."
+	}
+	b := appendEnvelopeHead(nil, code, msg, 0, 0, 0, 0)
+	writeBody(w, http.StatusNotFound, append(b, "null}"...))
+}
+
+// rateHeaders states the account's ceiling a minute and what is left of
+// it in the current window, as the vendor does on every answer.
+func (h *sbHandler) rateHeaders(w http.ResponseWriter, call *sandbox.Call) {
+	per := h.m.Options().PerMinute()
+	if per == 0 {
+		return
+	}
+	w.Header().Set("X-RateLimit-Limit", strconv.Itoa(per))
+	w.Header().Set("X-RateLimit-Remaining", strconv.Itoa(max(h.m.Options().Rate-call.InWindow, 0)))
 }
 
 type sbHandler struct {
@@ -85,9 +128,14 @@ func (h *sbHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := h.m.Wait(r.Context()); err != nil {
 		return
 	}
+	h.rateHeaders(w, call)
 	login, pass, ok := r.BasicAuth()
-	if !ok || login == "" || pass == "" || login == "bad" || pass == "bad" {
+	if !ok || login == "" || pass == "" || login == sandbox.BadCredential || pass == sandbox.BadCredential {
 		h.writeTop(w, http.StatusUnauthorized, start, 40100, "You are not authorized to access this resource.")
+		return
+	}
+	if login == sandbox.NoFunds {
+		h.writeTop(w, http.StatusPaymentRequired, start, 40200, "Payment Required.")
 		return
 	}
 	body, rerr := io.ReadAll(http.MaxBytesReader(w, r.Body, sbMaxBody))
@@ -95,6 +143,15 @@ func (h *sbHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var data json.RawMessage // echo of the first task for error tasks, if any
 	if len(tasks) > 0 {
 		data = tasks[0]
+	}
+	switch {
+	case code != 0:
+	case login == sbInsufficient:
+		h.writeTaskError(w, start, 40210, "Insufficient Funds.", data, false)
+		return
+	case login == sbCostLimit:
+		h.writeTaskError(w, start, 40203, "Daily Cost Limit Exceeded.", data, false)
+		return
 	}
 
 	switch {

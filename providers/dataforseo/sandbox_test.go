@@ -268,6 +268,75 @@ func TestSandboxAuth(t *testing.T) {
 	}
 }
 
+// The sandbox's accounts and paths that fail as a real account would:
+// each answers the vendor's code, which the client classifies as a
+// failure of the account (the provider is paused); 40203 lifts by itself.
+func TestSandboxAccountFailures(t *testing.T) {
+	_, s, base := newSandbox(t, sandbox.Options{Seed: 1})
+	for _, tc := range []struct {
+		name, login, base, code string
+		until                   bool
+	}{
+		{"no funds", sandbox.NoFunds, base, "40200", false},
+		{"insufficient funds", "insufficient", base, "40210", false},
+		{"daily cost limit", "costlimit", base, "40203", true},
+		{"base URL ending in /v3", "sandbox", base + "/v3", "40400", false},
+		{"base URL below backlinks", "sandbox", base + "/v3/backlinks", "40402", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := New(Config{Login: tc.login, Password: "pw", BaseURL: tc.base})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.Fetch(context.Background(), providers.Request{Domain: "rows-10.example"})
+			e, ok := providers.AsError(err)
+			if !ok || e.Class != providers.Fatal || !e.Account || e.Code != tc.code || e.Until.IsZero() == tc.until {
+				t.Errorf("err = %v (until %v), want fatal account %s", err, e.Until, tc.code)
+			}
+		})
+	}
+	if st := s.Stats()[Name]; st.Calls != 3 {
+		t.Errorf("%d calls on the live endpoints, want 3", st.Calls)
+	}
+	// The vendor sends out of funds as HTTP 402.
+	status, env := post(t, base+"/v3/backlinks/backlinks/live", sandbox.NoFunds, `[{"target":"a.com"}]`)
+	if status != http.StatusPaymentRequired || env.StatusCode != 40200 {
+		t.Errorf("nofunds: %d %+v", status, env)
+	}
+}
+
+// X-RateLimit-Limit states the sandbox's rate as calls a minute, on every
+// answer, errors and throttles included; Remaining counts down.
+func TestSandboxRateLimitHeaders(t *testing.T) {
+	_, _, base := newSandbox(t, sandbox.Options{Seed: 1, Rate: 3, Period: 10 * time.Second})
+	var got [][2]string
+	for _, login := range []string{"sandbox", "sandbox", sandbox.BadCredential, "sandbox", "sandbox"} {
+		req, _ := http.NewRequest(http.MethodPost, base+"/v3/backlinks/backlinks/live", strings.NewReader(`[{"target":"a.com","limit":1}]`))
+		req.SetBasicAuth(login, "pw")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		got = append(got, [2]string{resp.Header.Get("X-RateLimit-Limit"), resp.Header.Get("X-RateLimit-Remaining")})
+	}
+	want := [][2]string{{"18", "2"}, {"18", "1"}, {"18", "0"}, {"18", "0"}, {"18", "0"}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("headers %v, want %v", got, want)
+	}
+	// Unlimited: no ceiling to state.
+	_, _, free := newSandbox(t, sandbox.Options{})
+	resp, err := http.Post(free+"/v3/backlinks/backlinks/live", "application/json", strings.NewReader(`[]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if v := resp.Header.Get("X-RateLimit-Limit"); v != "" {
+		t.Errorf("unlimited sandbox sends X-RateLimit-Limit %q", v)
+	}
+}
+
 func TestSandboxRateLimit(t *testing.T) {
 	c, s, _ := newSandbox(t, sandbox.Options{Rate: 2, Period: time.Minute})
 	var errs []error

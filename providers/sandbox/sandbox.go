@@ -85,7 +85,33 @@ type Call struct {
 	OverConcurrency bool
 	// OverRate: the sliding window ending at this arrival holds more than Rate calls.
 	OverRate bool
+	// InWindow is the number of calls in that window, this one included.
+	InWindow int
 	once     sync.Once
+}
+
+// Credentials every sandbox treats specially (any other non-empty login
+// or key is accepted).
+const (
+	// BadCredential gets each vendor's authentication error.
+	BadCredential = "bad"
+	// NoFunds gets each vendor's documented out-of-funds error (DataForSEO
+	// 40200 as HTTP 402, DomDetailer HTTP 402, XOVI "cost error"), so that
+	// a job's pause on an account without money can be tried end to end.
+	NoFunds = "nofunds"
+)
+
+// PerMinute is the sandbox's rate as calls a minute (what DataForSEO's
+// X-RateLimit-Limit header states), 0 when the rate is not limited.
+func (o Options) PerMinute() int {
+	if o.Rate <= 0 {
+		return 0
+	}
+	p := o.Period
+	if p <= 0 {
+		p = time.Minute
+	}
+	return int(int64(o.Rate) * int64(time.Minute) / int64(p))
 }
 
 // Begin records an arriving call. Every arrival counts toward the window
@@ -116,6 +142,7 @@ func (m *Meter) Begin() *Call {
 		m:               m,
 		OverConcurrency: m.opts.Concurrency > 0 && m.inFlight > int64(m.opts.Concurrency),
 		OverRate:        m.opts.Rate > 0 && n > int64(m.opts.Rate),
+		InWindow:        int(n),
 	}
 }
 
