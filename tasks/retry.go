@@ -38,7 +38,8 @@ func IsFailure(err error) bool {
 		// The task's time ran out waiting for the account's capacity.
 		return false
 	}
-	return providers.ClassOf(err) != providers.Throttled
+	c := providers.ClassOf(err)
+	return c != providers.Throttled && c != providers.Pending // Pending: see wait.go
 }
 
 // RetryDelay is exponential backoff with full jitter (1 s doubling to
