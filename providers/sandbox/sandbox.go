@@ -26,7 +26,20 @@ type Options struct {
 	Concurrency int           // calls allowed at once; 0 = unlimited
 	Fail        float64       // probability of an injected transient failure
 	Seed        int64         // data and failure seed
+	// LinksPerPage is the links (internal and external) on each page an
+	// export of pages returns (DomainCrawler exportpages); 0 means
+	// DefaultLinksPerPage.
+	LinksPerPage int
+	// Unfinished is how many answers per endpoint and domain say the
+	// vendor's export into its index has not finished (DomainCrawler
+	// "exportFinished": false, with part of the data) before the export
+	// is done; 0: always finished.
+	Unfinished int
 }
+
+// DefaultLinksPerPage is a page of a real site: a hundred links, over
+// 10 KB of them.
+const DefaultLinksPerPage = 100
 
 // ParseRate reads "2000/1m" (also "2000/60s", "33/s"). "" or "0" is unlimited.
 func ParseRate(s string) (n int, period time.Duration, err error) {
