@@ -31,6 +31,14 @@ const Name = "dataforseo"
 // shapes is https://sandbox.dataforseo.com).
 const DefaultBaseURL = "https://api.dataforseo.com"
 
+// RateLimitHeader states, on every answer, the account's limit in calls a
+// minute (RateLimitPer) for the endpoint called; accounts differ from the
+// published 2000 a minute, and the shared limiter follows a lower one.
+const (
+	RateLimitHeader = "X-RateLimit-Limit"
+	RateLimitPer    = time.Minute
+)
+
 // DefaultTimeout bounds one call when Config.HTTPClient is nil. The vendor
 // gives up on a live task after 120 s (50401); waiting a little longer
 // lets that answer arrive instead of a local timeout.
