@@ -151,7 +151,7 @@ func New(rdb redis.UniversalClient, name string, lim Limit, opts ...Option) *Lim
 		log:  slog.Default(), ttl: DefaultLeaseTTL, maxHold: DefaultMaxHold, poll: defaultPoll,
 		keyInflight: tag + ":inflight", keyWake: tag + ":wake", keyCooldown: tag + ":cooldown",
 		keyRate: tag + ":rate", keyAccount: tag + ":account",
-		leases:  map[string]*Lease{},
+		leases: map[string]*Lease{},
 	}
 	for _, o := range opts {
 		o(l)
