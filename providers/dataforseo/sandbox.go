@@ -55,7 +55,7 @@ func Mount(s *sandbox.Server) {
 	for _, e := range endpoints {
 		s.Handle("POST "+e.path, &sbHandler{m: m, e: e})
 	}
-	s.Handle("/v3/", http.HandlerFunc(sbNotFound))
+	s.Handle("/v3/", sbNotFound{m})
 }
 
 // Sandbox logins with their own answers (see Mount).
@@ -64,7 +64,13 @@ const (
 	sbCostLimit    = "costlimit"
 )
 
-func sbNotFound(w http.ResponseWriter, r *http.Request) {
+// sbNotFound answers the paths under /v3/ that are not served; they are
+// calls to the vendor too, and counted.
+type sbNotFound struct{ m *sandbox.Meter }
+
+func (h sbNotFound) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	call := h.m.Begin()
+	defer call.End()
 	for _, e := range endpoints {
 		if r.URL.Path == e.path { // a live endpoint asked with another method
 			w.Header().Set("Allow", http.MethodPost)

@@ -295,8 +295,8 @@ func TestSandboxAccountFailures(t *testing.T) {
 			}
 		})
 	}
-	if st := s.Stats()[Name]; st.Calls != 3 {
-		t.Errorf("%d calls on the live endpoints, want 3", st.Calls)
+	if st := s.Stats()[Name]; st.Calls != 5 {
+		t.Errorf("%d calls, want 5", st.Calls)
 	}
 	// The vendor sends out of funds as HTTP 402.
 	status, env := post(t, base+"/v3/backlinks/backlinks/live", sandbox.NoFunds, `[{"target":"a.com"}]`)
