@@ -47,7 +47,8 @@ func IsFailure(err error) bool {
 	if errors.As(err, &se) || errors.As(err, &we) || errors.As(err, &rf) {
 		return false
 	}
-	return providers.ClassOf(err) != providers.Throttled
+	c := providers.ClassOf(err)
+	return c != providers.Throttled && c != providers.Pending // Pending: see wait.go
 }
 
 // sinkError is a write the sink refused. The page waits for the sink
