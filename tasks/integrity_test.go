@@ -602,3 +602,12 @@ func TestWaitsAreNotFailures(t *testing.T) {
 		t.Errorf("OOM message: %v", redisErr(oom))
 	}
 }
+
+// TestFatalKeepsTheMessage: a page failed for good reads as its cause in
+// the manifest, without asynq's wrapping.
+func TestFatalKeepsTheMessage(t *testing.T) {
+	err := fatal(errors.New("HTTP 401: bad credentials"))
+	if !errors.Is(err, asynq.SkipRetry) || errorMessage(err) != "HTTP 401: bad credentials" {
+		t.Errorf("fatal: %q (skip retry %v)", errorMessage(err), errors.Is(err, asynq.SkipRetry))
+	}
+}
