@@ -12,52 +12,89 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/linkharvest/linkharvest/internal/settings"
 	"github.com/linkharvest/linkharvest/providers/registry"
 	"github.com/linkharvest/linkharvest/providers/sandbox"
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	if err := run(os.Args[1:], os.LookupEnv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
 		fmt.Fprintln(os.Stderr, "sandbox:", err)
 		os.Exit(2)
 	}
 }
 
-func env(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
+// opts reads the sandbox's settings strictly (flags over SANDBOX_*).
+func opts(getenv settings.Getenv) (addr string, o sandbox.Options, err error) {
+	addr = strings.TrimSpace(getenv("SANDBOX_ADDR"))
+	if addr == "" {
+		addr = defaultAddr
 	}
-	return def
+	if err = settings.ListenAddr("SANDBOX_ADDR", addr); err != nil {
+		return
+	}
+	if o.Latency, err = settings.Duration(getenv, "SANDBOX_LATENCY", 0, 0, time.Hour); err != nil {
+		return
+	}
+	rate := strings.TrimSpace(getenv("SANDBOX_RATE"))
+	if rate == "" {
+		rate = defaultRate
+	}
+	if o.Rate, o.Period, err = sandbox.ParseRate(rate); err != nil {
+		err = settings.Bad("SANDBOX_RATE", rate, "want calls/period such as 2000/1m, or 0 for unlimited")
+		return
+	}
+	if o.Concurrency, err = settings.Int(getenv, "SANDBOX_CONCURRENCY", defaultConcurrency, 0, 1_000_000); err != nil {
+		return
+	}
+	if o.Fail, err = settings.Float(getenv, "SANDBOX_FAIL", 0, 0, 1); err != nil {
+		return
+	}
+	o.Seed, err = settings.Int64(getenv, "SANDBOX_SEED", 1)
+	return
 }
 
-func run(args []string) error {
+const (
+	defaultAddr        = "127.0.0.1:8089"
+	defaultRate        = "2000/1m"
+	defaultConcurrency = 30
+)
+
+func run(args []string, lookup func(string) (string, bool)) error {
 	fs := flag.NewFlagSet("sandbox", flag.ContinueOnError)
-	addr := fs.String("addr", env("SANDBOX_ADDR", "127.0.0.1:8089"), "listen address (SANDBOX_ADDR)")
-	latency := fs.Duration("latency", 0, "added to every call")
-	rate := fs.String("rate", env("SANDBOX_RATE", "2000/1m"), "calls allowed in any sliding window, e.g. 2000/1m; 0 = unlimited (SANDBOX_RATE)")
-	conc := fs.Int("concurrency", 30, "calls allowed at once; 0 = unlimited")
-	fail := fs.Float64("fail", 0, "probability of an injected transient failure")
-	seed := fs.Int64("seed", 1, "data seed")
+	b := settings.NewBinder(fs)
+	b.Flag("addr", "SANDBOX_ADDR", defaultAddr, "listen address")
+	b.Flag("latency", "SANDBOX_LATENCY", "0s", "added to every call")
+	b.Flag("rate", "SANDBOX_RATE", defaultRate, "calls allowed in any sliding window, e.g. 2000/1m; 0 = unlimited")
+	b.Flag("concurrency", "SANDBOX_CONCURRENCY", strconv.Itoa(defaultConcurrency), "calls allowed at once; 0 = unlimited")
+	b.Flag("fail", "SANDBOX_FAIL", "0", "probability of an injected transient failure, 0..1")
+	b.Flag("seed", "SANDBOX_SEED", "1", "data seed")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	n, period, err := sandbox.ParseRate(*rate)
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	addr, o, err := opts(b.Getenv(lookup))
 	if err != nil {
-		return err
+		return b.Explain(err)
 	}
-	if *fail < 0 || *fail > 1 {
-		return errors.New("--fail must be within 0..1")
-	}
-	srv := registry.Sandbox(sandbox.Options{Latency: *latency, Rate: n, Period: period, Concurrency: *conc, Fail: *fail, Seed: *seed})
-	ln, err := net.Listen("tcp", *addr)
+	srv := registry.Sandbox(o)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	log.Info("sandbox listening", "addr", ln.Addr().String(), "rate", *rate, "concurrency", *conc, "latency", *latency, "fail", *fail, "seed", *seed)
+	log.Info("sandbox listening", "addr", ln.Addr().String(), "rate", o.Rate, "period", o.Period.String(), "concurrency", o.Concurrency,
+		"latency", o.Latency.String(), "fail", o.Fail, "seed", o.Seed)
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
