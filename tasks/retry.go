@@ -41,14 +41,10 @@ func IsFailure(err error) bool {
 	return providers.ClassOf(err) != providers.Throttled
 }
 
-// RetryDelay is exponential backoff with full jitter (1 s doubling to
-// 5 min), never shorter than the vendor's Retry-After. Throttles retry
-// soon: the shared limiter's backoff is what spaces the calls.
-func RetryDelay(n int, err error, t *asynq.Task) time.Duration {
-	return RetryDelayFunc(time.Second)(n, err, t)
-}
-
-// RetryDelayFunc is RetryDelay with another base delay (tests shorten it).
+// RetryDelayFunc is exponential backoff with full jitter from base (the
+// worker's --retry-base, runner.DefaultConfig) doubling to 5 min, never
+// shorter than the vendor's Retry-After. Throttles retry soon: the shared
+// limiter's backoff is what spaces the calls.
 func RetryDelayFunc(base time.Duration) asynq.RetryDelayFunc {
 	return func(n int, err error, _ *asynq.Task) time.Duration {
 		var after time.Duration

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"regexp"
 	"strings"
 	"syscall"
@@ -46,6 +47,11 @@ func CheckRedis(ctx context.Context, rdb redis.UniversalClient, shown string) er
 			return nil
 		}
 		reason, final := redisReason(err)
+		if !final && attempt == 1 && speaksPlain(ctx, rdb) {
+			// A plain Redis takes a TLS hello for an unfinished inline
+			// command and waits: without this the check would only time out.
+			reason, final = "the server does not speak TLS (rediss:// against a plain Redis? use redis://)", true
+		}
 		if final {
 			return fmt.Errorf("%s: %s", shown, reason)
 		}
@@ -85,6 +91,31 @@ func redisReason(err error) (reason string, final bool) {
 	default:
 		return firstLine(msg), false
 	}
+}
+
+// speaksPlain reports whether a client set up for TLS is in fact facing a
+// Redis that answers a plain PING.
+func speaksPlain(ctx context.Context, rdb redis.UniversalClient) bool {
+	c, ok := rdb.(*redis.Client)
+	if !ok || c.Options().TLSConfig == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", c.Options().Addr)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	deadline, _ := ctx.Deadline()
+	_ = conn.SetDeadline(deadline)
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return false
+	}
+	b := make([]byte, 1)
+	n, _ := conn.Read(b)
+	return n == 1 && (b[0] == '+' || b[0] == '-')
 }
 
 func firstLine(s string) string {

@@ -2,7 +2,6 @@ package runner
 
 import (
 	"crypto/x509"
-	"fmt"
 	"os"
 	"strings"
 	"time"
@@ -165,11 +164,3 @@ func parseLimits(v string) (map[string]limiter.Limit, error) {
 	}
 	return lim, nil
 }
-
-// describe is the configuration as logged at start (no secrets).
-func (c Config) describe() []any {
-	return []any{"concurrency", c.Concurrency, "redis", c.RedisConn.String(), "retry_base", c.RetryBase.String(),
-		"retention", settings.FormatDuration(c.Retention), "shutdown_timeout", c.ShutdownTimeout.String()}
-}
-
-var _ = fmt.Sprint
