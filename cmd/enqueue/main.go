@@ -165,7 +165,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {
-			fmt.Fprintln(stderr, "enqueue:", err)
+			fmt.Fprintln(stderr, "enqueue:", runner.ExplainRedis(err))
 			return exitUsage
 		}
 		fmt.Fprintln(stderr, "enqueue:", runner.ExplainRedis(err))
