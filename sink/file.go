@@ -101,6 +101,13 @@ func (d *dirSink) putStream(ctx context.Context, key string, r io.Reader, _ stri
 	return nil
 }
 
+func (d *dirSink) delete(_ context.Context, key string) error {
+	if err := os.Remove(d.path(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
 func (d *dirSink) get(ctx context.Context, key string) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err

@@ -38,3 +38,8 @@ func checkKey(key string) error {
 	}
 	return nil
 }
+
+// SupersededKey marks a job whose manifest no longer describes it: a
+// resubmission added work after the job had ended. It is written when
+// _SUCCESS is removed and removed before _SUCCESS is written again.
+func SupersededKey(jobID string) string { return "jobs/" + jobID + "/_SUPERSEDED" }

@@ -174,6 +174,12 @@ func (s *s3Sink) get(ctx context.Context, key string) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// delete is idempotent: S3 answers a delete of a missing key with success.
+func (s *s3Sink) delete(ctx context.Context, key string) error {
+	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(s.prefix + key)})
+	return err
+}
+
 func (s *s3Sink) list(ctx context.Context, prefix string) ([]ObjectInfo, error) {
 	var objs []ObjectInfo
 	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{

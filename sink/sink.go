@@ -41,6 +41,7 @@ type backend interface {
 	putStream(ctx context.Context, key string, r io.Reader, contentType string) error
 	get(ctx context.Context, key string) ([]byte, error)
 	list(ctx context.Context, prefix string) ([]ObjectInfo, error)
+	delete(ctx context.Context, key string) error
 	check(ctx context.Context) error
 }
 
@@ -167,6 +168,18 @@ func (s *Sink) Get(ctx context.Context, key string) ([]byte, error) {
 		return nil, fmt.Errorf("sink: getting %s: %w", key, err)
 	}
 	return b, nil
+}
+
+// Delete removes the object under key; a key that holds none is not an
+// error (a retried delete must succeed).
+func (s *Sink) Delete(ctx context.Context, key string) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if err := s.b.delete(ctx, key); err != nil {
+		return fmt.Errorf("sink: deleting %s: %w", key, err)
+	}
+	return nil
 }
 
 // List returns every object whose key starts with prefix ("" for all),

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -31,6 +32,10 @@ type Manifest struct {
 	Totals     ManifestTotals     `json:"totals"`
 	Paused     map[string]string  `json:"paused,omitempty"`
 	Cost       map[string]float64 `json:"cost,omitempty"`
+	// Interrupted: a submission of the job ended before reading its whole
+	// list, and no later one closed: the job holds only what was read.
+	// Resubmitting the same list under the same id completes it.
+	Interrupted bool `json:"interrupted,omitempty"`
 }
 
 // ManifestObject is one data object.
@@ -51,6 +56,9 @@ type ManifestOutcome struct {
 	Error    string `json:"error,omitempty"`
 	// FailedPages lists the pages that failed for good.
 	FailedPages []int `json:"failed_pages,omitempty"`
+	// TotalsSeen lists the distinct totals the vendor reported while the
+	// domain was paged, when it reported more than one (its index moved).
+	TotalsSeen []int `json:"totals_seen,omitempty"`
 }
 
 // ManifestTotals sums the manifest.
@@ -69,37 +77,59 @@ func (w *Worker) processFinalize(ctx context.Context, t *asynq.Task) error {
 	if err := json.Unmarshal(t.Payload(), &p); err != nil {
 		return fatal(fmt.Errorf("finalize task: bad payload: %w", err))
 	}
-	k := keysFor(p.Job)
-	open, err := w.Store.rdb.SCard(ctx, k.open).Result()
+	ok, err := w.Store.beginFinalize(ctx, p.Job)
 	if err != nil {
 		return err
 	}
-	if open > 0 {
-		return nil // work was added since; its last unit will finalize again
+	if !ok {
+		return nil // work was added since, or it is done: its own end finalizes
 	}
 	finished := w.now().UTC().Format(time.RFC3339Nano)
-	var totals ManifestTotals
-	// Data objects are all written (each before its unit ended); now the
-	// manifest, and _SUCCESS strictly after it.
-	err = w.Sink.PutStream(ctx, sink.ManifestKey(p.Job), func(out io.Writer) error {
-		var err error
-		totals, err = w.Store.writeManifest(ctx, out, p.Job, finished)
-		return err
-	}, "application/json")
+	totals, err := w.finalize(ctx, p.Job, finished)
 	if err != nil {
-		return fmt.Errorf("writing manifest of job %s: %w", p.Job, err)
-	}
-	if err := w.Sink.Put(ctx, sink.SuccessKey(p.Job), nil, "text/plain"); err != nil {
-		return fmt.Errorf("writing _SUCCESS of job %s: %w", p.Job, err)
-	}
-	if err := w.Store.rdb.HSet(ctx, k.meta, "state", "done", "finished_at", finished).Err(); err != nil {
+		// Let pages of work added meanwhile go on; the retry claims again.
+		if rerr := w.Store.releaseFinalize(context.WithoutCancel(ctx), p.Job); rerr != nil {
+			w.log().Warn("releasing a failed finalize", "job", p.Job, "err", rerr)
+		}
 		return err
+	}
+	done, err := w.Store.commitFinalize(ctx, p.Job, finished)
+	if err != nil {
+		return err
+	}
+	if !done {
+		// Work was added while the manifest was written: the job is
+		// running again, and its first new page removes this _SUCCESS.
+		w.log().Info("job gained work while it was being finalized", "job", p.Job)
+		return nil
 	}
 	if err := w.Store.expire(ctx, p.Job, w.Retention); err != nil {
 		return err
 	}
 	w.log().Info("job finished", "job", p.Job, "records", totals.Records, "objects", totals.Objects, "failed", totals.Failed)
 	return nil
+}
+
+// finalize writes the manifest, then _SUCCESS strictly after it (data
+// objects are all written: each before its unit ended). A reopened job's
+// _SUPERSEDED marker goes between the two.
+func (w *Worker) finalize(ctx context.Context, job, finished string) (ManifestTotals, error) {
+	var totals ManifestTotals
+	err := w.Sink.PutStream(ctx, sink.ManifestKey(job), func(out io.Writer) error {
+		var err error
+		totals, err = w.Store.writeManifest(ctx, out, job, finished)
+		return err
+	}, "application/json")
+	if err != nil {
+		return totals, &sinkError{fmt.Errorf("writing the manifest of job %s: %w", job, err)}
+	}
+	if err := w.Sink.Delete(ctx, sink.SupersededKey(job)); err != nil {
+		return totals, &sinkError{fmt.Errorf("removing the _SUPERSEDED marker of job %s: %w", job, err)}
+	}
+	if err := w.Sink.Put(ctx, sink.SuccessKey(job), nil, "text/plain"); err != nil {
+		return totals, &sinkError{fmt.Errorf("writing _SUCCESS of job %s: %w", job, err)}
+	}
+	return totals, nil
 }
 
 // manifestPartUnits bounds what writeManifest holds in memory. A job's
@@ -187,6 +217,9 @@ func (s *Store) writeManifest(ctx context.Context, out io.Writer, job, finishedA
 			}
 			mo.Pages++
 			mo.Records += o.Records
+			if o.Total > 0 && !slices.Contains(mo.TotalsSeen, o.Total) {
+				mo.TotalsSeen = append(mo.TotalsSeen, o.Total)
+			}
 			switch {
 			case o.Status == "failed":
 				mo.Status = "failed"
@@ -206,6 +239,11 @@ func (s *Store) writeManifest(ctx context.Context, out io.Writer, job, finishedA
 		domains := map[string]bool{} // a domain is in one part only
 		for _, o := range outcomes {
 			sort.Ints(o.FailedPages)
+			if len(o.TotalsSeen) < 2 {
+				o.TotalsSeen = nil
+			} else {
+				sort.Ints(o.TotalsSeen)
+			}
 			sorted = append(sorted, o)
 			domains[o.Domain] = true
 			if o.Status == "failed" {
@@ -247,6 +285,9 @@ func (s *Store) writeManifest(ctx context.Context, out io.Writer, job, finishedA
 	}
 	if len(st.Cost) > 0 {
 		mw.field("cost", st.Cost)
+	}
+	if st.Interrupted > 0 {
+		mw.field("interrupted", true)
 	}
 	mw.last("totals", totals)
 	mw.raw("}\n")

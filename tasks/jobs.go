@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -14,23 +15,38 @@ import (
 // A job's state lives in Redis under one hash tag, so its scripts run on
 // one Redis Cluster slot:
 //
-//	meta     HASH   job_id, dt, created_at, spec, gen, counters, state, paused:{provider}
-//	open     SET    units created and not yet ended
+//	meta     HASH   job_id, dt, created_at, spec, gen, counters, state, paused:{provider},
+//	                reopened (work was added after the job ended or while it was being
+//	                finalized), finalizing (deadline of a running finalizer), interrupted
+//	                (the last submission that ended without closing), stashed/stash_bytes
+//	open     SET    page units created and not yet ended
 //	ended    HASH   unit -> outcome (JSON); a unit ends once, whatever delivers it
-//	memo     HASH   unit -> what its call returned and where it was written, so a
-//	                redelivered page is not fetched (and paid for) again
+//	memo     HASH   unit -> what its call returned, and whether its object is written
+//	                or only stashed, so a redelivered page is not fetched (and paid
+//	                for) again
 //	stash:U  STRING a page's encoded body, kept while the sink is unreachable
+//	subs     ZSET   submission generation -> lease deadline (ms, Redis clock)
+//	refetch  HASH   unit -> page payload: pages that failed after their answer was
+//	                lost (a stash that could not be kept); a resubmission fetches them again
 //	rejected LIST   rejected input lines (JSON)
 //
-// The job completes when open is empty. Units are added before their
-// task is enqueued and only if they have not ended, and end exactly once
-// (HSETNX), so retries and duplicate deliveries cannot make the count
-// drift (DESIGN-NOTES: "Knowing when a job has ended").
-type jobKeys struct{ meta, open, ended, memo, rejected, prefix string }
+// The job completes when open is empty and no submission holds a live
+// lease. Units are added before their task is enqueued and only if they
+// have not ended, and end exactly once (HSETNX), so retries and duplicate
+// deliveries cannot make the count drift. A submission is a lease, not a
+// unit: a submitter that dies (SIGKILL, OOM, a lost machine) stops renewing
+// it and the job is no longer held open once it expires.
+type jobKeys struct{ meta, open, ended, memo, rejected, subs, refetch, prefix string }
 
 func keysFor(job string) jobKeys {
 	p := "lh:{job:" + job + "}:"
-	return jobKeys{meta: p + "meta", open: p + "open", ended: p + "ended", memo: p + "memo", rejected: p + "rejected", prefix: p}
+	return jobKeys{meta: p + "meta", open: p + "open", ended: p + "ended", memo: p + "memo", rejected: p + "rejected",
+		subs: p + "subs", refetch: p + "refetch", prefix: p}
+}
+
+// all is every key of the job but the stashes (which expire on their own).
+func (k jobKeys) all() []string {
+	return []string{k.meta, k.open, k.ended, k.memo, k.rejected, k.subs, k.refetch}
 }
 
 func (k jobKeys) stash(unit string) string { return k.prefix + "stash:" + unit }
@@ -38,31 +54,85 @@ func (k jobKeys) stash(unit string) string { return k.prefix + "stash:" + unit }
 // jobsIndex lists jobs by creation time, for `enqueue status` without an id.
 const jobsIndex = "lh:jobs"
 
-// register adds units that have not ended to the open set. It returns,
-// per unit, 0 if it already ended, 1 if it is new, 2 if it was already open.
-var registerScript = redis.NewScript(`
-local out = {}
-local added = 0
-for i, u in ipairs(ARGV) do
-  if redis.call('HEXISTS', KEYS[2], u) == 1 then
-    out[i] = 0
-  elseif redis.call('SADD', KEYS[1], u) == 1 then
-    out[i] = 1
-    added = added + 1
-  else
-    out[i] = 2
+// subsIndex holds, per job with an open submission, the latest lease
+// deadline (ms), so workers can find submissions that died
+// (Worker.SweepSubmissions). It lives outside the job's hash tag; it is
+// only a hint: the job's own subs set decides.
+const subsIndex = "lh:subs"
+
+// luaNow is the Redis server's clock in ms: one clock for every process.
+const luaNow = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`
+
+// luaReopen marks a job that gains work as running again. A job that had
+// ended (or whose finalizer is writing its manifest) is "reopened": its
+// next page removes _SUCCESS before it runs (Worker.supersede).
+const luaReopen = `local function reopen(meta, tag)
+  local st = redis.call('HGET', meta, 'state')
+  if st ~= 'running' or redis.call('HEXISTS', meta, 'finalizing') == 1 then
+    redis.call('HSET', meta, 'state', 'running', 'reopened', tag)
+    redis.call('HDEL', meta, 'finished_at')
   end
 end
-if added > 0 then redis.call('HINCRBY', KEYS[3], 'units', added) end
+`
+
+// register adds units that have not ended to the open set. It returns,
+// per unit, 0 if it already ended, 1 if it is new, 2 if it was already
+// open. A submission registers under its lease (ARGV[1], its generation):
+// a submission whose lease was lost (it was paused past it, or cut from
+// Redis) adds nothing, so a job that ended meanwhile is not changed
+// behind its back; workers pass "".
+// KEYS: open, ended, meta, subs; ARGV: gen or "", units...
+var registerScript = redis.NewScript(luaNow + luaReopen + `
+if ARGV[1] ~= '' then
+  local s = redis.call('ZSCORE', KEYS[4], ARGV[1])
+  if not s or tonumber(s) < now then return redis.error_reply('LEASE submission lease lost') end
+end
+local out = {}
+local added = 0
+for i = 2, #ARGV do
+  local u = ARGV[i]
+  if redis.call('HEXISTS', KEYS[2], u) == 1 then
+    out[i-1] = 0
+  elseif redis.call('SADD', KEYS[1], u) == 1 then
+    out[i-1] = 1
+    added = added + 1
+  else
+    out[i-1] = 2
+  end
+end
+if added > 0 then
+  redis.call('HINCRBY', KEYS[3], 'units', added)
+  reopen(KEYS[3], ARGV[1] ~= '' and ARGV[1] or 'w')
+end
 return out
 `)
 
-// end records a unit's outcome once and returns the number of open units.
-// The unit's memo goes: once ended, a delivery stops at the ended check,
-// and a million-page job would otherwise keep a million memos.
-// KEYS: open, ended, meta, memo
-// ARGV: unit, outcome, records, bytes, failed(0/1), objects(0/1), page(0/1)
-var endScript = redis.NewScript(`
+// live is the number of submissions whose lease has not expired; expired
+// ones are dropped and remembered as interrupted.
+const luaLive = `local function live(subs, meta)
+  local dead = redis.call('ZRANGEBYSCORE', subs, '-inf', '(' .. now)
+  if #dead > 0 then
+    redis.call('ZREMRANGEBYSCORE', subs, '-inf', '(' .. now)
+    local g = tonumber(redis.call('HGET', meta, 'interrupted') or '0')
+    for _, d in ipairs(dead) do g = math.max(g, tonumber(d)) end
+    redis.call('HSET', meta, 'interrupted', g)
+  end
+  return redis.call('ZCARD', subs)
+end
+local function finishable(open, subs, meta)
+  return redis.call('SCARD', open) == 0 and live(subs, meta) == 0
+    and redis.call('HGET', meta, 'state') == 'running' and redis.call('HEXISTS', meta, 'finalizing') == 0
+end
+`
+
+// end records a unit's outcome once and returns 1 if the job can now be
+// finalized. The unit's memo goes: once ended, a delivery stops at the
+// ended check, and a million-page job would otherwise keep a million memos.
+// KEYS: open, ended, meta, memo, subs, refetch
+// ARGV: unit, outcome, records, bytes, failed(0/1), objects(0/1), page(0/1), refetch payload or ""
+var endScript = redis.NewScript(luaNow + luaLive + `
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 1 then
   redis.call('SREM', KEYS[1], ARGV[1])
   redis.call('HDEL', KEYS[4], ARGV[1])
@@ -73,8 +143,10 @@ if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 1 then
     redis.call('HINCRBY', KEYS[3], 'failed', ARGV[5])
     redis.call('HINCRBY', KEYS[3], 'objects', ARGV[6])
   end
+  if ARGV[8] ~= '' then redis.call('HSET', KEYS[6], ARGV[1], ARGV[8]) end
 end
-return redis.call('SCARD', KEYS[1])
+if finishable(KEYS[1], KEYS[5], KEYS[3]) then return 1 end
+return 0
 `)
 
 // Outcome is how a unit ended.
@@ -87,9 +159,13 @@ type Outcome struct {
 	Cost    float64 `json:"cost,omitempty"`
 	Unit    string  `json:"cost_unit,omitempty"`
 	Error   string  `json:"error,omitempty"`
+	// Refetch: the page failed after its answer was lost; a resubmission
+	// of the job fetches it again.
+	Refetch bool `json:"refetch,omitempty"`
 }
 
-// memo is what a page's call returned, kept once its object is written.
+// memo is what a page's call returned. Stashed: the object is not yet
+// written; its body waits in the stash for the sink.
 type memo struct {
 	Key       string    `json:"key,omitempty"`
 	Records   int       `json:"records"`
@@ -99,6 +175,7 @@ type memo struct {
 	Cost      float64   `json:"cost,omitempty"`
 	CostUnit  string    `json:"cost_unit,omitempty"`
 	FetchedAt time.Time `json:"fetched_at"`
+	Stashed   bool      `json:"stashed,omitempty"`
 }
 
 // Store reads and writes jobs' state in Redis.
@@ -118,6 +195,15 @@ type Job struct {
 
 // ErrNoJob is returned for an unknown job id.
 var ErrNoJob = errors.New("no such job")
+
+// ShortID is a job id as error messages echo it: an id is at most 64
+// characters, but input that failed validation may be anything.
+func ShortID(id string) string {
+	if len(id) <= 40 {
+		return id
+	}
+	return id[:32] + "…(" + strconv.Itoa(len(id)) + " bytes)"
+}
 
 // Job loads a job's description.
 func (s *Store) Job(ctx context.Context, id string) (*Job, error) {
@@ -145,52 +231,185 @@ func (s *Store) Job(ctx context.Context, id string) (*Job, error) {
 // concurrent submissions of one new job agree on it. Leftovers of an
 // expired job of the same id (its keys expire one by one) are deleted:
 // they are not this job's.
-// KEYS: meta, open, ended, memo, rejected; ARGV: spec, id, dt, created_at
+// KEYS: meta, open, ended, memo, rejected, subs, refetch; ARGV: spec, id, dt, created_at
 var createScript = redis.NewScript(`
 if redis.call('HSETNX', KEYS[1], 'spec', ARGV[1]) == 0 then return 0 end
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
 redis.call('HSET', KEYS[1], 'job_id', ARGV[2], 'dt', ARGV[3], 'created_at', ARGV[4], 'state', 'running')
 return 1
 `)
 
+var errSpecDiffers = errors.New("already exists with other providers, endpoints, options or --max-rows; use a new --job id")
+
+// checkSpec reports whether a job exists, and refuses one that asks for
+// something else. It changes nothing.
+func (s *Store) checkSpec(ctx context.Context, id string, specJSON []byte) (bool, error) {
+	old, err := s.rdb.HGet(ctx, keysFor(id).meta, "spec").Result()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("loading job %s: %w", id, err)
+	}
+	if old != string(specJSON) {
+		return true, fmt.Errorf("job %s %w", id, errSpecDiffers)
+	}
+	return true, nil
+}
+
 // create stores a new job or checks that an existing one asks for the same
-// thing, and starts a new submission generation.
+// thing. A resubmission of a finished job keeps its state until it ends again.
 func (s *Store) create(ctx context.Context, id string, spec Spec, now time.Time) (*Job, error) {
 	k := keysFor(id)
 	specJSON, err := json.Marshal(spec)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("job %s: encoding its spec: %w", id, err)
 	}
-	created, err := createScript.Run(ctx, s.rdb, []string{k.meta, k.open, k.ended, k.memo, k.rejected},
+	created, err := createScript.Run(ctx, s.rdb, k.all(),
 		specJSON, id, now.UTC().Format("2006-01-02"), now.UTC().Format(time.RFC3339Nano)).Bool()
 	if err != nil {
-		return nil, fmt.Errorf("creating job %s: %w", id, err)
+		return nil, fmt.Errorf("creating job %s: %w", id, redisErr(err))
 	}
 	if created {
-		s.rdb.ZAdd(ctx, jobsIndex, redis.Z{Score: float64(now.Unix()), Member: id})
-	} else {
-		old, err := s.rdb.HGet(ctx, k.meta, "spec").Result()
-		if err != nil {
-			return nil, fmt.Errorf("loading job %s: %w", id, err)
+		if err := s.rdb.ZAdd(ctx, jobsIndex, redis.Z{Score: float64(now.Unix()), Member: id}).Err(); err != nil {
+			return nil, fmt.Errorf("job %s: %w", id, redisErr(err))
 		}
-		if old != string(specJSON) {
-			return nil, fmt.Errorf("job %s already exists with other providers, endpoints, options or --max-rows; use a new --job id", id)
-		}
+	} else if _, err := s.checkSpec(ctx, id, specJSON); err != nil {
+		return nil, err
 	}
-	// A resubmission of a finished job keeps its state until it ends again.
 	if err := s.persist(ctx, id); err != nil {
 		return nil, err
 	}
-	gen, err := s.rdb.HIncrBy(ctx, k.meta, "gen", 1).Result()
+	return s.Job(ctx, id)
+}
+
+// openSub starts a submission: a new generation of the job, holding a
+// lease of ttl. KEYS: meta, subs; ARGV: ttl ms. Returns {gen, deadline}.
+var openSubScript = redis.NewScript(luaNow + `
+local gen = redis.call('HINCRBY', KEYS[1], 'gen', 1)
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[1]), gen)
+return {gen, now + tonumber(ARGV[1])}
+`)
+
+// renewSub extends a live lease; 0 if it was lost. KEYS: subs; ARGV: gen, ttl ms.
+var renewSubScript = redis.NewScript(luaNow + `
+local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not s or tonumber(s) < now then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+return now + tonumber(ARGV[2])
+`)
+
+// closeSub ends a submission: cleanly (ARGV[2] = 1: its whole list was
+// read, which covers every earlier submission of the same list) or
+// interrupted (0). Returns 1 if the job can now be finalized.
+// KEYS: subs, open, meta; ARGV: gen, clean
+var closeSubScript = redis.NewScript(luaNow + luaLive + `
+redis.call('ZREM', KEYS[1], ARGV[1])
+if ARGV[2] == '1' then
+  local g = tonumber(redis.call('HGET', KEYS[3], 'interrupted') or '0')
+  if g > 0 and g <= tonumber(ARGV[1]) then
+    redis.call('HDEL', KEYS[3], 'interrupted')
+    -- An ended job's manifest says it was interrupted: write it again.
+    if redis.call('HGET', KEYS[3], 'state') == 'done' then redis.call('HSET', KEYS[3], 'state', 'running') end
+  end
+else
+  local g = tonumber(redis.call('HGET', KEYS[3], 'interrupted') or '0')
+  redis.call('HSET', KEYS[3], 'interrupted', math.max(g, tonumber(ARGV[1])))
+end
+if finishable(KEYS[2], KEYS[1], KEYS[3]) then return 1 end
+return 0
+`)
+
+// sweepSub drops a job's expired submission leases. Returns {finish (0/1),
+// live submissions, latest live deadline}. KEYS: subs, open, meta
+var sweepSubScript = redis.NewScript(luaNow + luaLive + `
+local f = 0
+if finishable(KEYS[2], KEYS[1], KEYS[3]) then f = 1 end
+local n = redis.call('ZCARD', KEYS[1])
+local last = 0
+if n > 0 then last = tonumber(redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2]) end
+return {f, n, last}
+`)
+
+// submissionTTL is how long a submission holds its job open without
+// renewing its lease; it renews every submissionTTL/5.
+var submissionTTL = 15 * time.Second // a var: tests shorten it
+
+func (s *Store) openSub(ctx context.Context, job string) (gen int64, err error) {
+	k := keysFor(job)
+	res, err := openSubScript.Run(ctx, s.rdb, []string{k.meta, k.subs}, submissionTTL.Milliseconds()).Int64Slice()
 	if err != nil {
-		return nil, fmt.Errorf("job %s: %w", id, err)
+		return 0, fmt.Errorf("job %s: starting a submission: %w", job, redisErr(err))
 	}
-	j, err := s.Job(ctx, id)
+	s.indexSub(ctx, job, res[1])
+	return res[0], nil
+}
+
+func (s *Store) indexSub(ctx context.Context, job string, deadline int64) {
+	// Best effort: a lost index entry is restored by the next renewal.
+	s.rdb.ZAdd(ctx, subsIndex, redis.Z{Score: float64(deadline), Member: job})
+}
+
+// errLeaseLost: the submission's lease expired before it could renew it.
+var errLeaseLost = errors.New("the submission's lease expired (the process was paused or cut from Redis for longer than " +
+	"its lease); nothing more was added")
+
+func (s *Store) renewSub(ctx context.Context, job string, gen int64) error {
+	d, err := renewSubScript.Run(ctx, s.rdb, []string{keysFor(job).subs}, gen, submissionTTL.Milliseconds()).Int64()
+	if err != nil {
+		return fmt.Errorf("job %s: renewing the submission's lease: %w", job, redisErr(err))
+	}
+	if d == 0 {
+		return errLeaseLost
+	}
+	s.indexSub(ctx, job, d)
+	return nil
+}
+
+func (s *Store) closeSub(ctx context.Context, job string, gen int64, clean bool) (bool, error) {
+	k := keysFor(job)
+	c := 0
+	if clean {
+		c = 1
+	}
+	f, err := closeSubScript.Run(ctx, s.rdb, []string{k.subs, k.open, k.meta}, gen, c).Int()
+	if err != nil {
+		return false, fmt.Errorf("job %s: ending the submission: %w", job, redisErr(err))
+	}
+	return f == 1, nil
+}
+
+// removeIndexIf drops a job from subsIndex unless a submission renewed it
+// since it was read (its score changed).
+var removeIndexIf = redis.NewScript(`
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('ZREM', KEYS[1], ARGV[1]) end
+return 0
+`)
+
+// expiredSubmissions returns jobs whose latest submission lease has expired.
+func (s *Store) expiredSubmissions(ctx context.Context, limit int64) ([]redis.Z, error) {
+	now, err := s.rdb.Time(ctx).Result()
 	if err != nil {
 		return nil, err
 	}
-	j.Gen = gen
-	return j, nil
+	return s.rdb.ZRangeByScoreWithScores(ctx, subsIndex, &redis.ZRangeBy{Min: "-inf", Max: "(" + strconv.FormatInt(now.UnixMilli(), 10), Count: limit}).Result()
+}
+
+// sweepSub ends the job's dead submissions; finish reports that the job
+// can now be finalized.
+func (s *Store) sweepSub(ctx context.Context, z redis.Z) (finish bool, err error) {
+	job := z.Member.(string)
+	k := keysFor(job)
+	res, err := sweepSubScript.Run(ctx, s.rdb, []string{k.subs, k.open, k.meta}).Int64Slice()
+	if err != nil {
+		return false, fmt.Errorf("job %s: sweeping its submissions: %w", job, redisErr(err))
+	}
+	if res[1] == 0 {
+		err = removeIndexIf.Run(ctx, s.rdb, []string{subsIndex}, job, strconv.FormatFloat(z.Score, 'f', -1, 64)).Err()
+	} else {
+		s.indexSub(ctx, job, res[2])
+	}
+	return res[0] == 1, err
 }
 
 // expire lets a finished job's state go after ttl (0: keep it). Until
@@ -200,9 +419,8 @@ func (s *Store) expire(ctx context.Context, job string, ttl time.Duration) error
 	if ttl <= 0 {
 		return nil
 	}
-	k := keysFor(job)
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		for _, key := range []string{k.meta, k.open, k.ended, k.memo, k.rejected} {
+		for _, key := range keysFor(job).all() {
 			p.Expire(ctx, key, ttl)
 		}
 		return nil
@@ -215,37 +433,55 @@ func (s *Store) expire(ctx context.Context, job string, ttl time.Duration) error
 
 // persist undoes expire.
 func (s *Store) persist(ctx context.Context, job string) error {
-	k := keysFor(job)
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		for _, key := range []string{k.meta, k.open, k.ended, k.memo, k.rejected} {
+		for _, key := range keysFor(job).all() {
 			p.Persist(ctx, key)
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("job %s: %w", job, err)
+		return fmt.Errorf("job %s: %w", job, redisErr(err))
 	}
 	return nil
 }
 
-// register adds units to a job; see registerScript.
-func (s *Store) register(ctx context.Context, job string, units []string) ([]int64, error) {
+// register adds units to a job; see registerScript. gen 0: a worker.
+func (s *Store) register(ctx context.Context, job string, gen int64, units []string) ([]int64, error) {
 	k := keysFor(job)
-	args := make([]any, len(units))
-	for i, u := range units {
-		args[i] = u
+	args := make([]any, 0, len(units)+1)
+	if gen > 0 {
+		args = append(args, gen)
+	} else {
+		args = append(args, "")
 	}
-	res, err := registerScript.Run(ctx, s.rdb, []string{k.open, k.ended, k.meta}, args...).Int64Slice()
+	for _, u := range units {
+		args = append(args, u)
+	}
+	res, err := registerScript.Run(ctx, s.rdb, []string{k.open, k.ended, k.meta, k.subs}, args...).Int64Slice()
 	if err != nil {
-		return nil, fmt.Errorf("registering %d tasks of job %s: %w", len(units), job, err)
+		if strings.Contains(err.Error(), "LEASE") {
+			return nil, errLeaseLost
+		}
+		return nil, fmt.Errorf("registering %d tasks of job %s: %w", len(units), job, redisErr(err))
 	}
 	return res, nil
 }
 
-// end records a unit's outcome (once) and returns how many units are open.
-func (s *Store) end(ctx context.Context, job, unit string, o Outcome, page bool) (int64, error) {
+// end records a unit's outcome (once) and reports whether the job can now
+// be finalized. refetch, if not nil, is the page to fetch again on the
+// next submission.
+func (s *Store) end(ctx context.Context, job, unit string, o Outcome, page bool, refetch *PagePayload) (bool, error) {
 	k := keysFor(job)
-	b, _ := json.Marshal(o)
+	b, err := json.Marshal(o)
+	if err != nil {
+		return false, fmt.Errorf("ending %s of job %s: %w", unit, job, err)
+	}
+	var rf []byte
+	if refetch != nil {
+		if rf, err = json.Marshal(refetch); err != nil {
+			return false, fmt.Errorf("ending %s of job %s: %w", unit, job, err)
+		}
+	}
 	failed, objects, isPage := 0, 0, 0
 	if o.Status == "failed" {
 		failed = 1
@@ -256,81 +492,267 @@ func (s *Store) end(ctx context.Context, job, unit string, o Outcome, page bool)
 	if page {
 		isPage = 1
 	}
-	n, err := endScript.Run(ctx, s.rdb, []string{k.open, k.ended, k.meta, k.memo},
-		unit, b, o.Records, o.Bytes, failed, objects, isPage).Int64()
+	n, err := endScript.Run(ctx, s.rdb, []string{k.open, k.ended, k.meta, k.memo, k.subs, k.refetch},
+		unit, b, o.Records, o.Bytes, failed, objects, isPage, rf).Int64()
 	if err != nil {
-		return 0, fmt.Errorf("ending %s of job %s: %w", unit, job, err)
+		return false, fmt.Errorf("ending %s of job %s: %w", unit, job, redisErr(err))
 	}
-	return n, nil
+	return n == 1, nil
 }
 
-func (s *Store) ended(ctx context.Context, job, unit string) (bool, error) {
-	return s.rdb.HExists(ctx, keysFor(job).ended, unit).Result()
+// reopenScript opens again a page that failed for want of its answer
+// (refetch), for a resubmission. KEYS: open, ended, meta, refetch, subs;
+// ARGV: gen, unit. Returns the page's payload, or false.
+var reopenScript = redis.NewScript(luaNow + luaReopen + `
+local s = redis.call('ZSCORE', KEYS[5], ARGV[1])
+if not s or tonumber(s) < now then return redis.error_reply('LEASE submission lease lost') end
+local p = redis.call('HGET', KEYS[4], ARGV[2])
+if not p then return false end
+redis.call('HDEL', KEYS[4], ARGV[2])
+if redis.call('HDEL', KEYS[2], ARGV[2]) == 1 then
+  redis.call('HINCRBY', KEYS[3], 'ended', -1)
+  redis.call('HINCRBY', KEYS[3], 'failed', -1)
+end
+redis.call('SADD', KEYS[1], ARGV[2])
+reopen(KEYS[3], ARGV[1])
+return p
+`)
+
+// reopenRefetch opens again, under submission gen, every page that
+// failed because its answer was lost, and returns their payloads.
+func (s *Store) reopenRefetch(ctx context.Context, job string, gen int64) ([]PagePayload, error) {
+	k := keysFor(job)
+	units, err := s.rdb.HKeys(ctx, k.refetch).Result()
+	if err != nil {
+		return nil, fmt.Errorf("job %s: %w", job, redisErr(err))
+	}
+	var out []PagePayload
+	for _, u := range units {
+		raw, err := reopenScript.Run(ctx, s.rdb, []string{k.open, k.ended, k.meta, k.refetch, k.subs}, gen, u).Text()
+		if errors.Is(err, redis.Nil) {
+			continue // another submission took it
+		}
+		if err != nil {
+			if strings.Contains(err.Error(), "LEASE") {
+				return nil, errLeaseLost
+			}
+			return nil, fmt.Errorf("job %s: reopening %s: %w", job, u, redisErr(err))
+		}
+		var p PagePayload
+		if err := json.Unmarshal([]byte(raw), &p); err != nil {
+			return nil, fmt.Errorf("job %s: page to fetch again %s: %w", job, u, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
-func (s *Store) memo(ctx context.Context, job, unit string) (*memo, error) {
-	v, err := s.rdb.HGet(ctx, keysFor(job).memo, unit).Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var m memo
-	if err := json.Unmarshal([]byte(v), &m); err != nil {
-		return nil, fmt.Errorf("memo of %s: %w", unit, err)
-	}
-	return &m, nil
+// pageState is what a page task needs to know before it does anything.
+type pageState struct {
+	ended      bool
+	memo       *memo
+	reopened   string // set: the job gained work after it ended (see Worker.supersede)
+	finalizing bool   // a finalizer is writing the manifest and _SUCCESS
+	sinkDown   string // why the sink refused its last write, while that is recent
 }
+
+// pageState reads a page's state in one round trip.
+func (s *Store) pageState(ctx context.Context, job, unit, sinkDownKey string) (*pageState, error) {
+	k := keysFor(job)
+	var ended *redis.BoolCmd
+	var mm *redis.StringCmd
+	var meta *redis.SliceCmd
+	var down *redis.StringCmd
+	var now *redis.TimeCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		ended = p.HExists(ctx, k.ended, unit)
+		mm = p.HGet(ctx, k.memo, unit)
+		meta = p.HMGet(ctx, k.meta, "reopened", "finalizing")
+		down = p.Get(ctx, sinkDownKey)
+		now = p.Time(ctx)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("reading the state of %s of job %s: %w", unit, job, err)
+	}
+	st := &pageState{ended: ended.Val()}
+	if v, err := mm.Result(); err == nil {
+		var m memo
+		if err := json.Unmarshal([]byte(v), &m); err != nil {
+			return nil, fmt.Errorf("memo of %s: %w", unit, err)
+		}
+		st.memo = &m
+	}
+	if v := meta.Val(); len(v) == 2 {
+		st.reopened, _ = v[0].(string)
+		if f, ok := v[1].(string); ok {
+			deadline, _ := strconv.ParseInt(f, 10, 64)
+			st.finalizing = now.Val().UnixMilli() < deadline
+		}
+	}
+	st.sinkDown = down.Val()
+	return st, nil
+}
+
+// clearReopen forgets a reopening once _SUCCESS is gone, unless the job
+// was reopened again since.
+var clearReopenScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'reopened') == ARGV[1] then redis.call('HDEL', KEYS[1], 'reopened') end
+return 0
+`)
+
+func (s *Store) clearReopen(ctx context.Context, job, tag string) error {
+	return clearReopenScript.Run(ctx, s.rdb, []string{keysFor(job).meta}, tag).Err()
+}
+
+// beginFinalize claims the job's end: nothing open, no live submission,
+// running. It holds "finalizing" for lease so that pages of work added
+// meanwhile wait until _SUCCESS is written and can be removed.
+// KEYS: open, subs, meta; ARGV: lease ms
+var beginFinalizeScript = redis.NewScript(luaNow + luaLive + `
+if redis.call('SCARD', KEYS[1]) > 0 or live(KEYS[2], KEYS[3]) > 0 or redis.call('HGET', KEYS[3], 'state') ~= 'running' then return 0 end
+redis.call('HSET', KEYS[3], 'finalizing', now + tonumber(ARGV[1]))
+redis.call('HDEL', KEYS[3], 'reopened')
+return 1
+`)
+
+// commitFinalize marks the job done once its manifest and _SUCCESS are
+// written, unless work was added meanwhile (then it stays running and its
+// new pages remove _SUCCESS). KEYS: open, meta; ARGV: finished_at
+var commitFinalizeScript = redis.NewScript(`
+redis.call('HDEL', KEYS[2], 'finalizing')
+if redis.call('SCARD', KEYS[1]) > 0 or redis.call('HEXISTS', KEYS[2], 'reopened') == 1 then return 0 end
+redis.call('HSET', KEYS[2], 'state', 'done', 'finished_at', ARGV[1])
+return 1
+`)
+
+// finalizeLease bounds how long pages of added work wait for a finalizer
+// that died.
+const finalizeLease = 10 * time.Minute
+
+func (s *Store) beginFinalize(ctx context.Context, job string) (bool, error) {
+	k := keysFor(job)
+	ok, err := beginFinalizeScript.Run(ctx, s.rdb, []string{k.open, k.subs, k.meta}, finalizeLease.Milliseconds()).Int()
+	if err != nil {
+		return false, fmt.Errorf("job %s: %w", job, redisErr(err))
+	}
+	return ok == 1, nil
+}
+
+// releaseFinalize drops a failed finalizer's claim.
+func (s *Store) releaseFinalize(ctx context.Context, job string) error {
+	return s.rdb.HDel(ctx, keysFor(job).meta, "finalizing").Err()
+}
+
+func (s *Store) commitFinalize(ctx context.Context, job, finishedAt string) (bool, error) {
+	k := keysFor(job)
+	ok, err := commitFinalizeScript.Run(ctx, s.rdb, []string{k.open, k.meta}, finishedAt).Int()
+	if err != nil {
+		return false, fmt.Errorf("job %s: %w", job, redisErr(err))
+	}
+	return ok == 1, nil
+}
+
+// writtenScript records a written page's memo and drops its stash.
+// KEYS: memo, stash, meta; ARGV: unit, memo, cost field, cost
+var writtenScript = redis.NewScript(`
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local n = redis.call('STRLEN', KEYS[2])
+if redis.call('DEL', KEYS[2]) == 1 then
+  if redis.call('HINCRBY', KEYS[3], 'stashed', -1) <= 0 then redis.call('HDEL', KEYS[3], 'sink_error') end
+  redis.call('HINCRBY', KEYS[3], 'stash_bytes', -n)
+end
+if ARGV[3] ~= '' then redis.call('HINCRBYFLOAT', KEYS[3], ARGV[3], ARGV[4]) end
+return 0
+`)
 
 // keepMemo records a written page and drops its stash.
 func (s *Store) keepMemo(ctx context.Context, job, unit string, m *memo) error {
 	k := keysFor(job)
-	b, _ := json.Marshal(m)
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, k.memo, unit, b)
-		p.Del(ctx, k.stash(unit))
-		if m.Cost > 0 {
-			provider, _, _, _, _ := parseUnit(unit)
-			p.HIncrByFloat(ctx, k.meta, "cost:"+provider, m.Cost)
-		}
-		return nil
-	})
-	return err
+	m.Stashed = false
+	b, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("memo of %s: %w", unit, err)
+	}
+	costField := ""
+	if m.Cost > 0 {
+		provider, _, _, _, _ := parseUnit(unit)
+		costField = "cost:" + provider
+	}
+	if err := writtenScript.Run(ctx, s.rdb, []string{k.memo, k.stash(unit), k.meta}, unit, b, costField, m.Cost).Err(); err != nil {
+		return fmt.Errorf("recording page %s of job %s: %w", unit, job, redisErr(err))
+	}
+	return nil
 }
 
-// stashTTL bounds how long a fetched page waits for the sink to come back.
-const stashTTL = 7 * 24 * time.Hour
+// stashScript keeps a fetched page's body until the sink takes it, and
+// marks its memo as stashed, in one step: a memo that says stashed has its
+// body, or the body has expired. KEYS: stash, memo, meta; ARGV: unit,
+// body, memo, ttl ms (0: none), why the sink refused it
+var stashScript = redis.NewScript(`
+local had = redis.call('EXISTS', KEYS[1])
+redis.call('HSET', KEYS[3], 'sink_error', ARGV[5])
+if tonumber(ARGV[4]) > 0 then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[4])
+else
+  redis.call('SET', KEYS[1], ARGV[2])
+end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+if had == 0 then
+  redis.call('HINCRBY', KEYS[3], 'stashed', 1)
+  redis.call('HINCRBY', KEYS[3], 'stash_bytes', string.len(ARGV[2]))
+end
+return 0
+`)
 
-type stashed struct {
-	Body []byte `json:"body"`
-	Memo memo   `json:"memo"`
+func (s *Store) stash(ctx context.Context, job, unit string, body []byte, m memo, ttl time.Duration, why string) error {
+	k := keysFor(job)
+	m.Stashed = true
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if err := stashScript.Run(ctx, s.rdb, []string{k.stash(unit), k.memo, k.meta}, unit, body, b, ttl.Milliseconds(), why).Err(); err != nil {
+		return fmt.Errorf("stashing page %s of job %s: %w", unit, job, redisErr(err))
+	}
+	return nil
 }
 
-func (s *Store) stash(ctx context.Context, job, unit string, st *stashed) error {
-	b, _ := json.Marshal(st)
-	return s.rdb.Set(ctx, keysFor(job).stash(unit), b, stashTTL).Err()
-}
-
-func (s *Store) unstash(ctx context.Context, job, unit string) (*stashed, error) {
+// unstash returns a stashed body, nil if it is gone.
+func (s *Store) unstash(ctx context.Context, job, unit string) ([]byte, error) {
 	b, err := s.rdb.Get(ctx, keysFor(job).stash(unit)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading the stash of %s of job %s: %w", unit, job, err)
 	}
-	var st stashed
-	if err := json.Unmarshal(b, &st); err != nil {
-		return nil, err
-	}
-	return &st, nil
+	return b, nil
 }
+
+// sinkDown records (for ttl) that the sink refused a write, so pages stop
+// buying answers that could only be stashed.
+func (s *Store) sinkDown(ctx context.Context, key, why string, ttl time.Duration) error {
+	return s.rdb.Set(ctx, key, why, ttl).Err()
+}
+
+func (s *Store) sinkUp(ctx context.Context, key string) error { return s.rdb.Del(ctx, key).Err() }
 
 // Pause records why a provider's queue was paused for a job.
 func (s *Store) pause(ctx context.Context, job, provider, reason string) error {
-	return s.rdb.HSet(ctx, keysFor(job).meta, "paused:"+provider, reason).Err()
+	if err := s.rdb.HSet(ctx, keysFor(job).meta, "paused:"+provider, reason).Err(); err != nil {
+		return fmt.Errorf("job %s: recording the pause of %s: %w", job, provider, err)
+	}
+	return nil
 }
 
 // Redis returns the store's connection.
 func (s *Store) Redis() redis.UniversalClient { return s.rdb }
+
+// redisErr makes Redis's out-of-memory refusal say what it means.
+func redisErr(err error) error {
+	if err != nil && strings.Contains(err.Error(), "OOM") {
+		return fmt.Errorf("redis is out of memory (its maxmemory is reached; raise it or free memory, then resubmit the same list with the same --job): %w", err)
+	}
+	return err
+}

@@ -18,27 +18,27 @@ func TestUnitsEndOnce(t *testing.T) {
 	if _, err := s.create(ctx, "job1", spec, time.Date(2026, 11, 22, 23, 59, 0, 0, time.UTC)); err != nil {
 		t.Fatal(err)
 	}
-	states, err := s.register(ctx, "job1", []string{"a", "b", "a"})
+	states, err := s.register(ctx, "job1", 0, []string{"a", "b", "a"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := []int64{1, 1, 2}; !equal(states, want) {
 		t.Fatalf("register = %v, want %v", states, want)
 	}
-	open, err := s.end(ctx, "job1", "a", Outcome{Status: "ok", Records: 5, Key: "k"}, true)
-	if err != nil || open != 1 {
-		t.Fatalf("end a: open %d, %v", open, err)
+	finish, err := s.end(ctx, "job1", "a", Outcome{Status: "ok", Records: 5, Key: "k"}, true, nil)
+	if err != nil || finish {
+		t.Fatalf("end a: finish %v, %v", finish, err)
 	}
 	// A duplicate delivery of a ends nothing twice.
-	if open, _ = s.end(ctx, "job1", "a", Outcome{Status: "ok", Records: 5, Key: "k"}, true); open != 1 {
-		t.Fatalf("second end of a: open %d, want 1", open)
+	if finish, _ = s.end(ctx, "job1", "a", Outcome{Status: "ok", Records: 5, Key: "k"}, true, nil); finish {
+		t.Fatal("second end of a finished the job")
 	}
 	// A retried parent registering a again does not reopen it.
-	if states, _ = s.register(ctx, "job1", []string{"a"}); states[0] != 0 {
+	if states, _ = s.register(ctx, "job1", 0, []string{"a"}); states[0] != 0 {
 		t.Fatalf("re-registering an ended unit: %v, want 0", states)
 	}
-	if open, _ = s.end(ctx, "job1", "b", Outcome{Status: "failed", Error: "x"}, true); open != 0 {
-		t.Fatalf("open %d after the last end", open)
+	if finish, _ = s.end(ctx, "job1", "b", Outcome{Status: "failed", Error: "x"}, true, nil); !finish {
+		t.Fatal("the last end did not finish the job")
 	}
 	st, err := s.Status(ctx, "job1")
 	if err != nil {
@@ -51,7 +51,7 @@ func TestUnitsEndOnce(t *testing.T) {
 	if _, err := s.create(ctx, "job1", spec, time.Date(2026, 11, 23, 1, 0, 0, 0, time.UTC)); err != nil {
 		t.Fatal(err)
 	}
-	if j, _ := s.Job(ctx, "job1"); j.Date != "2026-11-22" || j.Gen != 2 {
+	if j, _ := s.Job(ctx, "job1"); j.Date != "2026-11-22" {
 		t.Fatalf("job after resubmission: %+v", j)
 	}
 	other := spec
@@ -94,17 +94,17 @@ func TestJobRetention(t *testing.T) {
 	if _, err := s.create(ctx, "ret", spec, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.register(ctx, "ret", []string{"p|e|a.example|1", "p|e|b.example|1"}); err != nil {
+	if _, err := s.register(ctx, "ret", 0, []string{"p|e|a.example|1", "p|e|b.example|1"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.keepMemo(ctx, "ret", "p|e|a.example|1", &memo{Key: "k", Records: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.end(ctx, "ret", "p|e|a.example|1", Outcome{Status: "ok", Records: 1, Key: "k"}, true); err != nil {
+	if _, err := s.end(ctx, "ret", "p|e|a.example|1", Outcome{Status: "ok", Records: 1, Key: "k"}, true, nil); err != nil {
 		t.Fatal(err)
 	}
-	if m, err := s.memo(ctx, "ret", "p|e|a.example|1"); err != nil || m != nil {
-		t.Fatalf("memo after the page ended: %+v, %v; want none", m, err)
+	if ps, err := s.pageState(ctx, "ret", "p|e|a.example|1", "lh:sinkdown:test"); err != nil || ps.memo != nil || !ps.ended {
+		t.Fatalf("state after the page ended: %+v, %v; want ended without a memo", ps, err)
 	}
 	s.rdb.RPush(ctx, k.rejected, `{"line":1}`)
 	s.rdb.HSet(ctx, k.memo, "p|e|b.example|1", `{}`)
@@ -137,7 +137,7 @@ func TestJobRetention(t *testing.T) {
 	if _, err := s.create(ctx, "ret", spec, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	states, err := s.register(ctx, "ret", []string{"p|e|a.example|1"})
+	states, err := s.register(ctx, "ret", 0, []string{"p|e|a.example|1"})
 	if err != nil || states[0] != 1 {
 		t.Fatalf("a page of the expired job still counts: register = %v, %v; want [1]", states, err)
 	}

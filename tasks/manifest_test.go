@@ -63,11 +63,11 @@ func TestManifestInParts(t *testing.T) {
 			}
 		}
 	}
-	if _, err := s.register(ctx, "parts", units); err != nil {
+	if _, err := s.register(ctx, "parts", 0, units); err != nil {
 		t.Fatal(err)
 	}
 	for i, u := range units {
-		if _, err := s.end(ctx, "parts", u, outcomes[i], true); err != nil {
+		if _, err := s.end(ctx, "parts", u, outcomes[i], true, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

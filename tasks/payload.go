@@ -7,6 +7,7 @@ package tasks
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -33,6 +34,13 @@ type PagePayload struct {
 	Offset   int    `json:"offset,omitempty"`
 	Limit    int    `json:"limit,omitempty"`
 	Cursor   string `json:"cursor,omitempty"`
+	// Plan is the domain's total as known to whoever planned this page
+	// (page 1's answer, or a later page's that saw the total grow): a
+	// page whose answer reports more adds the pages beyond it.
+	Plan int `json:"plan,omitempty"`
+	// Attempt > 0 names a later task for the same page: one fetched again
+	// after its answer was lost (its first task may still be archived).
+	Attempt int `json:"attempt,omitempty"`
 	// Trace carries the W3C trace context from enqueue to the worker.
 	Trace map[string]string `json:"trace,omitempty"`
 }
@@ -45,7 +53,13 @@ func (p *PagePayload) Unit() string {
 }
 
 // TaskID is the Asynq task id of a page.
-func (p *PagePayload) TaskID() string { return "lh:" + p.Job + ":" + p.Unit() }
+func (p *PagePayload) TaskID() string {
+	id := "lh:" + p.Job + ":" + p.Unit()
+	if p.Attempt > 0 {
+		id += ":a" + strconv.Itoa(p.Attempt)
+	}
+	return id
+}
 
 // parseUnit splits a page unit back into its parts.
 func parseUnit(u string) (provider, endpoint, domain string, page int, ok bool) {
@@ -94,13 +108,17 @@ func (s *Spec) params(provider, endpoint string) map[string]json.RawMessage {
 	return s.Params[provider][endpoint]
 }
 
+// ValidJobID checks a job id: it names Redis keys and sink prefixes.
 func ValidJobID(id string) error {
-	if id == "" || len(id) > 64 {
-		return fmt.Errorf("job id %q: 1 to 64 characters", id)
+	if id == "" {
+		return errors.New("job id: empty (give an id, or leave --job out for a new one)")
+	}
+	if len(id) > 64 {
+		return fmt.Errorf("job id %q: 1 to 64 characters", ShortID(id))
 	}
 	for _, r := range id {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') || id == "." || id == ".." {
-			return fmt.Errorf("job id %q: use letters, digits, '-', '_' and '.'", id)
+			return fmt.Errorf("job id %q: use letters, digits, '-', '_' and '.'", ShortID(id))
 		}
 	}
 	return nil

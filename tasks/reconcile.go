@@ -89,3 +89,43 @@ func (w *Worker) SweepArchived(ctx context.Context, lister ArchiveLister, queues
 		}
 	}
 }
+
+// SweepSubmissions ends, every interval until ctx ends, the submissions
+// whose process died (their lease expired), and finalizes the jobs they
+// were the last to hold open. Every worker may sweep at any time: each
+// step is atomic and idempotent.
+func (w *Worker) SweepSubmissions(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := w.sweepSubmissions(ctx); err != nil && ctx.Err() == nil {
+			w.log().Warn("sweeping submissions", "err", err)
+		}
+	}
+}
+
+func (w *Worker) sweepSubmissions(ctx context.Context) error {
+	zs, err := w.Store.expiredSubmissions(ctx, 100)
+	if err != nil {
+		return err
+	}
+	for _, z := range zs {
+		finish, err := w.Store.sweepSub(ctx, z)
+		if err != nil {
+			return err
+		}
+		if finish {
+			job := z.Member.(string)
+			w.log().Warn("a submission ended without closing (its process died); the job holds what it had read: resubmit the same list with the same --job to complete it", "job", job)
+			if err := enqueueFinalize(ctx, w.Store, w.Client, job); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -33,7 +33,7 @@ func TestReconcileArchived(t *testing.T) {
 	if err := enqueuePages(ctx, s, client, "arch", 1, []PagePayload{lost, done}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.end(ctx, "arch", done.Unit(), Outcome{Status: "ok", Records: 3, Key: "k"}, true); err != nil {
+	if _, err := s.end(ctx, "arch", done.Unit(), Outcome{Status: "ok", Records: 3, Key: "k"}, true, nil); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []PagePayload{lost, done} {

@@ -2,7 +2,9 @@ package tasks
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -31,30 +33,57 @@ const (
 )
 
 // IsFailure tells asynq which errors spend a retry. A throttle is the
-// vendor asking for patience, not a fault of the page: it must not push a
-// page towards the archive during a throttle storm.
+// vendor asking for patience, a sink outage or a wait for the job's
+// finalizer is no fault of the page: none of them may push a page towards
+// the archive, however long they last.
 func IsFailure(err error) bool {
 	if err == nil || errors.Is(err, limiter.ErrWaitEnded) {
 		// The task's time ran out waiting for the account's capacity.
 		return false
 	}
+	var se *sinkError
+	var we *waitError
+	if errors.As(err, &se) || errors.As(err, &we) {
+		return false
+	}
 	return providers.ClassOf(err) != providers.Throttled
 }
 
-// RetryDelayFunc is exponential backoff with full jitter from base (the
-// worker's --retry-base, runner.DefaultConfig) doubling to 5 min, never
-// shorter than the vendor's Retry-After. Throttles retry soon: the shared
-// limiter's backoff is what spaces the calls.
+// sinkError is a write the sink refused. The page waits for the sink
+// (its answer kept in the stash) without spending its vendor retries.
+type sinkError struct{ err error }
+
+func (e *sinkError) Error() string { return "waiting for the sink: " + e.err.Error() }
+func (e *sinkError) Unwrap() error { return e.err }
+
+// waitError is a page that must wait for another part of the job.
+type waitError struct{ why string }
+
+func (e *waitError) Error() string { return "waiting: " + e.why }
+
+// RetryDelayFunc is exponential backoff with full jitter (base doubling
+// to 5 min), never shorter than the vendor's Retry-After. Throttles retry
+// soon: the shared limiter's backoff is what spaces the calls. A page
+// waiting for the sink polls it every few base delays (1 s to 30 s), as
+// its retry count does not grow.
 func RetryDelayFunc(base time.Duration) asynq.RetryDelayFunc {
 	return func(n int, err error, _ *asynq.Task) time.Duration {
 		var after time.Duration
 		if pe, ok := providers.AsError(err); ok {
 			after = pe.RetryAfter
 		}
+		var se *sinkError
+		var we *waitError
 		var d time.Duration
-		if providers.ClassOf(err) == providers.Throttled {
+		switch {
+		case errors.As(err, &se):
+			d = min(max(4*base, time.Second), 30*time.Second)
+			d += rand.N(d)
+		case errors.As(err, &we):
+			d = time.Second + rand.N(time.Second)
+		case providers.ClassOf(err) == providers.Throttled:
 			d = base + rand.N(2*base)
-		} else {
+		default:
 			ceil := base << min(n, 9)
 			if ceil > 5*time.Minute {
 				ceil = 5 * time.Minute
@@ -71,32 +100,46 @@ func RetryDelayFunc(base time.Duration) asynq.RetryDelayFunc {
 func (w *Worker) HandleError(ctx context.Context, t *asynq.Task, err error) {
 	retried, _ := asynq.GetRetryCount(ctx)
 	maxRetry, _ := asynq.GetMaxRetry(ctx)
-	final := errors.Is(err, asynq.SkipRetry) || retried >= maxRetry
+	fatalErr := errors.Is(err, asynq.SkipRetry)
+	final := fatalErr || retried >= maxRetry
 	id, _ := asynq.GetTaskID(ctx)
-	log := w.log().With("task", id, "type", t.Type(), "retried", retried, "class", providers.ClassOf(err).String())
+	log := w.log().With("task", id, "type", t.Type(), "retried", retried)
 	if !final {
-		telemetry.M().Retries.Add(ctx, 1, metric.WithAttributes(attribute.String("type", t.Type()), attribute.String("class", providers.ClassOf(err).String())))
-		log.Warn("task failed; will retry", "err", errorMessage(err))
+		class := providers.ClassOf(err).String()
+		var se *sinkError
+		var we *waitError
+		switch {
+		case errors.As(err, &se):
+			class = "sink"
+		case errors.As(err, &we):
+			class = "wait"
+		}
+		telemetry.M().Retries.Add(ctx, 1, metric.WithAttributes(attribute.String("type", t.Type()), attribute.String("class", class)))
+		log.Warn("task failed; will retry", "class", class, "err", errorMessage(err))
 		return
 	}
-	log.Error("task failed for good", "err", errorMessage(err))
+	msg := errorMessage(err)
+	if !fatalErr {
+		msg = fmt.Sprintf("gave up after %d attempts: %s", retried+1, msg)
+	}
+	log.Error("task failed for good", "err", msg)
 	if t.Type() != TypePage {
 		return
 	}
 	var p PagePayload
-	if jerr := jsonUnmarshal(t.Payload(), &p); jerr != nil {
+	if jerr := json.Unmarshal(t.Payload(), &p); jerr != nil {
 		return
 	}
 	// The task's own context may have expired; the bookkeeping must land.
 	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	o := Outcome{Status: "failed", Error: errorMessage(err)}
+	o := Outcome{Status: "failed", Error: msg}
 	for attempt := 0; attempt < 5; attempt++ {
-		if e := w.endUnit(bg, p.Job, p.Unit(), o, true); e == nil {
+		e := w.endUnit(bg, p.Job, p.Unit(), o, true)
+		if e == nil {
 			return
-		} else {
-			log.Error("recording a failed page", "err", e)
 		}
+		log.Error("recording a failed page", "err", e)
 		time.Sleep(time.Duration(attempt+1) * 500 * time.Millisecond)
 	}
 }

@@ -6,7 +6,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Status is a job's progress.
@@ -27,6 +28,48 @@ type Status struct {
 	Failed     int64              `json:"failed"`  // pages failed for good
 	Cost       map[string]float64 `json:"cost,omitempty"`
 	Paused     map[string]string  `json:"paused,omitempty"` // provider -> why its queue was paused
+	// Submissions is how many submissions are still reading the list (live leases).
+	Submissions int64 `json:"submissions,omitempty"`
+	// Interrupted is the last submission that ended before reading its
+	// whole list, if no later one has closed since (0: none).
+	Interrupted int64 `json:"interrupted,omitempty"`
+	// Stashed pages were fetched but wait for the sink; StashBytes is their size.
+	Stashed    int64 `json:"stashed,omitempty"`
+	StashBytes int64 `json:"stash_bytes,omitempty"`
+	// SinkDown is why the sink refused the last write of a page now stashed.
+	SinkDown string `json:"sink_down,omitempty"`
+	// Finalizing: the manifest and _SUCCESS are being written.
+	Finalizing bool `json:"finalizing,omitempty"`
+}
+
+// WaitingFor says in words what a running job waits for.
+func (s *Status) WaitingFor() string {
+	if s.Done() {
+		return ""
+	}
+	var parts []string
+	if s.Submissions > 0 {
+		parts = append(parts, fmt.Sprintf("%d submission(s) still reading the list", s.Submissions))
+	}
+	if n := s.Open; n > 0 {
+		parts = append(parts, fmt.Sprintf("%d page(s) to fetch or write", n))
+	}
+	if s.Stashed > 0 {
+		why := s.SinkDown
+		if why == "" {
+			why = "retrying"
+		}
+		parts = append(parts, fmt.Sprintf("the sink: %d fetched page(s) (%d bytes) kept in Redis until it takes writes (%s)", s.Stashed, s.StashBytes, why))
+	} else if s.SinkDown != "" {
+		parts = append(parts, "the sink, which refuses writes ("+s.SinkDown+")")
+	}
+	for _, p := range sortedKeys(s.Paused) {
+		parts = append(parts, fmt.Sprintf("provider %s, paused: %s", p, s.Paused[p]))
+	}
+	if s.Finalizing || (s.Open == 0 && s.Submissions == 0) {
+		parts = append(parts, "the manifest and _SUCCESS to be written")
+	}
+	return strings.Join(parts, "; ")
 }
 
 // Done reports whether every unit has ended and the manifest is written.
@@ -42,14 +85,26 @@ func (s *Store) Status(ctx context.Context, job string) (*Status, error) {
 	if len(vals) == 0 {
 		return nil, fmt.Errorf("job %s: %w", job, ErrNoJob)
 	}
-	open, err := s.rdb.SCard(ctx, k.open).Result()
+	var open *redis.IntCmd
+	var now *redis.TimeCmd
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		now = p.Time(ctx)
+		open = p.SCard(ctx, k.open)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("job %s: %w", job, err)
+	}
+	live, err := s.rdb.ZCount(ctx, k.subs, strconv.FormatInt(now.Val().UnixMilli(), 10), "+inf").Result()
 	if err != nil {
 		return nil, fmt.Errorf("job %s: %w", job, err)
 	}
 	n := func(f string) int64 { v, _ := strconv.ParseInt(vals[f], 10, 64); return v }
 	st := &Status{JobID: job, State: vals["state"], Date: vals["dt"], CreatedAt: vals["created_at"], FinishedAt: vals["finished_at"],
-		Domains: n("domains"), Rejected: n("rejected"), Tasks: n("units"), Ended: n("ended"), Open: open,
-		Records: n("records"), Objects: n("objects"), Bytes: n("bytes"), Failed: n("failed")}
+		Domains: n("domains"), Rejected: n("rejected"), Tasks: n("units"), Ended: n("ended"), Open: open.Val(),
+		Records: n("records"), Objects: n("objects"), Bytes: n("bytes"), Failed: n("failed"),
+		Submissions: live, Interrupted: n("interrupted"), Stashed: n("stashed"), StashBytes: n("stash_bytes"),
+		SinkDown: vals["sink_error"], Finalizing: n("finalizing") > now.Val().UnixMilli()}
 	for f, v := range vals {
 		switch {
 		case strings.HasPrefix(f, "paused:"):
@@ -103,7 +158,7 @@ func (s *Store) ClearPause(ctx context.Context, provider string) error {
 	return nil
 }
 
-func sortedKeys[M ~map[string]V, V any](m M) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	ks := make([]string, 0, len(m))
 	for k := range m {
 		ks = append(ks, k)
@@ -111,5 +166,3 @@ func sortedKeys[M ~map[string]V, V any](m M) []string {
 	sort.Strings(ks)
 	return ks
 }
-
-var _ = time.Now

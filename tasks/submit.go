@@ -3,9 +3,10 @@ package tasks
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -55,15 +56,32 @@ func (s *Submitter) pageClient() *asynq.Client {
 	return s.Client
 }
 
-// Submission streams one submission of a job's domain list.
+// Submission streams one submission of a job's domain list. The job is
+// created when the first valid domain is flushed, so an input with none
+// creates nothing. Until Close (or Abort) the submission holds a lease
+// that keeps the job from finishing; if its process dies the lease
+// expires and the job can end (marked interrupted until a resubmission of
+// the list closes cleanly). Its methods are safe for concurrent use.
 type Submission struct {
-	s       *Submitter
-	Job     *Job
-	unit    string
-	trace   map[string]string
+	s     *Submitter
+	jobID string
+	spec  Spec
+	trace map[string]string
+
+	mu      sync.Mutex
+	Job     *Job  // nil until the job exists
+	gen     int64 // this submission's generation, once the job exists
 	pending []string
 	rejects []Reject
 	stats   SubmitStats
+	stop    context.CancelFunc
+	renewed chan struct{}
+	// refetched are the units this submission opened again, with tasks
+	// of their own: flush must not add a second task for them.
+	refetched map[string]bool
+	// leaseLost is set by the renewal goroutine (not under mu: Close
+	// holds mu while it waits for that goroutine).
+	leaseLost atomic.Bool
 }
 
 // SubmitStats counts what a submission added.
@@ -71,39 +89,109 @@ type SubmitStats struct {
 	Domains    int // valid domains submitted
 	NewDomains int // of which new to the job
 	Tasks      int // first-page tasks created
+	Refetched  int // pages fetched again because their answer was lost
 	Rejected   int
 }
 
 const submitBatch = 512
 
-// Begin creates the job (or checks a resubmission asks for the same thing)
-// and opens a submission unit, so the job cannot complete while its list
-// is still being read.
+// ErrNoDomain is returned by Close when the input held no valid domain:
+// no job was created (or a resubmission changed nothing).
+var ErrNoDomain = errors.New("no valid domain in the input")
+
+// Begin starts a submission. It checks that a resubmission asks for what
+// the job asked for, and changes nothing in Redis until a domain is added.
 func (s *Submitter) Begin(ctx context.Context, jobID string, spec Spec, trace map[string]string) (*Submission, error) {
 	if err := ValidJobID(jobID); err != nil {
 		return nil, err
 	}
-	now := time.Now()
-	if s.Now != nil {
-		now = s.Now()
-	}
-	job, err := s.Store.create(ctx, jobID, spec, now)
+	specJSON, err := json.Marshal(spec)
 	if err != nil {
+		return nil, fmt.Errorf("job %s: encoding its spec: %w", jobID, err)
+	}
+	if _, err := s.Store.checkSpec(ctx, jobID, specJSON); err != nil {
 		return nil, err
 	}
-	unit := "submit|" + strconv.FormatInt(job.Gen, 10)
-	if _, err := s.Store.register(ctx, jobID, []string{unit}); err != nil {
-		return nil, err
+	return &Submission{s: s, jobID: jobID, spec: spec, trace: trace}, nil
+}
+
+// start creates the job (or joins it), opens the lease and its renewal,
+// and opens again the pages whose answers were lost. Called with b.mu held.
+func (b *Submission) start(ctx context.Context) error {
+	if b.Job != nil {
+		return nil
 	}
-	k := keysFor(jobID)
-	if err := s.Store.rdb.Del(ctx, k.rejected).Err(); err != nil {
-		return nil, err
+	now := time.Now()
+	if b.s.Now != nil {
+		now = b.s.Now()
 	}
-	return &Submission{s: s, Job: job, unit: unit, trace: trace}, nil
+	job, err := b.s.Store.create(ctx, b.jobID, b.spec, now)
+	if err != nil {
+		return err
+	}
+	gen, err := b.s.Store.openSub(ctx, b.jobID)
+	if err != nil {
+		return err
+	}
+	b.Job, b.gen = job, gen
+	b.Job.Gen = gen
+	k := keysFor(b.jobID)
+	if err := b.s.Store.rdb.Del(ctx, k.rejected).Err(); err != nil {
+		return fmt.Errorf("job %s: %w", b.jobID, redisErr(err))
+	}
+	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	b.stop = stop
+	b.renewed = make(chan struct{})
+	go b.renew(rctx)
+	pages, err := b.s.Store.reopenRefetch(ctx, b.jobID, gen)
+	if err != nil {
+		return err
+	}
+	b.refetched = map[string]bool{}
+	for i := range pages {
+		b.refetched[pages[i].Unit()] = true
+		pages[i].Attempt = int(gen) // a new task id: the failed task may still be archived
+		if _, err := enqueuePage(ctx, b.s.pageClient(), &pages[i], b.spec.maxRetry()); err != nil {
+			return err
+		}
+		b.stats.Refetched++
+	}
+	return nil
+}
+
+// renew keeps the lease alive while the process lives.
+func (b *Submission) renew(ctx context.Context) {
+	defer close(b.renewed)
+	t := time.NewTicker(submissionTTL / 5)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := b.s.Store.renewSub(ctx, b.jobID, b.gen)
+		if errors.Is(err, errLeaseLost) {
+			b.leaseLost.Store(true)
+			return
+		}
+		// Other errors (Redis restarting): the next tick tries again; the
+		// lease outlives a few missed renewals.
+	}
+}
+
+func (b *Submission) stopRenewing() {
+	if b.stop != nil {
+		b.stop()
+		<-b.renewed
+		b.stop = nil
+	}
 }
 
 // Add submits one normalised domain.
 func (b *Submission) Add(ctx context.Context, domain string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.pending = append(b.pending, domain)
 	b.stats.Domains++
 	if len(b.pending) >= submitBatch {
@@ -118,12 +206,14 @@ const MaxListedRejects = 10000
 
 // Reject records a rejected input line for the manifest.
 func (b *Submission) Reject(ctx context.Context, r Reject) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.stats.Rejected++
 	if b.stats.Rejected > MaxListedRejects {
 		return nil
 	}
 	b.rejects = append(b.rejects, r)
-	if len(b.rejects) >= submitBatch {
+	if len(b.rejects) >= submitBatch && b.Job != nil {
 		return b.flushRejects(ctx)
 	}
 	return nil
@@ -135,23 +225,38 @@ func (b *Submission) flushRejects(ctx context.Context) error {
 	}
 	vals := make([]any, len(b.rejects))
 	for i, r := range b.rejects {
-		v, _ := json.Marshal(r)
+		v, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("job %s: recording a rejected line: %w", b.jobID, err)
+		}
 		vals[i] = v
 	}
 	b.rejects = b.rejects[:0]
-	return b.s.Store.rdb.RPush(ctx, keysFor(b.Job.ID).rejected, vals...).Err()
+	if err := b.s.Store.rdb.RPush(ctx, keysFor(b.jobID).rejected, vals...).Err(); err != nil {
+		return fmt.Errorf("job %s: recording rejected lines: %w", b.jobID, redisErr(err))
+	}
+	return nil
 }
 
 func (b *Submission) flush(ctx context.Context) error {
 	if len(b.pending) == 0 {
 		return nil
 	}
-	spec := b.Job.Spec
+	if b.leaseLost.Load() {
+		return errLeaseLost
+	}
+	if err := b.start(ctx); err != nil {
+		return err
+	}
+	if err := b.flushRejects(ctx); err != nil {
+		return err
+	}
+	spec := b.spec
 	var pages []PagePayload
 	for _, d := range b.pending {
 		for _, prov := range spec.Providers {
 			for _, ep := range spec.Endpoints[prov] {
-				pages = append(pages, PagePayload{Job: b.Job.ID, Provider: prov, Endpoint: ep, Domain: d, Page: 1, Trace: b.trace})
+				pages = append(pages, PagePayload{Job: b.jobID, Provider: prov, Endpoint: ep, Domain: d, Page: 1, Trace: b.trace})
 			}
 		}
 	}
@@ -161,7 +266,7 @@ func (b *Submission) flush(ctx context.Context) error {
 	for i := range pages {
 		units[i] = pages[i].Unit()
 	}
-	states, err := b.s.Store.register(ctx, b.Job.ID, units)
+	states, err := b.s.Store.register(ctx, b.jobID, b.gen, units)
 	if err != nil {
 		return err
 	}
@@ -172,8 +277,8 @@ func (b *Submission) flush(ctx context.Context) error {
 		}
 	}
 	if newDomains > 0 {
-		if err := b.s.Store.rdb.HIncrBy(ctx, keysFor(b.Job.ID).meta, "domains", int64(newDomains)).Err(); err != nil {
-			return err
+		if err := b.s.Store.rdb.HIncrBy(ctx, keysFor(b.jobID).meta, "domains", int64(newDomains)).Err(); err != nil {
+			return fmt.Errorf("job %s: %w", b.jobID, redisErr(err))
 		}
 	}
 	b.stats.NewDomains += newDomains
@@ -186,7 +291,7 @@ func (b *Submission) flush(ctx context.Context) error {
 	g.SetLimit(par)
 	var mu sync.Mutex
 	for i := range pages {
-		if states[i] == 0 {
+		if states[i] == 0 || (states[i] == 2 && b.refetched[units[i]]) {
 			continue
 		}
 		g.Go(func() error {
@@ -203,25 +308,63 @@ func (b *Submission) flush(ctx context.Context) error {
 }
 
 // Close enqueues what is buffered, records the rejects, and ends the
-// submission unit (which finalizes the job if nothing else is open).
+// submission (which finalizes the job if nothing else is open). With no
+// valid domain in the whole input it returns ErrNoDomain, and a new job
+// has not been created.
 func (b *Submission) Close(ctx context.Context) (SubmitStats, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	defer b.stopRenewing()
 	if err := b.flush(ctx); err != nil {
 		return b.stats, err
+	}
+	if b.Job == nil {
+		return b.stats, ErrNoDomain
 	}
 	if err := b.flushRejects(ctx); err != nil {
 		return b.stats, err
 	}
-	if err := b.s.Store.rdb.HSet(ctx, keysFor(b.Job.ID).meta, "rejected", b.stats.Rejected).Err(); err != nil {
-		return b.stats, err
+	if err := b.s.Store.rdb.HSet(ctx, keysFor(b.jobID).meta, "rejected", b.stats.Rejected).Err(); err != nil {
+		return b.stats, fmt.Errorf("job %s: %w", b.jobID, redisErr(err))
 	}
-	open, err := b.s.Store.end(ctx, b.Job.ID, b.unit, Outcome{Status: "ok"}, false)
+	if b.leaseLost.Load() {
+		return b.stats, errLeaseLost
+	}
+	finish, err := b.s.Store.closeSub(ctx, b.jobID, b.gen, true)
 	if err != nil {
 		return b.stats, err
 	}
-	if open == 0 {
-		if err := enqueueFinalize(ctx, b.s.Store, b.s.Client, b.Job.ID); err != nil {
-			return b.stats, fmt.Errorf("job %s: %w", b.Job.ID, err)
+	if finish {
+		if err := enqueueFinalize(ctx, b.s.Store, b.s.Client, b.jobID); err != nil {
+			return b.stats, fmt.Errorf("job %s: %w", b.jobID, err)
 		}
 	}
 	return b.stats, nil
+}
+
+// Abort ends an interrupted submission (Ctrl-C, an input error): what was
+// submitted stays; the job is marked interrupted until a resubmission of
+// the same list closes. Safe to call after Close (it does nothing).
+func (b *Submission) Abort(ctx context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.Job == nil || b.stop == nil {
+		return nil
+	}
+	b.stopRenewing()
+	finish, err := b.s.Store.closeSub(ctx, b.jobID, b.gen, false)
+	if err != nil {
+		return err // the lease expires by itself
+	}
+	if finish {
+		return enqueueFinalize(ctx, b.s.Store, b.s.Client, b.jobID)
+	}
+	return nil
+}
+
+// Stats is what the submission has added so far.
+func (b *Submission) Stats() SubmitStats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.stats
 }

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -36,6 +38,7 @@ type Throttle interface {
 // Sink stores output objects.
 type Sink interface {
 	Put(ctx context.Context, key string, body []byte, contentType string) error
+	Delete(ctx context.Context, key string) error
 	// PutStream stores what write writes, for objects too big to hold (a
 	// big job's manifest).
 	PutStream(ctx context.Context, key string, write func(io.Writer) error, contentType string) error
@@ -98,8 +101,14 @@ func (w *Worker) job(ctx context.Context, id string) (*Job, error) {
 	return j, nil
 }
 
-// fatal marks err as not worth retrying; asynq archives the task.
-func fatal(err error) error { return fmt.Errorf("%w (%w)", err, asynq.SkipRetry) }
+// fatal marks err as not worth retrying; asynq archives the task. Its
+// message is err's alone: users read it in the manifest.
+func fatal(err error) error { return permanent{err} }
+
+type permanent struct{ err error }
+
+func (p permanent) Error() string   { return p.err.Error() }
+func (p permanent) Unwrap() []error { return []error{p.err, asynq.SkipRetry} }
 
 // handlePage spends the page's failure budget. asynq archives a task once
 // its retry count reaches the task's MaxRetry whatever IsFailure says;
@@ -159,18 +168,46 @@ func (w *Worker) processPage(ctx context.Context, t *asynq.Task) (err error) {
 		return fatal(err)
 	}
 	unit := p.Unit()
-	if done, err := w.Store.ended(ctx, p.Job, unit); err != nil {
-		return err
-	} else if done {
-		return nil // a duplicate delivery of a page that has ended
-	}
-
-	m, err := w.Store.memo(ctx, p.Job, unit)
+	ps, err := w.Store.pageState(ctx, p.Job, unit, w.sinkDownKey())
 	if err != nil {
 		return err
 	}
-	if m == nil {
-		if m, err = w.fetchAndWrite(ctx, job, &p, prov); err != nil {
+	if ps.ended {
+		return nil // a duplicate delivery of a page that has ended
+	}
+	if ps.reopened != "" {
+		// Work was added to a job that had ended: its _SUCCESS goes before
+		// any new page runs, so a loader never reads an end that is not.
+		if ps.finalizing {
+			return &waitError{"the job's previous end is still being written"}
+		}
+		if err := w.supersede(ctx, p.Job, ps.reopened); err != nil {
+			return err
+		}
+	}
+	m := ps.memo
+	switch {
+	case m == nil:
+		if ps.sinkDown != "" {
+			// An answer bought now could only be stashed: wait for the sink.
+			return &sinkError{errors.New(ps.sinkDown)}
+		}
+		st, err := w.fetch(ctx, job, &p, prov)
+		if err != nil {
+			return err
+		}
+		if m, err = w.write(ctx, job, &p, st, false); err != nil || m == nil {
+			return err
+		}
+	case m.Stashed:
+		body, err := w.Store.unstash(ctx, p.Job, unit)
+		if err != nil {
+			return err
+		}
+		if body == nil {
+			return w.failRefetch(ctx, &p, "its answer waited for the sink longer than the stash is kept, and expired")
+		}
+		if m, err = w.write(ctx, job, &p, &stashed{Body: body, Memo: *m}, true); err != nil || m == nil {
 			return err
 		}
 	}
@@ -186,33 +223,107 @@ func (w *Worker) processPage(ctx context.Context, t *asynq.Task) (err error) {
 	return w.endUnit(ctx, p.Job, unit, o, true)
 }
 
-// fetchAndWrite calls the vendor once and writes the page. A page that was
-// fetched but could not be written is taken from the stash instead of
-// being fetched (and paid for) again.
-func (w *Worker) fetchAndWrite(ctx context.Context, job *Job, p *PagePayload, prov Provider) (*memo, error) {
+// stashed is a fetched page: its encoded body and what its call returned.
+type stashed struct {
+	Body []byte
+	Memo memo
+}
+
+// write stores a fetched page's object. If the sink refuses it, the page
+// is kept in Redis (the stash) until the sink takes writes again, however
+// long that is: it was paid for. If it cannot be kept either, the page
+// fails (nil memo, nil error) and a resubmission fetches it again.
+func (w *Worker) write(ctx context.Context, job *Job, p *PagePayload, st *stashed, fromStash bool) (*memo, error) {
 	unit := p.Unit()
-	st, err := w.Store.unstash(ctx, p.Job, unit)
-	if err != nil {
-		return nil, err
-	}
-	if st == nil {
-		if st, err = w.fetch(ctx, job, p, prov); err != nil {
-			return nil, err
-		}
-	}
 	if st.Memo.Key != "" {
 		if err := w.put(ctx, p, st); err != nil {
-			// Keep the paid-for page until the sink is back.
-			if serr := w.Store.stash(context.WithoutCancel(ctx), p.Job, unit, st); serr != nil {
-				w.log().Error("stashing a page the sink refused", "job", p.Job, "unit", unit, "err", serr)
+			bg := context.WithoutCancel(ctx)
+			why := shorten(err.Error(), 300)
+			if derr := w.Store.sinkDown(bg, w.sinkDownKey(), why, sinkDownFor); derr != nil {
+				w.log().Warn("recording a sink outage", "err", derr)
 			}
-			return nil, fmt.Errorf("writing %s: %w", st.Memo.Key, err)
+			if !fromStash {
+				if serr := w.Store.stash(bg, p.Job, unit, st.Body, st.Memo, w.stashTTL(), why); serr != nil {
+					return nil, w.failRefetch(ctx, p, fmt.Sprintf("the sink refused its object (%v) and it could not be kept until the sink is back (%v)", err, serr))
+				}
+			}
+			return nil, &sinkError{fmt.Errorf("writing %s: %w", st.Memo.Key, err)}
+		}
+		if fromStash {
+			// The sink takes writes again: let the other pages fetch.
+			if err := w.Store.sinkUp(ctx, w.sinkDownKey()); err != nil {
+				w.log().Warn("clearing a sink outage", "err", err)
+			}
 		}
 	}
 	if err := w.Store.keepMemo(ctx, p.Job, unit, &st.Memo); err != nil {
 		return nil, err
 	}
 	return &st.Memo, nil
+}
+
+// failRefetch ends a page as failed because its paid-for answer was lost,
+// and records it so that a resubmission of the job fetches it again.
+func (w *Worker) failRefetch(ctx context.Context, p *PagePayload, why string) error {
+	w.log().Error("a fetched page was lost before it could be written; resubmit the job to fetch it again",
+		"job", p.Job, "unit", p.Unit(), "reason", why)
+	rp := *p
+	rp.Attempt, rp.Trace = 0, nil
+	finish, err := w.Store.end(context.WithoutCancel(ctx), p.Job, p.Unit(), Outcome{Status: "failed", Error: why, Refetch: true}, true, &rp)
+	if err != nil {
+		return err
+	}
+	if finish {
+		return enqueueFinalize(ctx, w.Store, w.Client, p.Job)
+	}
+	return nil
+}
+
+// supersede removes a reopened job's _SUCCESS and marks its manifest as
+// describing the job before the new work.
+func (w *Worker) supersede(ctx context.Context, job, tag string) error {
+	if err := w.Sink.Delete(ctx, sink.SuccessKey(job)); err != nil {
+		return &sinkError{fmt.Errorf("removing the _SUCCESS of reopened job %s: %w", job, err)}
+	}
+	body, err := json.Marshal(map[string]string{"job_id": job, "superseded_at": w.now().UTC().Format(time.RFC3339Nano),
+		"reason": "work was added after the job had ended; manifest.json describes the job before it, and is written again when the job ends"})
+	if err != nil {
+		return err
+	}
+	if err := w.Sink.Put(ctx, sink.SupersededKey(job), body, "application/json"); err != nil {
+		return &sinkError{fmt.Errorf("marking the manifest of reopened job %s: %w", job, err)}
+	}
+	return w.Store.clearReopen(ctx, job, tag)
+}
+
+// sinkDownFor is how long a refused write keeps pages from fetching;
+// stashed pages retrying their writes renew it while the outage lasts.
+const sinkDownFor = 10 * time.Second
+
+func (w *Worker) sinkDownKey() string {
+	name := "sink"
+	if s, ok := w.Sink.(fmt.Stringer); ok {
+		name = s.String()
+	}
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	return "lh:sinkdown:" + strconv.FormatUint(h.Sum64(), 16)
+}
+
+// stashTTL outlives the retention of a job's state, so a page waiting for
+// the sink is never dropped while its job is still remembered.
+func (w *Worker) stashTTL() time.Duration {
+	if w.Retention <= 0 {
+		return 0
+	}
+	return w.Retention + 7*24*time.Hour
+}
+
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 // fetch calls the vendor and encodes its page, holding a place in the
@@ -324,51 +435,73 @@ func (w *Worker) fanOut(ctx context.Context, job *Job, p *PagePayload, pg provid
 	return enqueuePages(ctx, w.Store, w.Client, p.Job, job.Spec.maxRetry(), next)
 }
 
-// nextPages plans the pages that p's result makes known.
+// nextPages plans the pages that p's result makes known. Page 1 plans
+// every offset page its total needs. The vendor's index moves while a job
+// runs, so every later page checks its own total against the one it was
+// planned with (Plan): a total that grew adds the pages past the plan
+// (deterministic ids: pages that several pages add are enqueued once); a
+// total that shrank needs nothing, the pages past the rows come back empty.
+// Every page asks for a full page (only --max-rows cuts a limit): the
+// vendors charge for the rows they return, and a last page planned short
+// would miss the rows a growing total puts behind it.
+//
+// Known limit: rows past the vendor's largest offset can only be reached
+// from a cursor, which the page at that offset returns; if the total grows
+// past it after that page was fetched, those rows are not reached.
 func nextPages(maxRows int, p *PagePayload, pg providers.Paging, m *memo) []PagePayload {
-	size := p.Limit
+	size := pageSize(maxRows, pg)
 	if size <= 0 {
-		size = pageSize(maxRows, pg)
+		size = p.Limit
+	}
+	if size <= 0 {
+		return nil
 	}
 	child := func(page, offset int, cursor string, limit int) PagePayload {
 		return PagePayload{Job: p.Job, Provider: p.Provider, Endpoint: p.Endpoint, Domain: p.Domain,
-			Page: page, Offset: offset, Limit: limit, Cursor: cursor, Trace: p.Trace}
+			Page: page, Offset: offset, Limit: limit, Cursor: cursor, Plan: m.Total, Trace: p.Trace}
 	}
-	limitAt := func(offset, total int) int {
+	limitAt := func(offset int) int {
 		l := size
-		if total >= 0 && total-offset < l {
-			l = total - offset
+		if maxRows > 0 && maxRows-offset < l {
+			l = maxRows - offset
 		}
 		return l
 	}
+	capped := func(total int) int {
+		if total >= 0 && maxRows > 0 && total > maxRows {
+			return maxRows
+		}
+		return total
+	}
 	switch pg.Kind {
 	case providers.PagingOffset:
-		total := m.Total
-		if total >= 0 && maxRows > 0 && total > maxRows {
-			total = maxRows
-		}
+		total := capped(m.Total)
 		if total < 0 {
 			// The vendor does not say how many: walk until a short page.
 			if m.Records < size || (maxRows > 0 && p.Offset+size >= maxRows) {
 				return nil
 			}
 			off := p.Offset + size
-			l := size
-			if maxRows > 0 && maxRows-off < l {
-				l = maxRows - off
-			}
-			return []PagePayload{child(p.Page+1, off, "", l)}
+			return []PagePayload{child(p.Page+1, off, "", limitAt(off))}
 		}
 		pages := (total + size - 1) / size
+		planned := pages // pages someone else has planned
+		switch {
+		case p.Page == 1:
+			planned = 1
+		case p.Plan > 0 && total > capped(p.Plan):
+			planned = (capped(p.Plan) + size - 1) / size
+		}
 		var out []PagePayload
-		if p.Page == 1 {
-			for k := 2; k <= pages; k++ {
-				off := (k - 1) * size
-				if pg.MaxOffset > 0 && off > pg.MaxOffset {
-					break
-				}
-				out = append(out, child(k, off, "", limitAt(off, total)))
+		for k := planned + 1; k <= pages; k++ {
+			off := (k - 1) * size
+			if pg.MaxOffset > 0 && off > pg.MaxOffset {
+				break
 			}
+			if k == p.Page {
+				continue
+			}
+			out = append(out, child(k, off, "", limitAt(off)))
 		}
 		// Past the vendor's largest offset, each page needs its predecessor's cursor.
 		off := p.Page * size
@@ -376,7 +509,7 @@ func nextPages(maxRows int, p *PagePayload, pg providers.Paging, m *memo) []Page
 			if m.Next == "" {
 				return out // the vendor gave no cursor: nothing more can be reached
 			}
-			out = append(out, child(p.Page+1, off, m.Next, limitAt(off, total)))
+			out = append(out, child(p.Page+1, off, m.Next, limitAt(off)))
 		}
 		return out
 	case providers.PagingCursor:
@@ -390,11 +523,7 @@ func nextPages(maxRows int, p *PagePayload, pg providers.Paging, m *memo) []Page
 		if m.Total >= 0 && off >= m.Total {
 			return nil
 		}
-		l := size
-		if maxRows > 0 && maxRows-off < l {
-			l = maxRows - off
-		}
-		return []PagePayload{child(p.Page+1, off, m.Next, l)}
+		return []PagePayload{child(p.Page+1, off, m.Next, limitAt(off))}
 	}
 	return nil
 }
@@ -410,11 +539,11 @@ func pageSize(maxRows int, pg providers.Paging) int {
 
 // endUnit ends a unit and, if it was the job's last, enqueues the finalize task.
 func (w *Worker) endUnit(ctx context.Context, job, unit string, o Outcome, page bool) error {
-	open, err := w.Store.end(ctx, job, unit, o, page)
+	finish, err := w.Store.end(ctx, job, unit, o, page, nil)
 	if err != nil {
 		return err
 	}
-	if open == 0 {
+	if finish {
 		return enqueueFinalize(ctx, w.Store, w.Client, job)
 	}
 	return nil

@@ -68,7 +68,7 @@ func newFaultRig(t *testing.T, s3 *testenv.S3, nDomains int, env []string, sandb
 	r := &faultRig{t: t, t0: time.Now(), redis: testenv.Redis(t), s3: s3}
 	s3.Setenv(t)
 	r.base, _ = startSandbox(t, append([]string{"--seed", faultSeed}, sandboxArgs...)...)
-	r.ref, _ = startSandbox(t, "--seed", faultSeed)
+	r.ref, _ = startSandbox(t, "--seed", faultSeed, "--rate", "0", "--concurrency", "0") // the reference rows: no limits
 	r.sinkURL = s3.SinkURL("faults")
 	r.env = append(append(s3.Env(), vendorEnv(r.base)...), "REDIS_URL="+r.redis.URL, "SINK_URL="+r.sinkURL,
 		"METRICS_ADDR=", "WORKER_CONCURRENCY=20", "RETRY_BASE_DELAY=200ms", "WORKER_SHUTDOWN_TIMEOUT=5s")

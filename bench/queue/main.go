@@ -113,6 +113,7 @@ func (noopProvider) Fetch(context.Context, providers.Request) (*providers.Page, 
 type noopSink struct{}
 
 func (noopSink) Put(context.Context, string, []byte, string) error { return nil }
+func (noopSink) Delete(context.Context, string) error              { return nil }
 func (noopSink) PutStream(_ context.Context, _ string, write func(io.Writer) error, _ string) error {
 	return write(io.Discard)
 }

@@ -14,7 +14,9 @@ import (
 	"os/signal"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/oklog/ulid/v2"
@@ -140,6 +142,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	spec, err := buildSpec(o)
 	if err != nil {
 		fmt.Fprintln(stderr, "enqueue:", err)
+		return exitUsage
+	}
+	jobSet := false
+	fs.Visit(func(f *flag.Flag) { jobSet = jobSet || f.Name == "job" })
+	if jobSet && o.job == "" {
+		// A script whose $JOB is unset would pay for the whole list on every run.
+		fmt.Fprintln(stderr, "enqueue: --job is empty; give a job id, or leave --job out for a new one")
 		return exitUsage
 	}
 	if o.job == "" {
@@ -288,6 +297,12 @@ func openInputs(files []string, stdin io.Reader) (io.Reader, func(), error) {
 			continue
 		}
 		fh, err := os.Open(f)
+		if err == nil {
+			if fi, serr := fh.Stat(); serr == nil && fi.IsDir() {
+				fh.Close()
+				err = fmt.Errorf("%s is a directory, not a domain list", f)
+			}
+		}
 		if err != nil {
 			for _, c := range closers {
 				c.Close()
@@ -322,6 +337,11 @@ type summary struct {
 	DryRun   bool               `json:"dry_run,omitempty"`
 	Calls    int64              `json:"estimated_calls,omitempty"`
 	Sink     string             `json:"sink,omitempty"`
+	// Interrupted: the generation of a submission that did not finish
+	// reading its list, if none has closed since.
+	Interrupted int64 `json:"interrupted,omitempty"`
+	Stashed     int64 `json:"stashed,omitempty"`
+	waiting     string
 }
 
 func submit(ctx context.Context, o options, spec tasks.Spec, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
@@ -330,10 +350,15 @@ func submit(ctx context.Context, o options, spec tasks.Spec, stdin io.Reader, st
 		return 0, err
 	}
 	defer closeIn()
-	rejectOut := bufio.NewWriter(stderr)
-	defer rejectOut.Flush()
+	// Rejected lines are printed by the goroutine that reads the list.
+	var rmu sync.Mutex
+	rejectBuf := bufio.NewWriter(stderr)
+	flushRejects := func() { rmu.Lock(); rejectBuf.Flush(); rmu.Unlock() }
+	defer flushRejects()
 	printReject := func(r domains.Reject) {
-		fmt.Fprintf(rejectOut, "line %d: %s: %q\n", r.Line, r.Reason, r.Input)
+		rmu.Lock()
+		fmt.Fprintf(rejectBuf, "line %d: %s: %q\n", r.Line, r.Reason, r.Input)
+		rmu.Unlock()
 	}
 
 	if o.dryRun {
@@ -341,7 +366,7 @@ func submit(ctx context.Context, o options, spec tasks.Spec, stdin io.Reader, st
 		if err != nil {
 			return 0, err
 		}
-		rejectOut.Flush()
+		flushRejects()
 		pairs := 0
 		for _, p := range spec.Providers {
 			pairs += len(spec.Endpoints[p])
@@ -394,23 +419,55 @@ func submit(ctx context.Context, o options, spec tasks.Spec, stdin io.Reader, st
 	if err != nil {
 		return 0, usageError{err}
 	}
-	st, err := domains.Read(in, func(_ int, d string) error { return b.Add(ctx, d) }, func(r domains.Reject) {
-		printReject(r)
-		_ = b.Reject(ctx, tasks.Reject{Line: r.Line, Input: r.Input, Reason: r.Reason})
-	})
+	// The list is read in its own goroutine so that Ctrl-C stops the
+	// submission at once, even while a pipe's writer is silent.
+	type readResult struct {
+		st  domains.Stats
+		err error
+	}
+	read := make(chan readResult, 1)
+	go func() {
+		st, err := domains.Read(in, func(_ int, d string) error { return b.Add(ctx, d) }, func(r domains.Reject) {
+			printReject(r)
+			_ = b.Reject(ctx, tasks.Reject{Line: r.Line, Input: r.Input, Reason: r.Reason})
+		})
+		read <- readResult{st, err}
+	}()
+	resume := fmt.Sprintf("rerun enqueue with --job %s and the same list to complete it", o.job)
+	var st domains.Stats
+	select {
+	case <-ctx.Done():
+		bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := b.Abort(bg); err != nil {
+			fmt.Fprintln(stderr, "enqueue:", err)
+		}
+		n := b.Stats()
+		flushRejects()
+		return 0, fmt.Errorf("interrupted after %d domains of the list: job %s holds what was submitted; %s", n.Domains, o.job, resume)
+	case r := <-read:
+		st, err = r.st, r.err
+	}
 	if err != nil {
-		return 0, fmt.Errorf("submitting job %s: %w (rerun with the same --job to continue)", o.job, err)
+		if aerr := b.Abort(context.WithoutCancel(ctx)); aerr != nil {
+			fmt.Fprintln(stderr, "enqueue:", aerr)
+		}
+		return 0, fmt.Errorf("submitting job %s: %w (%s)", o.job, err, resume)
 	}
 	stats, err := b.Close(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("submitting job %s: %w (rerun with the same --job to continue)", o.job, err)
+	flushRejects()
+	if errors.Is(err, tasks.ErrNoDomain) {
+		fmt.Fprintf(stdout, "%d lines, %d rejected\n", st.Lines, st.Rejected)
+		return 0, usageError{errors.New("no valid domain in the input; nothing was submitted")}
 	}
-	rejectOut.Flush()
+	if err != nil {
+		_ = b.Abort(context.WithoutCancel(ctx))
+		return 0, fmt.Errorf("submitting job %s: %w (%s)", o.job, err, resume)
+	}
 	fmt.Fprintf(stdout, "job %s: %d domains (%d new to the job, %d duplicates), %d rejected, %d tasks enqueued\n",
 		o.job, st.Valid, stats.NewDomains, st.Duplicates, st.Rejected, stats.Tasks)
-	if st.Valid == 0 {
-		fmt.Fprintln(stderr, "enqueue: no valid domain in the input")
-		return exitUsage, nil
+	if stats.Refetched > 0 {
+		fmt.Fprintf(stdout, "job %s: %d pages whose answers were lost are fetched again\n", o.job, stats.Refetched)
 	}
 	if !o.wait {
 		if o.asJSON {
@@ -442,7 +499,8 @@ func submit(ctx context.Context, o options, spec tasks.Spec, stdin io.Reader, st
 
 func toSummary(s *tasks.Status) summary {
 	return summary{JobID: s.JobID, Domains: s.Domains, Rejected: s.Rejected, Tasks: s.Tasks, Records: s.Records,
-		Failed: s.Failed, Objects: s.Objects, Bytes: s.Bytes, State: s.State, Cost: s.Cost, Paused: s.Paused}
+		Failed: s.Failed, Objects: s.Objects, Bytes: s.Bytes, State: s.State, Cost: s.Cost, Paused: s.Paused,
+		Interrupted: s.Interrupted, Stashed: s.Stashed, waiting: s.WaitingFor()}
 }
 
 func printSummary(w io.Writer, s summary) {
@@ -453,6 +511,12 @@ func printSummary(w io.Writer, s summary) {
 	}
 	for _, p := range sortedKeys(s.Paused) {
 		fmt.Fprintf(w, "  PAUSED %s: %s\n", p, s.Paused[p])
+	}
+	if s.waiting != "" {
+		fmt.Fprintf(w, "  waiting for: %s\n", s.waiting)
+	}
+	if s.Interrupted > 0 {
+		fmt.Fprintf(w, "  a submission of this job was interrupted before the end of its list: resubmit the same list with --job %s to complete it\n", s.JobID)
 	}
 	if s.Sink != "" {
 		fmt.Fprintf(w, "output: %s (manifest: %s/jobs/%s/manifest.json)\n", s.Sink, s.Sink, s.JobID)

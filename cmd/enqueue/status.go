@@ -117,7 +117,7 @@ func runStatus(ctx context.Context, g globals, args []string, stdout, stderr io.
 		return exitRuntime
 	}
 	sum := toSummary(s)
-	fmt.Fprintf(stdout, "job %s: %s; %d of %d page tasks ended, %d open; created %s, dt=%s\n",
+	fmt.Fprintf(stdout, "job %s: %s; %d of %d pages ended, %d open; created %s, dt=%s\n",
 		s.JobID, s.State, s.Ended, s.Tasks, s.Open, s.CreatedAt, s.Date)
 	printSummary(stdout, sum)
 	if *asJSON {

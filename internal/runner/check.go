@@ -136,11 +136,21 @@ var oomReply = regexp.MustCompile(`(ERR Error running script[^:]*: )?(@user_scri
 
 // ExplainRedis rewords the Redis reply an operator must act on, out of
 // memory, keeping the context around it; other errors are returned as
-// they are. (The result no longer unwraps: classify before.)
+// they are. Where the context already says so (tasks words it for a
+// submission), the raw reply is only dropped. (The result no longer
+// unwraps: classify before.)
 func ExplainRedis(err error) error {
-	if err == nil || !oomReply.MatchString(err.Error()) {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	loc := oomReply.FindStringIndex(msg)
+	if loc == nil {
 		return err
 	}
-	return errors.New(oomReply.ReplaceAllLiteralString(err.Error(),
-		"redis is out of memory (used memory > maxmemory): it refuses writes until memory is freed or maxmemory is raised"))
+	const words = "redis is out of memory (used memory > maxmemory): it refuses writes until memory is freed or maxmemory is raised"
+	if strings.Contains(msg[:loc[0]], "out of memory") {
+		return errors.New(strings.TrimSuffix(strings.TrimRight(msg[:loc[0]], " "), ":") + msg[loc[1]:])
+	}
+	return errors.New(msg[:loc[0]] + words + msg[loc[1]:])
 }

@@ -81,3 +81,22 @@ func TestConfigFromEnvReads(t *testing.T) {
 		t.Errorf("METRICS_ADDR=off, JOB_RETENTION=0: %+v, %v", cfg, err)
 	}
 }
+
+func TestExplainRedis(t *testing.T) {
+	script := "OOM command not allowed when used memory > 'maxmemory'. script: 160fd31ff59581fe636de2190442bd1024726d59, on @user_script:2."
+	cases := []struct{ in, want string }{
+		{"creating job j: " + script, "creating job j: redis is out of memory (used memory > maxmemory): it refuses writes until memory is freed or maxmemory is raised"},
+		{"OOM command not allowed when used memory > 'maxmemory'.", "redis is out of memory (used memory > maxmemory): it refuses writes until memory is freed or maxmemory is raised"},
+		{"submitting job j: redis is out of memory (raise it, then resubmit with the same --job): " + script + " (rerun)",
+			"submitting job j: redis is out of memory (raise it, then resubmit with the same --job) (rerun)"},
+		{"dial tcp: connection refused", "dial tcp: connection refused"},
+	}
+	for _, c := range cases {
+		if got := ExplainRedis(errors.New(c.in)).Error(); got != c.want {
+			t.Errorf("ExplainRedis(%q)\n = %q\nwant %q", c.in, got, c.want)
+		}
+	}
+	if ExplainRedis(nil) != nil {
+		t.Error("ExplainRedis(nil) is not nil")
+	}
+}

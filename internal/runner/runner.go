@@ -195,6 +195,7 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 	})
 	sweepCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	go w.SweepArchived(sweepCtx, inspector, served, archiveSweep)
+	go w.SweepSubmissions(sweepCtx, submissionSweep)
 	cfg.Log.Info("worker started", "providers", served, "concurrency", cfg.Concurrency, "sink", snk.String())
 	return &Runner{srv: srv, client: w.Client, inspector: inspector, stop: stop, sink: snk, Providers: served}, nil
 }
@@ -202,6 +203,11 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 // archiveSweep is how often a worker looks for page tasks that asynq
 // archived without telling the handler (tasks.Worker.ReconcileArchived).
 const archiveSweep = 30 * time.Second
+
+// submissionSweep is how often a worker looks for submissions whose
+// process died (tasks.Worker.SweepSubmissions); with their 15 s lease, a
+// job held open by one ends within about 20 s.
+const submissionSweep = 3 * time.Second
 
 // Shutdown stops taking tasks, waits up to the shutdown timeout for the
 // running ones, and hands back the rest to the queue.

@@ -371,7 +371,7 @@ func (e *endpoint) run(seed int64, raw json.RawMessage) sbResult {
 		if first(v) != '"' || json.Unmarshal(v, &tok) != nil {
 			return invalidField("search_after_token", "")
 		}
-		pos, ok := parseToken(tok, hash, total)
+		pos, ok := parseToken(tok, hash, max(total, sandbox.TotalAt(seed, Name, "backlinks", target, 0)))
 		if !ok {
 			return invalidField("search_after_token", "The token is invalid or does not belong to these parameters.")
 		}
@@ -383,6 +383,7 @@ func (e *endpoint) run(seed int64, raw json.RawMessage) sbResult {
 		}
 		offset = n
 	}
+	total = sandbox.TotalAt(seed, Name, "backlinks", target, offset)
 	end := min(offset+limit, total)
 	n := max(end-offset, 0)
 	mode, custom := json.RawMessage("null"), json.RawMessage("null")

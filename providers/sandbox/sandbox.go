@@ -263,18 +263,39 @@ func Rand(seed int64, parts ...string) *rand.Rand {
 	return rand.New(rand.NewPCG(h, h^0x9e3779b97f4a7c15))
 }
 
-var rowsLabel = regexp.MustCompile(`^rows-(\d{1,9})$`)
+var (
+	rowsLabel = regexp.MustCompile(`^rows-(\d{1,9})$`)
+	growLabel = regexp.MustCompile(`^grow-(\d{1,9})-(\d{1,9})$`)
+)
 
 // Total is the number of rows a domain has at a provider's endpoint. A
-// domain whose first label is rows-N has exactly N; others get a
-// deterministic count below 2500.
+// domain whose first label is rows-N has exactly N; grow-A-B has B (see
+// TotalAt); others get a deterministic count below 2500.
 func Total(seed int64, provider, endpoint, domain string) int {
 	first, _, _ := strings.Cut(domain, ".")
 	if m := rowsLabel.FindStringSubmatch(first); m != nil {
 		n, _ := strconv.Atoi(m[1])
 		return n
 	}
+	if m := growLabel.FindStringSubmatch(first); m != nil {
+		n, _ := strconv.Atoi(m[2])
+		return n
+	}
 	return int(Hash(seed, "total", provider, endpoint, domain) % 2500)
+}
+
+// TotalAt is the total a paged answer at offset reports. It is Total,
+// except for a domain whose first label is grow-A-B: its index moves while
+// it is paged, A rows at offset 0 and B at every later offset (B > A: rows
+// were added after the first page; B < A: rows went). Rows keep their
+// places, so paging it through yields rows 0 to B-1.
+func TotalAt(seed int64, provider, endpoint, domain string, offset int) int {
+	first, _, _ := strings.Cut(domain, ".")
+	if m := growLabel.FindStringSubmatch(first); m != nil && offset == 0 {
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	return Total(seed, provider, endpoint, domain)
 }
 
 var words = []string{"seo", "guide", "review", "best", "tools", "backlinks", "home", "blog", "news", "shop",
