@@ -161,7 +161,7 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 		served = append(served, name)
 	}
 	if len(served) == 0 {
-		return nil, errors.New("no provider is configured: set the credentials of at least one (CONTRACT.md)")
+		return nil, errors.New("no provider is configured: set the credentials of at least one (README, Configuration)")
 	}
 	srv := asynq.NewServerFromRedisClient(cfg.Redis, asynq.Config{
 		Concurrency:              cfg.Concurrency,

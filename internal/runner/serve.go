@@ -45,6 +45,9 @@ func Run(ctx context.Context, cfg Config) error {
 	cfg.Redis = rdb
 	r, err := Start(ctx, cfg)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped (SIGTERM) while starting: nothing ran
+		}
 		return err
 	}
 	if ln != nil {
