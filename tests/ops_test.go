@@ -96,6 +96,19 @@ func TestBadSettingsStopThePrograms(t *testing.T) {
 	}
 }
 
+// TestHelpShowsNoPassword: -help shows built-in defaults, never a value
+// from the environment that may hold a password.
+func TestHelpShowsNoPassword(t *testing.T) {
+	env := []string{"REDIS_URL=redis://u:" + secret + "@127.0.0.1:6379/0", "ASYNQMON_BASIC_AUTH=u:" + secret}
+	for _, p := range []string{"worker", "enqueue", "asynqmon", "sandbox"} {
+		stdout, stderr, code := runCmd(t, env, nil, 30*time.Second, p, "-help")
+		if code != 0 || !strings.Contains(stdout+stderr, "-redis") && p != "sandbox" {
+			t.Errorf("%s -help: exit %d\n%s%s", p, code, stdout, stderr)
+		}
+		noSecret(t, p+" -help", stdout+stderr)
+	}
+}
+
 // TestWorkersShareAHost: three workers with default settings on one host
 // all start and keep running; at most one holds the default metrics
 // address (loopback), and each of the others says once that it serves no
