@@ -49,9 +49,9 @@ func split(raw string) (head, user, pass, tail string, ok bool) {
 	return raw[:start], user, pass, raw[start+at+1:], true
 }
 
-// Secrets are the forms in which raw's password could appear in a
+// secrets are the forms in which raw's password could appear in a
 // message: as written and percent-decoded. Empty when raw has none.
-func Secrets(raw string) []string {
+func secrets(raw string) []string {
 	_, _, pass, _, ok := split(raw)
 	if !ok || pass == "" {
 		return nil
@@ -68,7 +68,7 @@ func String(msg, raw string) string {
 	if raw != "" {
 		msg = strings.ReplaceAll(msg, raw, URL(raw))
 	}
-	for _, s := range Secrets(raw) {
+	for _, s := range secrets(raw) {
 		msg = strings.ReplaceAll(msg, s, Mark)
 	}
 	return msg

@@ -1,7 +1,7 @@
 // Package settings reads our programs' settings strictly: from environment
 // variables, each of which a command-line flag can override. A value that
 // does not parse, or is out of range, is an *Error naming the setting and
-// the value (redacted where it may hold a password); it is never replaced
+// the value (the caller redacts a value that may hold a password); it is never replaced
 // by a default. Unset (empty) means the default.
 package settings
 
@@ -13,8 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/linkharvest/linkharvest/internal/redact"
 )
 
 // Getenv reads a setting by its environment name; "" means unset.
@@ -164,9 +162,6 @@ func ListenAddr(name, v string) error {
 	}
 	return nil
 }
-
-// URLValue is a URL shown with its password redacted.
-func URLValue(v string) string { return redact.URL(v) }
 
 // Binder registers flags that stand for environment variables: a flag
 // given on the command line overrides its variable, and both go through
