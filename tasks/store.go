@@ -743,12 +743,14 @@ func (s *Store) commitFinalize(ctx context.Context, job, finishedAt string) (boo
 var writtenScript = redis.NewScript(`
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 local n = redis.call('STRLEN', KEYS[2])
+local gone = -1
 if redis.call('DEL', KEYS[2]) == 1 then
   if redis.call('HINCRBY', KEYS[3], 'stashed', -1) <= 0 then redis.call('HDEL', KEYS[3], 'sink_error') end
   redis.call('HINCRBY', KEYS[3], 'stash_bytes', -n)
+  gone = n
 end
 if ARGV[3] ~= '' then redis.call('HINCRBYFLOAT', KEYS[3], ARGV[3], ARGV[4]) end
-return 0
+return gone
 `)
 
 // keepMemo records a written page and drops its stash.
@@ -764,8 +766,12 @@ func (s *Store) keepMemo(ctx context.Context, job, unit string, m *memo) error {
 		provider, _, _, _, _ := parseUnit(unit)
 		costField = fCostPrefix + provider
 	}
-	if err := writtenScript.Run(ctx, s.rdb, []string{k.memo, k.stash(unit), k.meta}, unit, b, costField, m.Cost).Err(); err != nil {
+	gone, err := writtenScript.Run(ctx, s.rdb, []string{k.memo, k.stash(unit), k.meta}, unit, b, costField, m.Cost).Int64()
+	if err != nil {
 		return fmt.Errorf("recording page %s of job %s: %w", unit, job, redisErr(err))
+	}
+	if gone >= 0 {
+		s.countStash(ctx, -1, -gone)
 	}
 	return nil
 }
@@ -786,6 +792,7 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 if had == 0 then
   redis.call('HINCRBY', KEYS[3], 'stashed', 1)
   redis.call('HINCRBY', KEYS[3], 'stash_bytes', string.len(ARGV[2]))
+  return 1
 end
 return 0
 `)
@@ -797,9 +804,57 @@ func (s *Store) stash(ctx context.Context, job, unit string, body []byte, m memo
 	if err != nil {
 		return err
 	}
-	if err := stashScript.Run(ctx, s.rdb, []string{k.stash(unit), k.memo, k.meta}, unit, body, b, ttl.Milliseconds(), why).Err(); err != nil {
+	added, err := stashScript.Run(ctx, s.rdb, []string{k.stash(unit), k.memo, k.meta}, unit, body, b, ttl.Milliseconds(), why).Int()
+	if err != nil {
 		return fmt.Errorf("stashing page %s of job %s: %w", unit, job, redisErr(err))
 	}
+	if added == 1 {
+		s.countStash(ctx, 1, int64(len(body)))
+	}
+	return nil
+}
+
+// stashTotals counts every job's stashed pages and bytes, for the
+// workers' metrics. It lives outside the jobs' hash tags, so it is kept
+// next to the scripts (not in them) and may drift if a worker dies between
+// the two; the jobs' own counters (enqueue status) are exact.
+const stashTotals = "lh:stash"
+
+func (s *Store) countStash(ctx context.Context, pages, bytes int64) {
+	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.HIncrBy(ctx, stashTotals, "pages", pages)
+		p.HIncrBy(ctx, stashTotals, "bytes", bytes)
+		return nil
+	})
+}
+
+// StashTotals returns the pages (and their bytes) that wait in the stash
+// for the sink, over every job.
+func (s *Store) StashTotals(ctx context.Context) (pages, bytes int64, err error) {
+	v, err := s.rdb.HMGet(ctx, stashTotals, "pages", "bytes").Result()
+	if err != nil {
+		return 0, 0, err
+	}
+	n := func(x any) int64 {
+		str, _ := x.(string)
+		i, _ := strconv.ParseInt(str, 10, 64)
+		return max(i, 0)
+	}
+	return n(v[0]), n(v[1]), nil
+}
+
+// stashExpired takes a page whose stash expired out of the counts.
+func (s *Store) stashExpired(ctx context.Context, job string, bytes int64) error {
+	k := keysFor(job)
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HIncrBy(ctx, k.meta, fStashed, -1)
+		p.HIncrBy(ctx, k.meta, fStashBytes, -bytes)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("job %s: %w", job, redisErr(err))
+	}
+	s.countStash(ctx, -1, -bytes)
 	return nil
 }
 

@@ -206,6 +206,9 @@ func (w *Worker) processPage(ctx context.Context, t *asynq.Task) (err error) {
 			return err
 		}
 		if body == nil {
+			if err := w.Store.stashExpired(ctx, p.Job, m.Bytes); err != nil {
+				return err
+			}
 			return w.failRefetch(ctx, &p, "its answer waited for the sink longer than the stash is kept, and expired")
 		}
 		if m, err = w.write(ctx, job, &p, &stashed{Body: body, Memo: *m}, true); err != nil || m == nil {
