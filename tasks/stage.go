@@ -2,32 +2,128 @@ package tasks
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"math"
 	"net/http"
 	"runtime"
+	"runtime/debug"
 	"sync"
 
 	"golang.org/x/sync/semaphore"
+
+	"github.com/linkharvest/linkharvest/providers"
 )
 
-// A page's big buffers (the vendor's body, about 1 MB per 1000 rows, its
-// decoded items and the records) live from the moment its body is read
-// until it is encoded. Reading, decoding and encoding is CPU work; with
-// WORKER_CONCURRENCY tasks of which many have an answer at once, all of
-// them would hold their buffers while taking turns on the CPU, and memory
-// would grow with the concurrency instead of with the cores. So at most
-// a few tasks per core are in that stage at once; the others wait, their
-// answer unread in the socket, which costs no time while the cores are
-// busy anyway.
+// A page's big buffers (the vendor's body, its decoded items and records,
+// the encoded object) live from the moment its answer arrives until the
+// object is written. With WORKER_CONCURRENCY tasks of which many have an
+// answer at once, memory would grow with the concurrency and with what
+// the vendors send. So the stage bounds two things:
+//
+//   - places: at most a few tasks per core read, decode and encode at
+//     once (CPU work: more at once only holds more buffers);
+//   - bytes: the memory those tasks hold, estimated from the answer's
+//     size, stays within a budget taken from the worker's memory limit.
+//
+// A task weighs, from the arrival of its answer, what an answer of its
+// declared length costs, or of the endpoint's body cap when the length is
+// not declared (chunked or compressed answers); once the body is read it
+// weighs what was actually read, and once encoded only the encoded object
+// until it is written. The others wait, their answer unread in the socket.
 
-// Stage bounds the tasks of a worker in the read-decode-encode stage.
-type Stage struct{ sem *semaphore.Weighted }
+// bytesPerBodyByte is the memory a page holds per byte of its body at
+// its peak: the body, the decoded items (encoding/json copies raw items
+// out of the body), the records' fields and the encoded object, and the
+// garbage of growing an undeclared body. bench/memory measures it.
+const bytesPerBodyByte = 3
 
-// NewStage admits n tasks at once; n <= 0 means two per usable core.
+// answerOverhead is what any answer costs besides its body (buffers of
+// the transport, the decoder and the encoder).
+const answerOverhead = 64 << 10
+
+// DefaultMemoryLimit is the Go memory limit of a worker whose environment
+// sets none (GOMEMLIMIT): with the binary's own pages, the worker stays
+// under 256 MiB of RSS.
+const DefaultMemoryLimit = 192 << 20
+
+// SetDefaultMemoryLimit applies DefaultMemoryLimit unless GOMEMLIMIT set a
+// limit, and returns the limit in force. For a worker's main: a library
+// must not set a process-wide limit.
+func SetDefaultMemoryLimit(getenv func(string) string) int64 {
+	if getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(DefaultMemoryLimit)
+	}
+	return debug.SetMemoryLimit(-1)
+}
+
+// StageBudget is the bytes the stage lets pages hold for a memory limit:
+// half of it, the rest being the worker's own heap and the garbage
+// collector's headroom. No limit (math.MaxInt64) counts as
+// DefaultMemoryLimit.
+func StageBudget(memoryLimit int64) int64 {
+	if memoryLimit <= 0 || memoryLimit == math.MaxInt64 {
+		memoryLimit = DefaultMemoryLimit
+	}
+	return memoryLimit / 2
+}
+
+// Stage bounds the tasks of a worker between the arrival of an answer
+// and the end of its page's write, in places and in bytes.
+type Stage struct {
+	sem    *semaphore.Weighted // places
+	bytes  *semaphore.Weighted
+	budget int64
+}
+
+// NewStage admits n tasks at once (n <= 0: two per usable core) holding
+// at most StageBudget of the process's memory limit (GOMEMLIMIT).
 func NewStage(n int) *Stage {
+	return NewStageBudget(n, StageBudget(debug.SetMemoryLimit(-1)))
+}
+
+// NewStageBudget admits n tasks at once (n <= 0: two per usable core)
+// holding at most budget bytes.
+func NewStageBudget(n int, budget int64) *Stage {
 	if n <= 0 {
 		n = 2 * runtime.GOMAXPROCS(0)
 	}
-	return &Stage{sem: semaphore.NewWeighted(int64(n))}
+	return &Stage{sem: semaphore.NewWeighted(int64(n)), bytes: semaphore.NewWeighted(budget), budget: budget}
+}
+
+// Budget is the bytes the stage lets tasks hold at once.
+func (s *Stage) Budget() int64 { return s.budget }
+
+// weight is what a page holds for a body of size bytes.
+func weight(size int64) int64 { return bytesPerBodyByte*max(size, 0) + answerOverhead }
+
+// Admits checks that an answer at each endpoint's body cap fits the
+// budget, so that such an answer can be taken at all. A worker refuses
+// to start otherwise: the cap would be lowered silently, and pages that
+// the vendor really sends that large would fail.
+func (s *Stage) Admits(provider string, endpoints []string, paging func(string) (providers.Paging, error)) error {
+	if s == nil {
+		return nil
+	}
+	for _, e := range endpoints {
+		pg, err := paging(e)
+		if err != nil {
+			return err
+		}
+		if need := weight(bodyCap(pg)); need > s.budget {
+			return fmt.Errorf("%s %s: answers of up to %d MiB need %d MiB of the worker's memory, which leaves %d MiB for pages "+
+				"(half of GOMEMLIMIT): raise GOMEMLIMIT to at least %dMiB", provider, e, bodyCap(pg)>>20, need>>20, s.budget>>20, (2*need+1<<20-1)>>20)
+		}
+	}
+	return nil
+}
+
+// bodyCap is the largest body an endpoint's client reads.
+func bodyCap(pg providers.Paging) int64 {
+	if pg.MaxBody > 0 {
+		return pg.MaxBody
+	}
+	return providers.DefaultMaxBody
 }
 
 // StageTransport makes every answer of base wait for a place in the stage
@@ -46,43 +142,124 @@ func (t stageTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p, ok := req.Context().Value(stageKey{}).(*stagePass); ok {
-		p.enter()
+	p, ok := req.Context().Value(stageKey{}).(*stagePass)
+	if !ok {
+		return resp, nil
 	}
+	size := resp.ContentLength // -1 when chunked or decompressed by the transport
+	if size < 0 || size > p.max {
+		size = p.max // a longer body is refused by the client at the cap
+	}
+	if err := p.enter(req.Context(), weight(size)); err != nil {
+		resp.Body.Close()
+		return nil, err
+	}
+	resp.Body = &stageBody{ReadCloser: resp.Body, p: p}
 	return resp, nil
+}
+
+// stageBody lowers its task's weight to what the body really was once it
+// has been read to the end.
+type stageBody struct {
+	io.ReadCloser
+	p *stagePass
+	n int64
+}
+
+func (b *stageBody) Read(buf []byte) (int, error) {
+	n, err := b.ReadCloser.Read(buf)
+	b.n += int64(n)
+	if err == io.EOF {
+		b.p.shrink(weight(b.n))
+	}
+	return n, err
 }
 
 type stageKey struct{}
 
 // stagePass is one task's place in the stage: taken when its first answer
 // arrives, kept through further calls of the same task, given back by
-// leave once the page is encoded or has failed.
+// leave once the page is written or has failed.
 type stagePass struct {
 	s    *Stage
+	max  int64 // the endpoint's body cap
 	mu   sync.Mutex
-	held bool
+	slot bool  // holds a place
+	held int64 // bytes held
 }
 
-// with returns ctx carrying a pass for one task; call leave when done.
-func (s *Stage) with(ctx context.Context) (context.Context, *stagePass) {
+// with returns ctx carrying a pass for one task of an endpoint whose
+// bodies are capped at maxBody; call leave when done.
+func (s *Stage) with(ctx context.Context, maxBody int64) (context.Context, *stagePass) {
 	if s == nil {
 		return ctx, nil
 	}
-	p := &stagePass{s: s}
+	if maxBody <= 0 {
+		maxBody = providers.DefaultMaxBody
+	}
+	p := &stagePass{s: s, max: maxBody}
 	return context.WithValue(ctx, stageKey{}, p), p
 }
 
-// enter waits for a place. It ignores cancellation: the answer it guards
-// is paid for and places are held only for CPU work, so the wait is
-// short, and giving up would throw the page away to fetch it again.
-func (p *stagePass) enter() {
+// enter waits for a place and for w bytes. It gives up when the task's
+// context ends: asynq has then given the task up (its deadline, or a
+// shutdown), and the page could not be written anyway. A further call of
+// a task in the stage keeps its place; if its answer weighs more, the
+// task gives its bytes back before it waits for the new weight, so that no
+// task waits while holding bytes (which could deadlock the stage).
+func (p *stagePass) enter(ctx context.Context, w int64) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.held {
+	w = min(w, p.s.budget) // Admits refuses larger caps; never wait for the impossible
+	if !p.slot {
+		if err := p.s.sem.Acquire(ctx, 1); err != nil {
+			return err
+		}
+		p.slot = true
+	}
+	if w <= p.held {
+		return nil
+	}
+	if p.held > 0 {
+		p.s.bytes.Release(p.held)
+		p.held = 0
+	}
+	if err := p.s.bytes.Acquire(ctx, w); err != nil {
+		p.slot = false
+		p.s.sem.Release(1)
+		return err
+	}
+	p.held = w
+	return nil
+}
+
+// shrink lowers the bytes held to w (if more are held).
+func (p *stagePass) shrink(w int64) {
+	if p == nil {
 		return
 	}
-	_ = p.s.sem.Acquire(context.Background(), 1) // fails only on a cancelled context
-	p.held = true
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if w < p.held {
+		p.s.bytes.Release(p.held - w)
+		p.held = w
+	}
+}
+
+// encoded says the page is encoded into an object of size bytes: the
+// CPU work is done, so the place goes back, and only the object's bytes
+// are held until it is written.
+func (p *stagePass) encoded(size int64) {
+	if p == nil {
+		return
+	}
+	p.shrink(size + answerOverhead)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.slot {
+		p.slot = false
+		p.s.sem.Release(1)
+	}
 }
 
 func (p *stagePass) leave() {
@@ -91,8 +268,12 @@ func (p *stagePass) leave() {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.held {
-		p.held = false
+	if p.slot {
+		p.slot = false
 		p.s.sem.Release(1)
+	}
+	if p.held > 0 {
+		p.s.bytes.Release(p.held)
+		p.held = 0
 	}
 }

@@ -196,9 +196,11 @@ func (w *Worker) fetchAndWrite(ctx context.Context, job *Job, p *PagePayload, pr
 		return nil, err
 	}
 	if st == nil {
-		if st, err = w.fetch(ctx, job, p, prov); err != nil {
+		var pass *stagePass
+		if st, pass, err = w.fetch(ctx, job, p, prov); err != nil {
 			return nil, err
 		}
+		defer pass.leave() // the encoded page weighs in the stage until written
 	}
 	if st.Memo.Key != "" {
 		if err := w.put(ctx, p, st); err != nil {
@@ -216,10 +218,12 @@ func (w *Worker) fetchAndWrite(ctx context.Context, job *Job, p *PagePayload, pr
 }
 
 // fetch calls the vendor and encodes its page, holding a place in the
-// worker's Stage from the arrival of the answer until it is encoded.
-func (w *Worker) fetch(ctx context.Context, job *Job, p *PagePayload, prov Provider) (*stashed, error) {
-	sctx, pass := w.Stage.with(ctx)
-	defer pass.leave()
+// worker's Stage from the arrival of the answer until it is encoded; the
+// pass it returns still holds the encoded page's bytes (leave it once
+// the page is written).
+func (w *Worker) fetch(ctx context.Context, job *Job, p *PagePayload, prov Provider) (*stashed, *stagePass, error) {
+	pg, _ := prov.Paging(p.Endpoint) // checked by the caller
+	sctx, pass := w.Stage.with(ctx, bodyCap(pg))
 	page, err := prov.Fetch(sctx, providers.Request{
 		Endpoint: p.Endpoint, Domain: p.Domain, Page: p.Page,
 		Offset: p.Offset, Limit: p.Limit, Cursor: p.Cursor,
@@ -232,13 +236,15 @@ func (w *Worker) fetch(ctx context.Context, job *Job, p *PagePayload, prov Provi
 	telemetry.M().Calls.Add(ctx, 1, metric.WithAttributes(attribute.String("provider", p.Provider), attribute.String("outcome", outcome)))
 	if err != nil {
 		pass.leave() // a throttle's backoff needs no place
-		return nil, w.vendorError(ctx, job, p, err)
+		return nil, nil, w.vendorError(ctx, job, p, err)
 	}
 	st, err := w.encode(job, p, page)
 	if err != nil {
-		return nil, fatal(err)
+		pass.leave()
+		return nil, nil, fatal(err)
 	}
-	return st, nil
+	pass.encoded(int64(len(st.Body)))
+	return st, pass, nil
 }
 
 func (w *Worker) encode(job *Job, p *PagePayload, page *providers.Page) (*stashed, error) {

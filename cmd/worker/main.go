@@ -21,9 +21,12 @@ import (
 	"github.com/linkharvest/linkharvest/internal/runner"
 	"github.com/linkharvest/linkharvest/internal/telemetry"
 	"github.com/linkharvest/linkharvest/limiter"
+	"github.com/linkharvest/linkharvest/tasks"
 )
 
 func main() {
+	// Pages in flight are sized to the memory limit (tasks.Stage).
+	tasks.SetDefaultMemoryLimit(os.Getenv)
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "worker:", err)
 		os.Exit(1)

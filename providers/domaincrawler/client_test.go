@@ -189,9 +189,9 @@ func TestEndpointsAndPaging(t *testing.T) {
 	if len(eps) != 31 || eps[0] != "backlinks" {
 		t.Fatalf("endpoints %v", eps)
 	}
-	offset := providers.Paging{Kind: providers.PagingOffset, PageSize: 10000}
-	cursor := providers.Paging{Kind: providers.PagingCursor, PageSize: 10000}
-	none := providers.Paging{Kind: providers.PagingNone}
+	offset := providers.Paging{Kind: providers.PagingOffset, PageSize: 10000, MaxBody: maxBody}
+	cursor := providers.Paging{Kind: providers.PagingCursor, PageSize: 10000, MaxBody: maxBody}
+	none := providers.Paging{Kind: providers.PagingNone, MaxBody: maxBody}
 	want := map[string]providers.Paging{
 		"backlinks": offset, "linktexts": offset, "linkedpages": offset, "tagtypes": offset, "referringdomains": offset,
 		"iplist": offset, "tldlist": offset, "geolocationshort": offset, "outgoinghosts": offset, "outgoinglinktexts": offset,
