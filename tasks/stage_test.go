@@ -22,6 +22,7 @@ import (
 
 	"github.com/linkharvest/linkharvest/providers"
 	"github.com/linkharvest/linkharvest/providers/dataforseo"
+	"github.com/linkharvest/linkharvest/providers/registry"
 	"github.com/linkharvest/linkharvest/sink"
 )
 
@@ -487,6 +488,75 @@ func TestFetchOverCap(t *testing.T) {
 				w.Stage.bytes.Release(w.Stage.budget)
 				w.Stage.sem.Release(2)
 			})
+		}
+	}
+}
+
+// A worker refuses an endpoint whose answers at the cap cannot fit its
+// memory budget, naming the memory limit that would do; caps that fit,
+// and DefaultMaxBody for endpoints that say nothing, pass.
+func TestStageAdmits(t *testing.T) {
+	paging := func(caps map[string]int64) func(string) (providers.Paging, error) {
+		return func(e string) (providers.Paging, error) {
+			c, ok := caps[e]
+			if !ok {
+				return providers.Paging{}, errors.New("unknown endpoint")
+			}
+			return providers.Paging{MaxBody: c}, nil
+		}
+	}
+	budget := StageBudget(DefaultMemoryLimit)
+	cases := []struct {
+		name string
+		caps map[string]int64
+		ok   bool
+	}{
+		{"every vendor's caps fit the default", map[string]int64{"a": 16 << 20, "b": 24 << 20, "c": 0}, true},
+		{"exactly the budget", map[string]int64{"a": (budget - answerOverhead) / bytesPerBodyByte}, true},
+		{"one byte over", map[string]int64{"a": (budget-answerOverhead)/bytesPerBodyByte + 1}, false},
+		{"the former 64 MiB cap", map[string]int64{"a": 1 << 20, "b": 64 << 20}, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := NewStageBudget(4, budget)
+			var eps []string
+			for e := range c.caps {
+				eps = append(eps, e)
+			}
+			err := s.Admits("vendor", eps, paging(c.caps))
+			if c.ok != (err == nil) {
+				t.Fatalf("Admits = %v, want ok=%v", err, c.ok)
+			}
+			if err != nil && !strings.Contains(err.Error(), "GOMEMLIMIT to at least") {
+				t.Errorf("the refusal does not say what to set: %v", err)
+			}
+		})
+	}
+	if err := (*Stage)(nil).Admits("vendor", []string{"a"}, paging(map[string]int64{"a": 1 << 40})); err != nil {
+		t.Errorf("a worker without a stage refuses: %v", err)
+	}
+	// The limit the refusal names is enough.
+	s := NewStageBudget(4, budget)
+	err := s.Admits("vendor", []string{"b"}, paging(map[string]int64{"b": 64 << 20}))
+	var mib int64
+	if _, serr := fmt.Sscanf(err.Error()[strings.Index(err.Error(), "at least ")+len("at least "):], "%dMiB", &mib); serr != nil {
+		t.Fatalf("no limit in %q: %v", err, serr)
+	}
+	if err := NewStageBudget(4, StageBudget(mib<<20)).Admits("vendor", []string{"b"}, paging(map[string]int64{"b": 64 << 20})); err != nil {
+		t.Errorf("GOMEMLIMIT=%dMiB, as advised, is refused: %v", mib, err)
+	}
+}
+
+// Every vendor's endpoints fit a worker with the default memory limit.
+func TestStageAdmitsEveryVendor(t *testing.T) {
+	s := NewStageBudget(0, StageBudget(DefaultMemoryLimit))
+	for _, name := range registry.Names() {
+		c, err := registry.Describe(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Admits(name, c.Endpoints(), c.Paging); err != nil {
+			t.Error(err)
 		}
 	}
 }
