@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -23,14 +24,19 @@ import (
 //
 //   - places: at most a few tasks per core read, decode and encode at
 //     once (CPU work: more at once only holds more buffers);
-//   - bytes: the memory those tasks hold, estimated from the answer's
-//     size, stays within a budget taken from the worker's memory limit.
+//   - bytes: the memory those tasks hold, estimated from their answers'
+//     sizes, stays within a budget taken from the worker's memory limit.
 //
-// A task weighs, from the arrival of its answer, what an answer of its
-// declared length costs, or of the endpoint's body cap when the length is
-// not declared (chunked or compressed answers); once the body is read it
-// weighs what was actually read, and once encoded only the encoded object
-// until it is written. The others wait, their answer unread in the socket.
+// An answer of declared length weighs what that length costs from its
+// arrival. One of unknown length (chunked, or compressed and decompressed
+// by the transport, as a gzip bomb is) weighs its first MiB, then more as
+// it is read: in doubling steps taken from the general pool while it has
+// room, else by taking the whole reserve, which covers an answer at the
+// endpoint's cap. One answer at a time holds the reserve and it never
+// waits for more, so tasks waiting for it always get it in turn: nobody
+// waits while holding bytes another waiter needs. Once read, an answer
+// weighs what it was; once encoded, only the encoded object until it is
+// written. Tasks that cannot enter wait, their answer unread in the socket.
 
 // bytesPerBodyByte is the memory a page holds per byte of its body at
 // its peak: the body, the decoded items (encoding/json copies raw items
@@ -45,7 +51,7 @@ const answerOverhead = 64 << 10
 // DefaultMemoryLimit is the Go memory limit of a worker whose environment
 // sets none (GOMEMLIMIT): with the binary's own pages, the worker stays
 // under 256 MiB of RSS.
-const DefaultMemoryLimit = 192 << 20
+const DefaultMemoryLimit = 200 << 20
 
 // SetDefaultMemoryLimit applies DefaultMemoryLimit unless GOMEMLIMIT set a
 // limit, and returns the limit in force. For a worker's main: a library
@@ -71,9 +77,12 @@ func StageBudget(memoryLimit int64) int64 {
 // Stage bounds the tasks of a worker between the arrival of an answer
 // and the end of its page's write, in places and in bytes.
 type Stage struct {
-	sem    *semaphore.Weighted // places
-	bytes  *semaphore.Weighted
-	budget int64
+	sem     *semaphore.Weighted // places
+	general *semaphore.Weighted // half the budget
+	reserve *semaphore.Weighted // the other half, taken whole
+	budget  int64
+	rsize   int64 // the reserve's size
+	chunk   int64 // what an answer of unknown length weighs at first
 }
 
 // NewStage admits n tasks at once (n <= 0: two per usable core) holding
@@ -88,7 +97,9 @@ func NewStageBudget(n int, budget int64) *Stage {
 	if n <= 0 {
 		n = 2 * runtime.GOMAXPROCS(0)
 	}
-	return &Stage{sem: semaphore.NewWeighted(int64(n)), bytes: semaphore.NewWeighted(budget), budget: budget}
+	r := budget / 2
+	return &Stage{sem: semaphore.NewWeighted(int64(n)), general: semaphore.NewWeighted(budget - r), reserve: semaphore.NewWeighted(r),
+		budget: budget, rsize: r, chunk: 1 << 20}
 }
 
 // Budget is the bytes the stage lets tasks hold at once.
@@ -98,9 +109,9 @@ func (s *Stage) Budget() int64 { return s.budget }
 func weight(size int64) int64 { return bytesPerBodyByte*max(size, 0) + answerOverhead }
 
 // Admits checks that an answer at each endpoint's body cap fits the
-// budget, so that such an answer can be taken at all. A worker refuses
-// to start otherwise: the cap would be lowered silently, and pages that
-// the vendor really sends that large would fail.
+// reserve (half the budget), so that such an answer can be taken at all.
+// A worker refuses to start otherwise: the cap would be lowered silently,
+// and pages that the vendor really sends that large would fail.
 func (s *Stage) Admits(provider string, endpoints []string, paging func(string) (providers.Paging, error)) error {
 	if s == nil {
 		return nil
@@ -110,9 +121,9 @@ func (s *Stage) Admits(provider string, endpoints []string, paging func(string) 
 		if err != nil {
 			return err
 		}
-		if need := weight(bodyCap(pg)); need > s.budget {
-			return fmt.Errorf("%s %s: answers of up to %d MiB need %d MiB of the worker's memory, which leaves %d MiB for pages "+
-				"(half of GOMEMLIMIT): raise GOMEMLIMIT to at least %dMiB", provider, e, bodyCap(pg)>>20, need>>20, s.budget>>20, (2*need+1<<20-1)>>20)
+		if need := weight(bodyCap(pg) + 1); need > s.rsize {
+			return fmt.Errorf("%s %s: answers of up to %d MiB need %d MiB of the worker's memory, more than the %d MiB it keeps for one answer "+
+				"(a quarter of GOMEMLIMIT): raise GOMEMLIMIT to at least %dMiB", provider, e, bodyCap(pg)>>20, need>>20, s.rsize>>20, (4*need+1<<20-1)>>20)
 		}
 	}
 	return nil
@@ -146,27 +157,46 @@ func (t stageTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !ok {
 		return resp, nil
 	}
-	size := resp.ContentLength // -1 when chunked or decompressed by the transport
-	if size < 0 || size > p.max {
-		size = p.max // a longer body is refused by the client at the cap
+	// -1 when chunked or decompressed by the transport; a longer one than
+	// the cap is refused by the client once it has read past the cap.
+	size := resp.ContentLength
+	if size > p.max {
+		size = -1
 	}
-	if err := p.enter(req.Context(), weight(size)); err != nil {
+	covered, err := p.enter(req.Context(), size)
+	if err != nil {
 		resp.Body.Close()
 		return nil, err
 	}
-	resp.Body = &stageBody{ReadCloser: resp.Body, p: p}
+	resp.Body = &stageBody{ReadCloser: resp.Body, p: p, ctx: req.Context(), covered: covered}
 	return resp, nil
 }
 
-// stageBody lowers its task's weight to what the body really was once it
-// has been read to the end.
+// stageBody weighs more as more of a body of unknown length is read, and
+// lowers its task's weight to what the body really was at its end.
 type stageBody struct {
 	io.ReadCloser
-	p *stagePass
-	n int64
+	p       *stagePass
+	ctx     context.Context
+	n       int64 // read so far
+	covered int64 // bytes the task's weight covers
 }
 
 func (b *stageBody) Read(buf []byte) (int, error) {
+	if b.n+int64(len(buf)) > b.covered {
+		c, err := b.p.grow(b.ctx, max(2*b.covered, b.n+int64(len(buf))))
+		if err != nil {
+			return 0, err
+		}
+		b.covered = c
+		if b.n >= b.covered {
+			// Past the cap and one byte, which told the client to refuse it.
+			return 0, errPastCap
+		}
+		if over := b.n + int64(len(buf)) - b.covered; over > 0 {
+			buf = buf[:int64(len(buf))-over]
+		}
+	}
 	n, err := b.ReadCloser.Read(buf)
 	b.n += int64(n)
 	if err == io.EOF {
@@ -175,17 +205,20 @@ func (b *stageBody) Read(buf []byte) (int, error) {
 	return n, err
 }
 
+var errPastCap = errors.New("response body read past the endpoint's cap")
+
 type stageKey struct{}
 
 // stagePass is one task's place in the stage: taken when its first answer
 // arrives, kept through further calls of the same task, given back by
 // leave once the page is written or has failed.
 type stagePass struct {
-	s    *Stage
-	max  int64 // the endpoint's body cap
-	mu   sync.Mutex
-	slot bool  // holds a place
-	held int64 // bytes held
+	s        *Stage
+	max      int64 // the endpoint's body cap
+	mu       sync.Mutex
+	slot     bool  // holds a place
+	held     int64 // bytes held from the general pool
+	reserved bool  // holds the whole reserve
 }
 
 // with returns ctx carrying a pass for one task of an endpoint whose
@@ -201,47 +234,95 @@ func (s *Stage) with(ctx context.Context, maxBody int64) (context.Context, *stag
 	return context.WithValue(ctx, stageKey{}, p), p
 }
 
-// enter waits for a place and for w bytes. It gives up when the task's
-// context ends: asynq has then given the task up (its deadline, or a
-// shutdown), and the page could not be written anyway. A further call of
-// a task in the stage keeps its place; if its answer weighs more, the
-// task gives its bytes back before it waits for the new weight, so that no
-// task waits while holding bytes (which could deadlock the stage).
-func (p *stagePass) enter(ctx context.Context, w int64) error {
+func (p *stagePass) weighs() int64 {
+	if p.reserved {
+		return p.held + p.s.rsize
+	}
+	return p.held
+}
+
+// enter waits for a place and for the weight of an answer of size bytes
+// (-1: unknown, weighed as its first chunk) and returns the bytes of body
+// that weight covers. It gives up when the task's context ends: asynq has
+// then given the task up (its deadline, or a shutdown), and the page
+// could not be written anyway. A further call of a task in the stage
+// keeps its place; if its answer weighs more, the task gives its bytes
+// back before it waits for the new weight, so that it never waits while
+// holding bytes.
+func (p *stagePass) enter(ctx context.Context, size int64) (int64, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	w = min(w, p.s.budget) // Admits refuses larger caps; never wait for the impossible
+	covered := size
+	if size < 0 {
+		covered = min(p.max+1, p.s.chunk)
+	}
+	w := weight(covered)
 	if !p.slot {
 		if err := p.s.sem.Acquire(ctx, 1); err != nil {
-			return err
+			return 0, err
 		}
 		p.slot = true
 	}
-	if w <= p.held {
-		return nil
+	if w <= p.weighs() {
+		return covered, nil
 	}
-	if p.held > 0 {
-		p.s.bytes.Release(p.held)
-		p.held = 0
+	p.releaseBytes()
+	var err error
+	if w <= p.s.budget-p.s.rsize {
+		if err = p.s.general.Acquire(ctx, w); err == nil {
+			p.held = w
+		}
+	} else if err = p.s.reserve.Acquire(ctx, p.s.rsize); err == nil {
+		p.reserved = true // Admits keeps caps within it; never wait for the impossible
+		covered = p.max + 1
 	}
-	if err := p.s.bytes.Acquire(ctx, w); err != nil {
+	if err != nil {
 		p.slot = false
 		p.s.sem.Release(1)
-		return err
+		return 0, err
 	}
-	p.held = w
-	return nil
+	return covered, nil
 }
 
-// shrink lowers the bytes held to w (if more are held).
+// grow makes the task's weight cover to bytes of body (at most the cap
+// and one byte, which tells the client the body is over the cap), from
+// the general pool if it has room, else by waiting for the reserve. It
+// returns the bytes now covered.
+func (p *stagePass) grow(ctx context.Context, to int64) (int64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	to = min(to, p.max+1)
+	if p.reserved {
+		return p.max + 1, nil
+	}
+	if w := weight(to); w <= p.held {
+		return to, nil
+	} else if p.s.general.TryAcquire(w - p.held) {
+		p.held = w
+		return to, nil
+	}
+	if err := p.s.reserve.Acquire(ctx, p.s.rsize); err != nil {
+		return 0, err
+	}
+	p.reserved = true
+	return p.max + 1, nil
+}
+
+// shrink lowers the bytes held to w (if more are held), giving the
+// reserve back as soon as the general pool can hold the rest.
 func (p *stagePass) shrink(w int64) {
 	if p == nil {
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if w < p.held {
-		p.s.bytes.Release(p.held - w)
+	if p.reserved && (w <= p.held || p.s.general.TryAcquire(w-p.held)) {
+		p.held = max(p.held, w)
+		p.reserved = false
+		p.s.reserve.Release(p.s.rsize)
+	}
+	if !p.reserved && w < p.held {
+		p.s.general.Release(p.held - w)
 		p.held = w
 	}
 }
@@ -262,6 +343,18 @@ func (p *stagePass) encoded(size int64) {
 	}
 }
 
+// releaseBytes gives back every byte held; p.mu is held.
+func (p *stagePass) releaseBytes() {
+	if p.held > 0 {
+		p.s.general.Release(p.held)
+		p.held = 0
+	}
+	if p.reserved {
+		p.reserved = false
+		p.s.reserve.Release(p.s.rsize)
+	}
+}
+
 func (p *stagePass) leave() {
 	if p == nil {
 		return
@@ -272,8 +365,5 @@ func (p *stagePass) leave() {
 		p.slot = false
 		p.s.sem.Release(1)
 	}
-	if p.held > 0 {
-		p.s.bytes.Release(p.held)
-		p.held = 0
-	}
+	p.releaseBytes()
 }

@@ -182,7 +182,7 @@ func run(concs []int, pages int, unbounded bool) error {
 	for _, r := range results {
 		ml := r.memlimit
 		if ml == "" {
-			ml = "unset (worker default 192MiB)"
+			ml = fmt.Sprintf("unset (worker default %dMiB)", tasks.DefaultMemoryLimit>>20)
 		}
 		under := "yes"
 		if r.hwm >= 256<<20 {

@@ -26,7 +26,7 @@ import (
 const Name = "domaincrawler"
 
 // maxBody caps a response body unless Config.MaxBody is set: a page of 10,000 backlinks is about 6 MB.
-const maxBody = 24 << 20
+const maxBody = 16 << 20
 
 // Config holds the account. The base URL has no default: every account
 // gets its own API host (the docs say http://api_endpoint_here/).
