@@ -514,7 +514,7 @@ func TestStageAdmits(t *testing.T) {
 	}{
 		{"16 MiB caps fit the default", map[string]int64{"a": 16 << 20, "c": 0}, true},
 		{"exactly the reserve", map[string]int64{"a": (budget/2-answerOverhead)/bytesPerBodyByte - 1}, true},
-		{"one byte over", map[string]int64{"a": (budget/2-answerOverhead)/bytesPerBodyByte}, false},
+		{"one byte over", map[string]int64{"a": (budget/2 - answerOverhead) / bytesPerBodyByte}, false},
 		{"the former 64 MiB cap", map[string]int64{"a": 1 << 20, "b": 64 << 20}, false},
 	}
 	for _, c := range cases {
