@@ -254,7 +254,7 @@ func Bool(b bool) *bool { return &b }
 // nothing (Paging.MaxBody). Every answer may cost a worker a few times its
 // size in memory while it is decoded and encoded, so the caps are set per
 // endpoint a few times above the largest page the vendor documents (a
-// worker checks at start that an answer at the cap fits its memory).
+// worker lowers a cap that its memory limit cannot hold).
 const DefaultMaxBody = 16 << 20
 
 // ReadBody reads at most max bytes of a response body. A larger body is a
@@ -278,6 +278,9 @@ func ReadBody(provider string, r io.Reader, size, max int64) ([]byte, error) {
 		b, err = io.ReadAll(lr)
 	}
 	if err != nil {
+		if pe, ok := AsError(err); ok {
+			return nil, pe // classified by the reader (a worker's stage refusing a body over its cap)
+		}
 		return nil, &Error{Provider: provider, Class: Retryable, Code: "transport", Message: "reading response body", Err: err}
 	}
 	if int64(len(b)) > max {

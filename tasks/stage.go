@@ -2,9 +2,9 @@ package tasks
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net/http"
 	"runtime"
@@ -108,23 +108,44 @@ func (s *Stage) Budget() int64 { return s.budget }
 // weight is what a page holds for a body of size bytes.
 func weight(size int64) int64 { return bytesPerBodyByte*max(size, 0) + answerOverhead }
 
+// minLoweredCap is the smallest body cap a worker lowers an endpoint's
+// cap to for its memory limit: twice the largest page the vendors
+// document (about 2.5 MB). Below it a worker refuses to start.
+const minLoweredCap = 5 << 20
+
+// maxBody is the largest body an answer may have to fit the reserve.
+func (s *Stage) maxBody() int64 { return (s.rsize-answerOverhead)/bytesPerBodyByte - 1 }
+
 // Admits checks that an answer at each endpoint's body cap fits the
-// reserve (half the budget), so that such an answer can be taken at all.
-// A worker refuses to start otherwise: the cap would be lowered silently,
-// and pages that the vendor really sends that large would fail.
-func (s *Stage) Admits(provider string, endpoints []string, paging func(string) (providers.Paging, error)) error {
+// reserve (a quarter of the memory limit), so that such an answer can be
+// taken at all. A cap that does not fit is lowered to what fits (the
+// stage refuses longer bodies as the client would, fatally), and said
+// once in log; if that is below minLoweredCap, pages the vendors really
+// send would fail, so the worker refuses to start.
+func (s *Stage) Admits(provider string, endpoints []string, paging func(string) (providers.Paging, error), log *slog.Logger) error {
 	if s == nil {
 		return nil
 	}
+	var lowered []string
 	for _, e := range endpoints {
 		pg, err := paging(e)
 		if err != nil {
 			return err
 		}
-		if need := weight(bodyCap(pg) + 1); need > s.rsize {
-			return fmt.Errorf("%s %s: answers of up to %d MiB need %d MiB of the worker's memory, more than the %d MiB it keeps for one answer "+
-				"(a quarter of GOMEMLIMIT): raise GOMEMLIMIT to at least %dMiB", provider, e, bodyCap(pg)>>20, need>>20, s.rsize>>20, (4*need+1<<20-1)>>20)
+		c := bodyCap(pg)
+		if c <= s.maxBody() {
+			continue
 		}
+		if s.maxBody() < minLoweredCap {
+			need := weight(minLoweredCap + 1)
+			return fmt.Errorf("%s %s: the worker's memory limit leaves %d MiB for one answer (a quarter of GOMEMLIMIT), "+
+				"too little for answers of %d MiB: raise GOMEMLIMIT to at least %dMiB", provider, e, s.rsize>>20, minLoweredCap>>20, (4*need+1<<20-1)>>20)
+		}
+		lowered = append(lowered, e)
+	}
+	if len(lowered) > 0 && log != nil {
+		log.Warn("answers capped lower than the endpoints' caps to fit the memory limit (GOMEMLIMIT)",
+			"provider", provider, "endpoints", lowered, "cap_bytes", s.maxBody())
 	}
 	return nil
 }
@@ -189,9 +210,11 @@ func (b *stageBody) Read(buf []byte) (int, error) {
 			return 0, err
 		}
 		b.covered = c
-		if b.n >= b.covered {
-			// Past the cap and one byte, which told the client to refuse it.
-			return 0, errPastCap
+		if b.n > b.p.max {
+			// Past a cap lowered below the client's (the client stops at
+			// its own cap and one byte): refused as the client would.
+			return 0, &providers.Error{Provider: b.p.provider, Class: providers.Fatal, Code: "body too large",
+				Message: fmt.Sprintf("response body exceeds the cap of %d bytes (lowered to fit the memory limit)", b.p.max)}
 		}
 		if over := b.n + int64(len(buf)) - b.covered; over > 0 {
 			buf = buf[:int64(len(buf))-over]
@@ -205,8 +228,6 @@ func (b *stageBody) Read(buf []byte) (int, error) {
 	return n, err
 }
 
-var errPastCap = errors.New("response body read past the endpoint's cap")
-
 type stageKey struct{}
 
 // stagePass is one task's place in the stage: taken when its first answer
@@ -214,7 +235,8 @@ type stageKey struct{}
 // leave once the page is written or has failed.
 type stagePass struct {
 	s        *Stage
-	max      int64 // the endpoint's body cap
+	provider string
+	max      int64 // the endpoint's body cap, or lower (Admits)
 	mu       sync.Mutex
 	slot     bool  // holds a place
 	held     int64 // bytes held from the general pool
@@ -222,15 +244,16 @@ type stagePass struct {
 }
 
 // with returns ctx carrying a pass for one task of an endpoint whose
-// bodies are capped at maxBody; call leave when done.
-func (s *Stage) with(ctx context.Context, maxBody int64) (context.Context, *stagePass) {
+// bodies are capped at maxBody (or lower, to fit the reserve: see
+// Admits); call leave when done.
+func (s *Stage) with(ctx context.Context, provider string, maxBody int64) (context.Context, *stagePass) {
 	if s == nil {
 		return ctx, nil
 	}
 	if maxBody <= 0 {
 		maxBody = providers.DefaultMaxBody
 	}
-	p := &stagePass{s: s, max: maxBody}
+	p := &stagePass{s: s, provider: provider, max: min(maxBody, s.maxBody())}
 	return context.WithValue(ctx, stageKey{}, p), p
 }
 
@@ -267,14 +290,24 @@ func (p *stagePass) enter(ctx context.Context, size int64) (int64, error) {
 		return covered, nil
 	}
 	p.releaseBytes()
+	// The general pool if it has room at once, else the reserve if it is
+	// free, else wait for the pool (in turn) or, for an answer too big for
+	// it, for the reserve, which covers any answer up to the cap.
 	var err error
-	if w <= p.s.budget-p.s.rsize {
+	fits := w <= p.s.budget-p.s.rsize
+	switch {
+	case fits && p.s.general.TryAcquire(w):
+		p.held = w
+	case p.s.reserve.TryAcquire(p.s.rsize):
+		p.reserved, covered = true, p.max+1
+	case fits:
 		if err = p.s.general.Acquire(ctx, w); err == nil {
 			p.held = w
 		}
-	} else if err = p.s.reserve.Acquire(ctx, p.s.rsize); err == nil {
-		p.reserved = true // Admits keeps caps within it; never wait for the impossible
-		covered = p.max + 1
+	default:
+		if err = p.s.reserve.Acquire(ctx, p.s.rsize); err == nil {
+			p.reserved, covered = true, p.max+1
+		}
 	}
 	if err != nil {
 		p.slot = false

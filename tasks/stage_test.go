@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,7 +74,7 @@ func TestStage(t *testing.T) {
 			)
 			for range c.work {
 				wg.Go(func() {
-					ctx, pass := s.with(context.Background(), 0)
+					ctx, pass := s.with(context.Background(), "test", 0)
 					defer pass.leave()
 					get(t, ctx, client, srv.URL)
 					// Inside the stage from the answer on: count, hold a moment
@@ -108,14 +110,14 @@ func TestStage(t *testing.T) {
 func TestStageFullAndLeave(t *testing.T) {
 	srv, client := stageServer(t)
 	s := NewStage(1)
-	ctx1, p1 := s.with(context.Background(), 0)
+	ctx1, p1 := s.with(context.Background(), "test", 0)
 	get(t, ctx1, client, srv.URL) // takes the only place
 
 	get(t, context.Background(), client, srv.URL) // no task: not held back
 
 	entered, left := make(chan struct{}), make(chan struct{})
 	go func() {
-		ctx2, p2 := s.with(context.Background(), 0)
+		ctx2, p2 := s.with(context.Background(), "test", 0)
 		get(t, ctx2, client, srv.URL)
 		close(entered)
 		p2.leave()
@@ -136,7 +138,7 @@ func TestStageFullAndLeave(t *testing.T) {
 	<-left
 	var none *stagePass
 	none.leave() // a worker without a stage
-	if ctx, p := (*Stage)(nil).with(context.Background(), 0); p != nil || ctx.Value(stageKey{}) != nil {
+	if ctx, p := (*Stage)(nil).with(context.Background(), "test", 0); p != nil || ctx.Value(stageKey{}) != nil {
 		t.Error("a nil stage hands out passes")
 	}
 	if !s.sem.TryAcquire(1) {
@@ -296,9 +298,9 @@ func call(ctx context.Context, c *http.Client, url string) error {
 
 // The stage holds the bytes its tasks' answers weigh within its budget,
 // whatever the number of places: declared answers weigh their length
-// from the general pool (half the budget); undeclared ones (chunked,
+// from the general pool (half the budget), undeclared ones (chunked,
 // decompressed) grow from a first chunk while the pool has room, and one
-// at a time takes the reserve (the other half). Nobody deadlocks.
+// answer at a time takes the reserve (the other half). Nobody deadlocks.
 func TestStageBytes(t *testing.T) {
 	const size = 100 << 10
 	srv := sizedServer(t)
@@ -309,8 +311,8 @@ func TestStageBytes(t *testing.T) {
 		mode    string
 		fitting int // answers read whole the budget holds at once
 	}{
-		{"declared length", "declared", 3},
-		{"chunked: grown as read", "chunked", 4}, // 3 in the pool, 1 in the reserve
+		{"declared length", "declared", 4}, // 3 in the pool, 1 in the reserve
+		{"chunked: grown as read", "chunked", 4},
 		{"gzip: grown as read", "gzip", 4},
 	}
 	for _, c := range cases {
@@ -325,7 +327,7 @@ func TestStageBytes(t *testing.T) {
 			url := fmt.Sprintf("%s/?size=%d&mode=%s", srv.URL, size, c.mode)
 			for range 12 {
 				wg.Go(func() {
-					ctx, pass := s.with(context.Background(), 2*size)
+					ctx, pass := s.with(context.Background(), "test", 2*size)
 					defer pass.leave()
 					if err := call(ctx, client, url); err != nil {
 						t.Error(err)
@@ -362,14 +364,14 @@ func TestStageShrinks(t *testing.T) {
 	srv := sizedServer(t)
 	client := &http.Client{Transport: StageTransport(http.DefaultTransport), Timeout: 10 * time.Second}
 	s := NewStageBudget(2, weight(4*size)+weight(size))
-	ctx1, p1 := s.with(context.Background(), 4*size)
+	ctx1, p1 := s.with(context.Background(), "test", 4*size)
 	if err := call(ctx1, client, fmt.Sprintf("%s/?size=%d&mode=chunked", srv.URL, size)); err != nil {
 		t.Fatal(err)
 	}
 	if p1.held != weight(size) {
 		t.Errorf("a read answer of %d bytes weighs %d, want %d", size, p1.held, weight(size))
 	}
-	ctx2, p2 := s.with(context.Background(), 4*size)
+	ctx2, p2 := s.with(context.Background(), "test", 4*size)
 	done := make(chan error, 1)
 	go func() { done <- call(ctx2, client, fmt.Sprintf("%s/?size=%d&mode=gzip", srv.URL, size)) }()
 	select {
@@ -399,13 +401,19 @@ func TestStageShrinks(t *testing.T) {
 func TestStageWaitCancelled(t *testing.T) {
 	srv := sizedServer(t)
 	client := &http.Client{Transport: StageTransport(http.DefaultTransport), Timeout: 10 * time.Second}
-	s := NewStageBudget(4, weight(1000))
-	ctx1, p1 := s.with(context.Background(), 1000)
+	s := NewStageBudget(4, 2*weight(1001))
+	// Two answers fill it: one in the pool, one in the reserve.
+	ctx1, p1 := s.with(context.Background(), "test", 1000)
 	if err := call(ctx1, client, srv.URL+"/?size=1000&mode=declared"); err != nil {
 		t.Fatal(err)
 	}
+	ctx1b, p1b := s.with(context.Background(), "test", 1000)
+	if err := call(ctx1b, client, srv.URL+"/?size=1000&mode=declared"); err != nil {
+		t.Fatal(err)
+	}
+	defer p1b.leave()
 	ctx, cancel := context.WithCancel(context.Background())
-	ctx2, p2 := s.with(ctx, 1000)
+	ctx2, p2 := s.with(ctx, "test", 1000)
 	done := make(chan error, 1)
 	go func() { done <- call(ctx2, client, srv.URL+"/?size=1000&mode=declared") }()
 	time.Sleep(50 * time.Millisecond) // most likely waiting by now; either way it must end
@@ -422,6 +430,7 @@ func TestStageWaitCancelled(t *testing.T) {
 		t.Errorf("the cancelled task holds %d bytes, place %v", p2.held, p2.slot)
 	}
 	p1.leave()
+	p1b.leave()
 	if !stageIdle(s) {
 		t.Error("bytes were not given back")
 	}
@@ -462,40 +471,45 @@ func TestFetchOverCap(t *testing.T) {
 	w := &Worker{Stage: NewStageBudget(2, 2*weight(capBytes+1))}
 	job := &Job{ID: "j", Date: "2026-12-01"}
 	p := &PagePayload{Job: "j", Provider: "dataforseo", Endpoint: "backlinks", Domain: "example.com", Page: 1}
-	for _, mode := range []string{"declared", "chunked", "gzip"} {
-		for _, big := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s big=%v", mode, big), func(t *testing.T) {
-				base := srv.URL + "/" + mode + "/small"
-				if big {
-					base = srv.URL + "/" + mode + "/big"
-				}
-				prov, err := dataforseo.New(dataforseo.Config{Login: "l", Password: "p", BaseURL: base, MaxBody: capBytes,
-					HTTPClient: &http.Client{Transport: StageTransport(http.DefaultTransport), Timeout: 10 * time.Second}})
-				if err != nil {
-					t.Fatal(err)
-				}
-				st, pass, err := w.fetch(context.Background(), job, p, prov)
-				pass.leave()
-				if big {
-					pe, ok := providers.AsError(err)
-					if !ok || pe.Class != providers.Fatal || pe.Code != "body too large" || !errors.Is(err, asynq.SkipRetry) {
-						t.Errorf("err = %v, want a fatal body too large", err)
+	// The client's own cap, or one above what the stage fits: the stage
+	// lowers it and refuses as the client would.
+	for _, clientCap := range []int64{capBytes, 64 << 20} {
+		for _, mode := range []string{"declared", "chunked", "gzip"} {
+			for _, big := range []bool{false, true} {
+				t.Run(fmt.Sprintf("client cap %d MiB, %s, big=%v", clientCap>>20, mode, big), func(t *testing.T) {
+					base := srv.URL + "/" + mode + "/small"
+					if big {
+						base = srv.URL + "/" + mode + "/big"
 					}
-				} else if err != nil || st == nil || st.Memo.Records == 0 {
-					t.Errorf("fetch: %v", err)
-				}
-				if !stageIdle(w.Stage) || !w.Stage.sem.TryAcquire(2) {
-					t.Fatal("the stage was not given back")
-				}
-				w.Stage.sem.Release(2)
-			})
+					prov, err := dataforseo.New(dataforseo.Config{Login: "l", Password: "p", BaseURL: base, MaxBody: clientCap,
+						HTTPClient: &http.Client{Transport: StageTransport(http.DefaultTransport), Timeout: 10 * time.Second}})
+					if err != nil {
+						t.Fatal(err)
+					}
+					st, pass, err := w.fetch(context.Background(), job, p, prov)
+					pass.leave()
+					if big {
+						pe, ok := providers.AsError(err)
+						if !ok || pe.Class != providers.Fatal || pe.Code != "body too large" || !errors.Is(err, asynq.SkipRetry) {
+							t.Errorf("err = %v, want a fatal body too large", err)
+						}
+					} else if err != nil || st == nil || st.Memo.Records == 0 {
+						t.Errorf("fetch: %v", err)
+					}
+					if !stageIdle(w.Stage) || !w.Stage.sem.TryAcquire(2) {
+						t.Fatal("the stage was not given back")
+					}
+					w.Stage.sem.Release(2)
+				})
+			}
 		}
 	}
 }
 
-// A worker refuses an endpoint whose answers at the cap cannot fit its
-// memory budget, naming the memory limit that would do; caps that fit,
-// and DefaultMaxBody for endpoints that say nothing, pass.
+// An endpoint whose answers at the cap do not fit the reserve has its
+// cap lowered to what fits, said once in the log; a worker refuses to
+// start when that would be below minLoweredCap, naming the memory limit
+// that would do.
 func TestStageAdmits(t *testing.T) {
 	paging := func(caps map[string]int64) func(string) (providers.Paging, error) {
 		return func(e string) (providers.Paging, error) {
@@ -506,44 +520,56 @@ func TestStageAdmits(t *testing.T) {
 			return providers.Paging{MaxBody: c}, nil
 		}
 	}
-	budget := StageBudget(DefaultMemoryLimit)
+	def := NewStageBudget(4, StageBudget(DefaultMemoryLimit))
 	cases := []struct {
-		name string
-		caps map[string]int64
-		ok   bool
+		name    string
+		limit   int64 // memory limit
+		caps    map[string]int64
+		lowered string // the endpoints logged as lowered
+		ok      bool
 	}{
-		{"16 MiB caps fit the default", map[string]int64{"a": 16 << 20, "c": 0}, true},
-		{"exactly the reserve", map[string]int64{"a": (budget/2-answerOverhead)/bytesPerBodyByte - 1}, true},
-		{"one byte over", map[string]int64{"a": (budget/2 - answerOverhead) / bytesPerBodyByte}, false},
-		{"the former 64 MiB cap", map[string]int64{"a": 1 << 20, "b": 64 << 20}, false},
+		{"16 MiB caps fit the default", DefaultMemoryLimit, map[string]int64{"a": 16 << 20, "c": 0}, "", true},
+		{"exactly what fits", DefaultMemoryLimit, map[string]int64{"a": def.maxBody()}, "", true},
+		{"one byte over: lowered", DefaultMemoryLimit, map[string]int64{"a": def.maxBody() + 1}, "[a]", true},
+		{"the former 64 MiB cap: lowered", DefaultMemoryLimit, map[string]int64{"a": 1 << 20, "b": 64 << 20}, "[b]", true},
+		{"GOMEMLIMIT=100MiB: lowered", 100 << 20, map[string]int64{"a": 16 << 20}, "[a]", true},
+		{"GOMEMLIMIT=48MiB: too little", 48 << 20, map[string]int64{"a": 16 << 20}, "", false},
+		{"GOMEMLIMIT=48MiB, small caps fit", 48 << 20, map[string]int64{"a": 1 << 20}, "", true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			s := NewStageBudget(4, budget)
+			s := NewStageBudget(4, StageBudget(c.limit))
 			var eps []string
 			for e := range c.caps {
 				eps = append(eps, e)
 			}
-			err := s.Admits("vendor", eps, paging(c.caps))
+			slices.Sort(eps)
+			var logged bytes.Buffer
+			err := s.Admits("vendor", eps, paging(c.caps), slog.New(slog.NewTextHandler(&logged, nil)))
 			if c.ok != (err == nil) {
 				t.Fatalf("Admits = %v, want ok=%v", err, c.ok)
 			}
-			if err != nil && !strings.Contains(err.Error(), "GOMEMLIMIT to at least") {
-				t.Errorf("the refusal does not say what to set: %v", err)
+			if err != nil {
+				if !strings.Contains(err.Error(), "GOMEMLIMIT to at least") {
+					t.Errorf("the refusal does not say what to set: %v", err)
+				}
+				return
+			}
+			if got := logged.String(); c.lowered == "" && got != "" || c.lowered != "" && !strings.Contains(got, "endpoints="+c.lowered) {
+				t.Errorf("logged %q, want the lowered endpoints %q", got, c.lowered)
 			}
 		})
 	}
-	if err := (*Stage)(nil).Admits("vendor", []string{"a"}, paging(map[string]int64{"a": 1 << 40})); err != nil {
+	if err := (*Stage)(nil).Admits("vendor", []string{"a"}, paging(map[string]int64{"a": 1 << 40}), nil); err != nil {
 		t.Errorf("a worker without a stage refuses: %v", err)
 	}
 	// The limit the refusal names is enough.
-	s := NewStageBudget(4, budget)
-	err := s.Admits("vendor", []string{"b"}, paging(map[string]int64{"b": 64 << 20}))
+	err := NewStageBudget(4, StageBudget(48<<20)).Admits("vendor", []string{"b"}, paging(map[string]int64{"b": 16 << 20}), nil)
 	var mib int64
 	if _, serr := fmt.Sscanf(err.Error()[strings.Index(err.Error(), "at least ")+len("at least "):], "%dMiB", &mib); serr != nil {
 		t.Fatalf("no limit in %q: %v", err, serr)
 	}
-	if err := NewStageBudget(4, StageBudget(mib<<20)).Admits("vendor", []string{"b"}, paging(map[string]int64{"b": 64 << 20})); err != nil {
+	if err := NewStageBudget(4, StageBudget(mib<<20)).Admits("vendor", []string{"b"}, paging(map[string]int64{"b": 16 << 20}), nil); err != nil {
 		t.Errorf("GOMEMLIMIT=%dMiB, as advised, is refused: %v", mib, err)
 	}
 }
@@ -556,8 +582,9 @@ func TestStageAdmitsEveryVendor(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Admits(name, c.Endpoints(), c.Paging); err != nil {
-			t.Error(err)
+		var logged bytes.Buffer
+		if err := s.Admits(name, c.Endpoints(), c.Paging, slog.New(slog.NewTextHandler(&logged, nil))); err != nil || logged.Len() > 0 {
+			t.Errorf("%s: %v %s", name, err, logged.String())
 		}
 	}
 }

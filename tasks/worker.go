@@ -223,7 +223,7 @@ func (w *Worker) fetchAndWrite(ctx context.Context, job *Job, p *PagePayload, pr
 // the page is written).
 func (w *Worker) fetch(ctx context.Context, job *Job, p *PagePayload, prov Provider) (*stashed, *stagePass, error) {
 	pg, _ := prov.Paging(p.Endpoint) // checked by the caller
-	sctx, pass := w.Stage.with(ctx, bodyCap(pg))
+	sctx, pass := w.Stage.with(ctx, p.Provider, bodyCap(pg))
 	page, err := prov.Fetch(sctx, providers.Request{
 		Endpoint: p.Endpoint, Domain: p.Domain, Page: p.Page,
 		Offset: p.Offset, Limit: p.Limit, Cursor: p.Cursor,
