@@ -1,0 +1,204 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/linkharvest/linkharvest/internal/recovery"
+	"github.com/linkharvest/linkharvest/internal/testenv"
+)
+
+// Recovery cases (issue 13): a job of 20 one-page domains, 4 s vendor
+// latency, two workers of concurrency 10, so every page is running at
+// once, 10 on each worker; then one worker is SIGKILLed, or SIGSTOPped
+// for less than its lease.
+
+// recoveryRig is a fault rig over 20 domains of 500 rows (one page each).
+func recoveryRig(t *testing.T) *faultRig {
+	t.Helper()
+	r := newFaultRig(t, testenv.MinIO(t), 0, []string{"WORKER_CONCURRENCY=10"}, "--latency", "4s")
+	r.domains = nil
+	var b strings.Builder
+	for i := range 20 {
+		d := fmt.Sprintf("rows-500.r%02d.example", i)
+		r.domains = append(r.domains, d)
+		b.WriteString(d + "\n")
+	}
+	if err := os.WriteFile(r.file, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// activeOwners maps each active page task to the worker process that runs
+// it (the owner internal/recovery records in the task's asynq hash).
+func activeOwners(t *testing.T, rdb *redis.Client) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	ids, err := rdb.LRange(ctx, "asynq:{dataforseo}:active", 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, id := range ids {
+		out[id], _ = rdb.HGet(ctx, "asynq:{dataforseo}:t:"+id, recovery.OwnerField).Result()
+	}
+	return out
+}
+
+// ownedBy is the ids among owners run by process pid.
+func ownedBy(owners map[string]string, pid int) []string {
+	var ids []string
+	for id, o := range owners {
+		if strings.Contains(o, ":"+strconv.Itoa(pid)+":") {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// allRunning waits until every page runs, each with its owner recorded,
+// and both workers run some.
+func allRunning(r *faultRig, rdb *redis.Client) map[string]string {
+	r.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		o := activeOwners(r.t, rdb)
+		ok := len(o) == len(r.domains)
+		for _, w := range r.workers {
+			ok = ok && len(ownedBy(o, w.cmd.Process.Pid)) > 0
+		}
+		for _, owner := range o {
+			ok = ok && owner != ""
+		}
+		if ok {
+			return o
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	r.t.Fatalf("the pages never all ran at once on both workers: %v", activeOwners(r.t, rdb))
+	return nil
+}
+
+// TestFaultWorkerKilledRecovery: SIGKILL one of two workers while its 10
+// tasks run; its tasks run again on the other within seconds (not after
+// the 30 s lease and asynq's minute-long recoverer), each page is fetched
+// once more and no retry is spent.
+func TestFaultWorkerKilledRecovery(t *testing.T) {
+	faultsEnabled(t)
+	r := recoveryRig(t)
+	rdb := r.redis.Client(t)
+	r.startWorkers(2)
+	done := r.enqueueAsync("killed")
+	owners := allRunning(r, rdb)
+	time.Sleep(time.Second)
+	victim := r.workers[0]
+	ids := ownedBy(owners, victim.cmd.Process.Pid)
+	dead := owners[ids[0]]
+	victim.kill()
+	tKill := time.Now()
+	r.logf("SIGKILL: pid %d with %d tasks running", victim.cmd.Process.Pid, len(ids))
+
+	// Ran again: every one of its tasks is running under another owner,
+	// or done.
+	ctx := context.Background()
+	var rerun time.Duration
+	for rerun == 0 {
+		if time.Since(tKill) > 2*time.Minute {
+			t.Fatal("the killed worker's tasks did not run again within 2 minutes")
+		}
+		again := 0
+		for _, id := range ids {
+			h, _ := rdb.HMGet(ctx, "asynq:{dataforseo}:t:"+id, "state", recovery.OwnerField).Result()
+			state, _ := h[0].(string)
+			owner, _ := h[1].(string)
+			if h[0] == nil || (state == "active" && owner != "" && owner != dead) {
+				again++
+			}
+		}
+		if again == len(ids) {
+			rerun = time.Since(tKill)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	r.logf("all %d of its tasks running again %.1fs after the kill", len(ids), rerun.Seconds())
+	r.wait(done, 2*time.Minute, 0)
+	ended := time.Since(tKill)
+	calls := sandboxStats(t, r.base)["dataforseo"].Calls
+	r.proof("worker-killed-recovery", "killed")
+	t.Logf("FAULT-RESULT case=worker-killed-recovery killed_tasks=%d rerun_seconds=%.1f job_end_seconds=%.1f calls=%d pages=%d",
+		len(ids), rerun.Seconds(), ended.Seconds(), calls, len(r.domains))
+	// Each orphaned page was fetched once more, and nothing else was: no
+	// retry (and its delay) stood between the kill and the rerun.
+	if want := int64(len(r.domains) + len(ids)); calls != want {
+		t.Errorf("the sandbox saw %d calls, want %d (every page once, the killed worker's again)", calls, want)
+	}
+	r.workers[1].stop(t, 10*time.Second)
+}
+
+// TestFaultWorkerStoppedRecovery: SIGSTOP one of two workers for 15 s,
+// longer than its heartbeat lives (10 s) but less than its task lease
+// (30 s from its last heartbeat), then SIGCONT. Its process and its
+// connections to Redis stay, so no other worker takes its tasks: each
+// page is fetched exactly once (no task ran twice, at once or after), and
+// the resumed worker finishes its own tasks.
+func TestFaultWorkerStoppedRecovery(t *testing.T) {
+	faultsEnabled(t)
+	r := recoveryRig(t)
+	rdb := r.redis.Client(t)
+	r.startWorkers(2)
+	done := r.enqueueAsync("stopped")
+	owners := allRunning(r, rdb)
+	stopped := r.workers[0]
+	ids := ownedBy(owners, stopped.cmd.Process.Pid)
+	mine := owners[ids[0]]
+	if err := stopped.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	tStop := time.Now()
+	r.logf("SIGSTOP: pid %d with %d tasks running", stopped.cmd.Process.Pid, len(ids))
+	heartbeatGone := false
+	for time.Since(tStop) < 15*time.Second {
+		if servers, err := r.insp.Servers(); err == nil && len(servers) == 1 {
+			heartbeatGone = true
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// Still its own, after its heartbeat expired.
+	taken := 0
+	for _, id := range ids {
+		if o, _ := rdb.HGet(context.Background(), "asynq:{dataforseo}:t:"+id, recovery.OwnerField).Result(); o != mine {
+			taken++
+		}
+	}
+	if err := stopped.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	r.logf("SIGCONT after %.1fs; heartbeat gone meanwhile: %v; tasks taken by another worker: %d of %d",
+		time.Since(tStop).Seconds(), heartbeatGone, taken, len(ids))
+	if !heartbeatGone {
+		t.Error("the stopped worker's heartbeat never expired: the case tested nothing")
+	}
+	if taken != 0 {
+		t.Errorf("%d of a stopped worker's %d tasks were taken from it", taken, len(ids))
+	}
+	r.wait(done, 2*time.Minute, 0)
+	calls := sandboxStats(t, r.base)["dataforseo"].Calls
+	r.proof("worker-stopped-recovery", "stopped")
+	t.Logf("FAULT-RESULT case=worker-stopped-recovery stopped_tasks=%d stop_seconds=15 taken=%d calls=%d pages=%d job_end_seconds=%.1f",
+		len(ids), taken, calls, len(r.domains), time.Since(tStop).Seconds())
+	if calls != int64(len(r.domains)) {
+		t.Errorf("the sandbox saw %d calls for %d pages: a page ran twice", calls, len(r.domains))
+	}
+	for _, w := range r.workers {
+		w.stop(t, 10*time.Second)
+	}
+}
