@@ -108,23 +108,37 @@ func TestFaultWorkerKilledRecovery(t *testing.T) {
 	r.logf("SIGKILL: pid %d with %d tasks running", victim.cmd.Process.Pid, len(ids))
 
 	// Ran again: every one of its tasks is running under another owner,
-	// or done.
+	// or done. Seen running again, each must have been handed back by
+	// internal/recovery (not by asynq's recoverer) with no retry spent.
 	ctx := context.Background()
 	var rerun time.Duration
+	seen := map[string]bool{}
 	for rerun == 0 {
 		if time.Since(tKill) > 2*time.Minute {
 			t.Fatal("the killed worker's tasks did not run again within 2 minutes")
 		}
-		again := 0
 		for _, id := range ids {
-			h, _ := rdb.HMGet(ctx, "asynq:{dataforseo}:t:"+id, "state", recovery.OwnerField).Result()
+			if seen[id] {
+				continue
+			}
+			key := "asynq:{dataforseo}:t:" + id
+			h, _ := rdb.HMGet(ctx, key, "state", recovery.OwnerField).Result()
 			state, _ := h[0].(string)
 			owner, _ := h[1].(string)
-			if h[0] == nil || (state == "active" && owner != "" && owner != dead) {
-				again++
+			switch {
+			case h[0] == nil:
+				seen[id] = true // done before we looked
+			case state == "active" && owner != "" && owner != dead:
+				seen[id] = true
+				if ti, err := r.insp.GetTaskInfo("dataforseo", id); err == nil && ti.Retried != 0 {
+					t.Errorf("task %s runs again with %d retries spent, want 0", id, ti.Retried)
+				}
+				if n, _ := rdb.HGet(ctx, key, recovery.TakeoversField).Int(); n != 1 {
+					t.Errorf("task %s runs again, handed back %d times by internal/recovery, want 1", id, n)
+				}
 			}
 		}
-		if again == len(ids) {
+		if len(seen) == len(ids) {
 			rerun = time.Since(tKill)
 		}
 		time.Sleep(100 * time.Millisecond)

@@ -15,8 +15,9 @@
 //     one back to pending (asynq's own requeue transition, so no retry is
 //     spent) when no live server runs it and either
 //     (owner path) its owner's presence connection has been gone for Grace,
-//     its owner's process has no heartbeat fresher than StaleAfter, and its
-//     lease was not renewed within StaleAfter; or
+//     no server with a heartbeat fresher than StaleAfter lists it, and its
+//     lease was not renewed within StaleAfter (asynq renews it at every
+//     heartbeat); or
 //     (lease path) its lease expired more than SkewMargin ago by Redis's
 //     clock, whoever owned it.
 //
@@ -87,8 +88,8 @@ const (
 // it does not know, and deletes the hash with the task.
 const OwnerField = "lh_owner"
 
-// takeoversField counts how often a task was handed back.
-const takeoversField = "lh_takeovers"
+// TakeoversField (in the task hash) counts how often a task was handed back.
+const TakeoversField = "lh_takeovers"
 
 // PresencePrefix starts the client name of every worker's presence connection.
 const PresencePrefix = "linkharvest-worker:"
@@ -274,12 +275,12 @@ if ARGV[4] == "lease" then
 elseif redis.call("HGET", KEYS[4], "` + OwnerField + `") ~= ARGV[3] then
 	return 0
 end
-local n = tonumber(redis.call("HGET", KEYS[4], "` + takeoversField + `") or "0")
+local n = tonumber(redis.call("HGET", KEYS[4], "` + TakeoversField + `") or "0")
 if n >= tonumber(ARGV[6]) then return -1 end
 if redis.call("LREM", KEYS[1], 0, ARGV[1]) == 0 then return 0 end
 redis.call("ZREM", KEYS[2], ARGV[1])
 redis.call("RPUSH", KEYS[3], ARGV[1])
-redis.call("HSET", KEYS[4], "state", "pending", "` + takeoversField + `", n + 1,
+redis.call("HSET", KEYS[4], "state", "pending", "` + TakeoversField + `", n + 1,
 	"pending_since", t[1] .. string.format("%06d", tonumber(t[2])) .. "000")
 redis.call("HDEL", KEYS[4], "` + OwnerField + `")
 return 1`)
@@ -301,8 +302,7 @@ func (r *Recovery) Sweep(ctx context.Context) ([]Taken, error) {
 	}
 	// Fresh servers: heartbeat within StaleAfter, by the key's remaining
 	// TTL (Redis's clock, not the writer's).
-	listed := map[string]bool{}    // queue/id run by a fresh server
-	freshProc := map[string]bool{} // host:pid with a fresh server
+	listed := map[string]bool{} // queue/id run by a fresh server
 	pipe := r.rdb.Pipeline()
 	ttls := make([]*redis.DurationCmd, len(servers))
 	for i, s := range servers {
@@ -316,12 +316,14 @@ func (r *Recovery) Sweep(ctx context.Context) ([]Taken, error) {
 		if ttl <= 0 || serverTTL-ttl > r.opts.StaleAfter {
 			continue
 		}
-		freshProc[s.Host+":"+strconv.Itoa(s.PID)] = true
 		for _, w := range s.ActiveWorkers {
 			listed[w.Queue+"/"+w.TaskID] = true
 		}
 	}
-	present, presenceKnown := r.present(ctx, now)
+	// CLIENT LIST is read only when some task may need it (its output grows
+	// with the fleet's connections), once per sweep.
+	var present map[string]bool
+	presenceKnown, presenceRead := false, false
 
 	queues, err := r.rdb.SMembers(ctx, allQueues).Result()
 	if err != nil {
@@ -357,6 +359,10 @@ func (r *Recovery) Sweep(ctx context.Context) ([]Taken, error) {
 			}
 			owner, _ := owners[i].Result()
 			dead := false
+			if owner != "" && !presenceRead {
+				present, presenceKnown = r.present(ctx)
+				presenceRead = true
+			}
 			if owner != "" && presenceKnown && !present[owner] {
 				// Counted from the first sweep that missed it, whatever else holds.
 				dead = r.absentFor(owner, now) >= r.opts.Grace
@@ -366,9 +372,12 @@ func (r *Recovery) Sweep(ctx context.Context) ([]Taken, error) {
 			switch {
 			case now.After(leaseExpiry.Add(r.opts.SkewMargin)):
 				path = "lease"
-			case dead && !freshProc[procOf(owner)] &&
-				// Not renewed within StaleAfter: no heartbeat of anyone
-				// (and no fresh dequeue) touched it lately.
+			case dead &&
+				// Not renewed within StaleAfter: no heartbeat (and no
+				// dequeue) touched it lately. With the listing above, this
+				// is what keeps a live worker's task: a worker lists a task
+				// from its first heartbeat after the dequeue, and renews its
+				// lease in the same beat.
 				!leaseExpiry.After(now.Add(leaseDuration-r.opts.StaleAfter)):
 				path = "owner"
 			default:
@@ -396,7 +405,9 @@ func (r *Recovery) Sweep(ctx context.Context) ([]Taken, error) {
 			}
 		}
 	}
-	r.forget(present)
+	if presenceKnown {
+		r.forget(present)
+	}
 	return taken, nil
 }
 
@@ -404,7 +415,7 @@ func (r *Recovery) Sweep(ctx context.Context) ([]Taken, error) {
 // each missing one was first seen missing. known is false when Redis
 // refuses CLIENT LIST (an ACL, an embedded Redis): then nobody counts as
 // dead and only the lease path runs.
-func (r *Recovery) present(ctx context.Context, now time.Time) (map[string]bool, bool) {
+func (r *Recovery) present(ctx context.Context) (map[string]bool, bool) {
 	list, err := r.rdb.ClientList(ctx).Result()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -453,14 +464,6 @@ func (r *Recovery) forget(present map[string]bool) {
 	if len(r.absentSince) > 10000 { // owners long gone whose tasks ended
 		clear(r.absentSince)
 	}
-}
-
-// procOf is the host:pid part of an owner token (host:pid:random).
-func procOf(owner string) string {
-	if i := strings.LastIndexByte(owner, ':'); i > 0 {
-		return owner[:i]
-	}
-	return owner
 }
 
 // asynq v0.26.0's key layout (internal/base/base.go).

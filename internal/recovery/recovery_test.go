@@ -321,7 +321,7 @@ func TestKilledWorkerTaskHandedBack(t *testing.T) {
 			before.Retried, before.MaxRetry)
 	}
 	h, _ := rdb.HGetAll(context.Background(), taskKey(victimQueue, "kill-1")).Result()
-	if _, ok := h[OwnerField]; ok || h[takeoversField] != "1" {
+	if _, ok := h[OwnerField]; ok || h[TakeoversField] != "1" {
 		t.Errorf("task hash %v: want no owner and one takeover", h)
 	}
 	if n, _ := rdb.ZCard(context.Background(), leaseKey(victimQueue)).Result(); n != 0 {
