@@ -160,6 +160,7 @@ type Recovery struct {
 
 	mu          sync.Mutex
 	absentSince map[string]time.Time // owner token → when (Redis time) first seen without presence
+	warned      map[string]bool      // tasks said to be handed back too often
 	listFailed  bool                 // CLIENT LIST refused: owner path off, said once
 	lastErr     time.Time
 }
@@ -180,7 +181,7 @@ func New(ctx context.Context, rdb redis.UniversalClient, opts Options) (*Recover
 	// Client names may not hold spaces; host names do not.
 	token := fmt.Sprintf("%s:%d:%s", strings.ReplaceAll(host, " ", "_"), os.Getpid(), hex.EncodeToString(b[:]))
 	r := &Recovery{rdb: rdb, insp: asynq.NewInspectorFromRedisClient(rdb), token: token, opts: opts,
-		absentSince: map[string]time.Time{}}
+		absentSince: map[string]time.Time{}, warned: map[string]bool{}}
 	if c, ok := rdb.(*redis.Client); ok {
 		po := *c.Options()
 		po.PoolSize, po.MinIdleConns, po.MaxIdleConns = 1, 0, 1
@@ -400,6 +401,9 @@ func (r *Recovery) Sweep(ctx context.Context) ([]Taken, error) {
 				r.opts.Log.Info("handed a dead worker's task back to its queue", "queue", q, "task", id,
 					"owner", owner, "path", path)
 			case -1:
+				if r.warnedOnce(q + "/" + id) {
+					continue
+				}
 				r.opts.Log.Warn("task handed back too often; left to asynq's recoverer", "queue", q, "task", id,
 					"takeovers", r.opts.MaxTakeovers)
 			}
@@ -436,6 +440,20 @@ func (r *Recovery) present(ctx context.Context) (map[string]bool, bool) {
 		}
 	}
 	return present, true
+}
+
+// warnedOnce reports whether task was already warned about, and notes it.
+func (r *Recovery) warnedOnce(task string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.warned[task] {
+		return true
+	}
+	if len(r.warned) > 10000 {
+		clear(r.warned)
+	}
+	r.warned[task] = true
+	return false
 }
 
 // absentFor is how long owner has been seen without presence, by Redis's
