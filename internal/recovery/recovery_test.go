@@ -3,6 +3,7 @@ package recovery
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -51,11 +52,15 @@ func victim(url, release string) {
 	}
 	go rec.Run(ctx)
 	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{Concurrency: 4, Queues: map[string]int{victimQueue: 1},
-		TaskCheckInterval: 50 * time.Millisecond, LogLevel: asynq.FatalLevel})
+		TaskCheckInterval: 50 * time.Millisecond, LogLevel: asynq.FatalLevel,
+		RetryDelayFunc: func(int, error, *asynq.Task) time.Duration { return 100 * time.Millisecond }})
 	mux := asynq.NewServeMux()
 	mux.Use(rec.Middleware)
 	mux.HandleFunc("hold", func(ctx context.Context, t *asynq.Task) error {
 		id, _ := asynq.GetTaskID(ctx)
+		if n, _ := asynq.GetRetryCount(ctx); n == 0 {
+			return errors.New("first attempt fails, so the task has spent a retry")
+		}
 		fmt.Printf("running %s\n", id)
 		for {
 			if _, err := os.Stat(release); err == nil {
@@ -307,6 +312,9 @@ func TestKilledWorkerTaskHandedBack(t *testing.T) {
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	v := startVictim(t, srvR.URL, client, "kill-1")
 	before := taskInfo(t, insp, "kill-1")
+	if before.Retried != 1 {
+		t.Fatalf("the victim's task has %d retries spent, want 1", before.Retried)
+	}
 	v.signal(t, syscall.SIGKILL)
 	_ = v.cmd.Wait()
 
@@ -406,8 +414,8 @@ func TestStoppedPastLease(t *testing.T) {
 	if len(taken) != 1 || taken[0].Path != "lease" {
 		t.Fatalf("taken %+v, want lease-1 by the lease path", taken)
 	}
-	if ti := taskInfo(t, insp, "lease-1"); ti.State != asynq.TaskStatePending || ti.Retried != 0 {
-		t.Fatalf("state %v retried %d, want pending, 0", ti.State, ti.Retried)
+	if ti := taskInfo(t, insp, "lease-1"); ti.State != asynq.TaskStatePending || ti.Retried != 1 {
+		t.Fatalf("state %v retried %d, want pending, 1 (the retry spent before, none more)", ti.State, ti.Retried)
 	}
 	// Paused, so the resumed worker cannot simply dequeue it again.
 	if err := insp.PauseQueue(victimQueue); err != nil {
@@ -419,7 +427,7 @@ func TestStoppedPastLease(t *testing.T) {
 	v.signal(t, syscall.SIGCONT)
 	v.expect(t, "returned lease-1")
 	time.Sleep(time.Second) // the resumed worker's write-back, if it made one
-	if ti := taskInfo(t, insp, "lease-1"); ti.State != asynq.TaskStatePending || ti.Retried != 0 {
+	if ti := taskInfo(t, insp, "lease-1"); ti.State != asynq.TaskStatePending || ti.Retried != 1 {
 		t.Fatalf("the resumed worker changed the handed-back task: state %v, retried %d", ti.State, ti.Retried)
 	}
 	_ = v.cmd.Process.Kill()
