@@ -216,3 +216,60 @@ func TestFaultWorkerStoppedRecovery(t *testing.T) {
 		w.stop(t, 10*time.Second)
 	}
 }
+
+// TestFaultWorkerResetRecovery: the one case where a live worker looks
+// dead. One of two workers reaches Redis through a line that drops every
+// connection (as a failing proxy or load balancer does, unlike a network
+// that only loses packets) for 15 s, less than its lease. Its connections
+// are gone and its heartbeat goes stale, so its tasks are handed to the
+// other worker and may run twice; the output must still be exact, the job
+// must end, asynq's queues must be left clean, and the cut-off worker must
+// carry on.
+func TestFaultWorkerResetRecovery(t *testing.T) {
+	faultsEnabled(t)
+	r := recoveryRig(t)
+	rdb := r.redis.Client(t)
+	proxy := newCutProxy(t, r.redis.Addr)
+	viaProxy := append(append([]string{}, r.env...), "REDIS_URL=redis://"+proxy.addr()+"/0")
+	cutOff := start(t, viaProxy, "worker")
+	r.workers = append(r.workers, cutOff)
+	r.startWorkers(1)
+	done := r.enqueueAsync("reset")
+	owners := allRunning(r, rdb)
+	ids := ownedBy(owners, cutOff.cmd.Process.Pid)
+	mine := owners[ids[0]]
+	time.Sleep(time.Second) // its calls are under way
+	proxy.setCut(true)
+	tCut := time.Now()
+	r.logf("line cut; the worker behind it had %d tasks running", len(ids))
+	taken := map[string]bool{}
+	for time.Since(tCut) < 15*time.Second {
+		for _, id := range ids {
+			h, _ := rdb.HMGet(context.Background(), "asynq:{dataforseo}:t:"+id, "state", recovery.OwnerField).Result()
+			if o, _ := h[1].(string); h[0] == nil || o != mine {
+				taken[id] = true
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	proxy.setCut(false)
+	r.logf("line mended; %d of its %d tasks were handed to the other worker meanwhile", len(taken), len(ids))
+	r.wait(done, 2*time.Minute, 0)
+	ended := time.Since(tCut)
+	calls := sandboxStats(t, r.base)["dataforseo"].Calls
+	r.proof("worker-reset-recovery", "reset")
+	// The cut-off worker's write-backs (asynq's Done or Retry of tasks it
+	// no longer holds) have had time to land; nothing may be left behind.
+	time.Sleep(6 * time.Second)
+	if qi, err := r.insp.GetQueueInfo("dataforseo"); err != nil {
+		t.Error(err)
+	} else if qi.Active+qi.Pending+qi.Retry+qi.Archived+qi.Scheduled != 0 {
+		t.Errorf("queue left with %d active, %d pending, %d retry, %d archived, %d scheduled", qi.Active, qi.Pending,
+			qi.Retry, qi.Archived, qi.Scheduled)
+	}
+	t.Logf("FAULT-RESULT case=worker-reset-recovery cut_tasks=%d taken=%d calls=%d calls_6s_later=%d pages=%d job_end_seconds=%.1f",
+		len(ids), len(taken), calls, sandboxStats(t, r.base)["dataforseo"].Calls, len(r.domains), ended.Seconds())
+	for _, w := range r.workers {
+		w.stop(t, 15*time.Second) // both alive, and stop cleanly
+	}
+}
