@@ -41,9 +41,11 @@
 //     tasks come back by the lease path, 30 s + SkewMargin + Interval after
 //     the last heartbeat (not 105 s), again without spending a retry.
 //   - Weaker: a worker whose connections are reset (not merely stalled) and
-//     that cannot reconnect for longer than StaleAfter looks dead and its
-//     tasks may run a second time; the page handler is idempotent (fixed
-//     object keys, an ended check), so the output stays exactly once.
+//     that cannot reconnect for longer than StaleAfter looks dead (from
+//     Redis it is a dead worker) and its tasks may run a second time; the
+//     page handler is idempotent (fixed object keys, an ended check), so
+//     the output stays exactly once. A larger StaleAfter widens that window
+//     at the cost of a slower recovery.
 //   - A task handed back MaxTakeovers times (one that kills its workers) is
 //     left to asynq's recoverer, which spends a retry, so it ends some day.
 //
@@ -97,7 +99,11 @@ const PresencePrefix = "linkharvest-worker:"
 // Options tune the sweep. Zero values take the defaults.
 type Options struct {
 	// StaleAfter: a server whose last heartbeat is older is not alive
-	// (default 8 s; at most 10 s, when asynq's server key expires).
+	// (default 8 s, from 1 s to MaxStaleAfter). Past 10 s asynq's server
+	// key has expired anyway, and what counts is the lease's last renewal
+	// (at each heartbeat): a larger value lets a worker whose connections
+	// are reset stay away longer without losing its tasks, and recovers a
+	// dead worker's tasks that much later.
 	StaleAfter time.Duration
 	// Interval between sweeps (default 2 s).
 	Interval time.Duration
@@ -119,6 +125,7 @@ type Options struct {
 // Defaults.
 const (
 	DefaultStaleAfter   = 8 * time.Second
+	MaxStaleAfter       = 25 * time.Second // under the lease, 30 s
 	DefaultInterval     = 2 * time.Second
 	DefaultGrace        = 3 * time.Second
 	DefaultSkewMargin   = 5 * time.Second
@@ -129,8 +136,8 @@ func (o *Options) defaults() error {
 	if o.StaleAfter == 0 {
 		o.StaleAfter = DefaultStaleAfter
 	}
-	if o.StaleAfter < time.Second || o.StaleAfter > serverTTL {
-		return fmt.Errorf("heartbeat staleness %v: want 1s to %v (asynq's server key lives %v)", o.StaleAfter, serverTTL, serverTTL)
+	if o.StaleAfter < time.Second || o.StaleAfter > MaxStaleAfter {
+		return fmt.Errorf("heartbeat staleness %v: want 1s to %v", o.StaleAfter, MaxStaleAfter)
 	}
 	if o.Interval <= 0 {
 		o.Interval = DefaultInterval
@@ -500,13 +507,13 @@ func serverKey(host string, pid int, id string) string {
 const StaleAfterEnv = "WORKER_STALE_AFTER"
 
 // OptionsFromEnv reads the settings (WORKER_STALE_AFTER, a Go duration
-// from 1s to 10s); a bad value is an error naming it.
+// from 1s to 25s); a bad value is an error naming it.
 func OptionsFromEnv(getenv func(string) string) (Options, error) {
 	var o Options
 	if v := getenv(StaleAfterEnv); v != "" {
 		d, err := time.ParseDuration(v)
-		if err != nil || d < time.Second || d > serverTTL {
-			return o, fmt.Errorf("%s=%q: want a duration from 1s to %v", StaleAfterEnv, v, serverTTL)
+		if err != nil || d < time.Second || d > MaxStaleAfter {
+			return o, fmt.Errorf("%s=%q: want a duration from 1s to %v", StaleAfterEnv, v, MaxStaleAfter)
 		}
 		o.StaleAfter = d
 	}

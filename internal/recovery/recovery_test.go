@@ -556,8 +556,8 @@ func TestOptionsFromEnv(t *testing.T) {
 		want time.Duration
 		ok   bool
 	}{
-		{"", 0, true}, {"5s", 5 * time.Second, true}, {"10s", 10 * time.Second, true},
-		{"11s", 0, false}, {"500ms", 0, false}, {"8", 0, false}, {"abc", 0, false},
+		{"", 0, true}, {"5s", 5 * time.Second, true}, {"25s", 25 * time.Second, true},
+		{"26s", 0, false}, {"500ms", 0, false}, {"8", 0, false}, {"abc", 0, false}, {"-5s", 0, false},
 	} {
 		o, err := OptionsFromEnv(func(string) string { return c.v })
 		if (err == nil) != c.ok || (c.ok && o.StaleAfter != c.want) {
