@@ -26,7 +26,7 @@
 //
 //   - A process that died on a host that lives: its tasks go back to pending
 //     within StaleAfter + Interval of its death (defaults 8 s + 2 s; Grace,
-//     3 s, runs meanwhile), and a free worker picks them up within its
+//     5 s, runs meanwhile), and a free worker picks them up within its
 //     TaskCheckInterval.
 //   - A live worker never loses a task: while it heartbeats, its workers
 //     list names the task and the task is not touched. A slow call does not
@@ -108,9 +108,10 @@ type Options struct {
 	// Interval between sweeps (default 2 s).
 	Interval time.Duration
 	// Grace: how long an owner's presence connection must have been
-	// missing before it counts as dead (default 3 s; a live worker pings
-	// on it every second), so a reconnect after a Redis restart is not
-	// mistaken for a death.
+	// missing before it counts as dead (default 5 s; a live worker pings
+	// on it every second, dialling for at most a second), so a reconnect
+	// after a Redis restart is not mistaken for a death. It runs while the
+	// heartbeat goes stale, so it adds nothing to a recovery by default.
 	Grace time.Duration
 	// SkewMargin: the lease path takes a task only once its lease expired
 	// this long ago by Redis's clock, covering workers' clock skew
@@ -127,7 +128,7 @@ const (
 	DefaultStaleAfter   = 8 * time.Second
 	MaxStaleAfter       = 25 * time.Second // under the lease, 30 s
 	DefaultInterval     = 2 * time.Second
-	DefaultGrace        = 3 * time.Second
+	DefaultGrace        = 5 * time.Second
 	DefaultSkewMargin   = 5 * time.Second
 	DefaultMaxTakeovers = 3
 )
@@ -192,7 +193,9 @@ func New(ctx context.Context, rdb redis.UniversalClient, opts Options) (*Recover
 	if c, ok := rdb.(*redis.Client); ok {
 		po := *c.Options()
 		po.PoolSize, po.MinIdleConns, po.MaxIdleConns = 1, 0, 1
-		po.ConnMaxIdleTime = -1                // kept busy by the pings anyway
+		po.ConnMaxIdleTime = -1 // kept busy by the pings anyway
+		po.DialTimeout, po.ReadTimeout, po.WriteTimeout = time.Second, time.Second, time.Second
+		po.MaxRetries = -1                     // the next ping, a second later, is the retry
 		po.ClientName = PresencePrefix + token // set on every (re)connect
 		po.PushNotificationProcessor = nil     // the original's; this client makes its own
 		r.presence = redis.NewClient(&po)
@@ -245,7 +248,9 @@ func (r *Recovery) Run(ctx context.Context) {
 		case <-ping.C:
 			if r.presence != nil {
 				// A new connection is named as it opens (ClientName).
-				_ = r.presence.Ping(ctx).Err()
+				pctx, cancel := context.WithTimeout(ctx, time.Second)
+				_ = r.presence.Ping(pctx).Err()
+				cancel()
 			}
 		case <-tick.C:
 			sctx, cancel := context.WithTimeout(ctx, r.opts.Interval*2)
