@@ -296,3 +296,40 @@ func resetCase(t *testing.T, env []string, keepsThem bool) {
 		w.stop(t, 15*time.Second) // both alive, and stop cleanly
 	}
 }
+
+// TestFaultRedisOutageRecovery: Redis (append-only) is down for 15 s with
+// every page running, longer than any heartbeat lives; when it is back,
+// every worker's connections come back too, and none is taken for dead:
+// no task is handed back by the owner path (a lease may still expire, for
+// tasks whose write-back the outage lost). The job ends with the usual
+// proof.
+func TestFaultRedisOutageRecovery(t *testing.T) {
+	faultsEnabled(t)
+	r := recoveryRig(t)
+	rdb := r.redis.Client(t)
+	r.startWorkers(2)
+	done := r.enqueueAsync("outage")
+	allRunning(r, rdb)
+	time.Sleep(time.Second)
+	r.redis.Stop(t)
+	r.logf("redis stopped")
+	time.Sleep(15 * time.Second)
+	r.redis.Start(t)
+	r.logf("redis started")
+	r.wait(done, 3*time.Minute, 0)
+	r.proof("redis-outage-recovery", "outage")
+	owner, lease := 0, 0
+	for _, w := range r.workers {
+		out := w.out.String()
+		owner += strings.Count(out, `"path":"owner"`)
+		lease += strings.Count(out, `"path":"lease"`)
+	}
+	t.Logf("FAULT-RESULT case=redis-outage-recovery outage_seconds=15 handed_back_owner_path=%d handed_back_lease_path=%d calls=%d pages=%d",
+		owner, lease, sandboxStats(t, r.base)["dataforseo"].Calls, len(r.domains))
+	if owner != 0 {
+		t.Errorf("%d tasks of live workers were handed back as if their workers had died", owner)
+	}
+	for _, w := range r.workers {
+		w.stop(t, 15*time.Second)
+	}
+}
