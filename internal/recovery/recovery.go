@@ -69,6 +69,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -170,6 +171,8 @@ type Recovery struct {
 	absentSince map[string]time.Time // owner token → when (Redis time) first seen without presence
 	warned      map[string]bool      // tasks said to be handed back too often
 	listFailed  bool                 // CLIENT LIST refused: owner path off, said once
+	clientID    atomic.Int64         // the presence connection's CLIENT ID
+	fullLists   atomic.Int64         // sweeps that listed every client
 	lastErr     time.Time
 }
 
@@ -198,10 +201,22 @@ func New(ctx context.Context, rdb redis.UniversalClient, opts Options) (*Recover
 		po.MaxRetries = -1                     // the next ping, a second later, is the retry
 		po.ClientName = PresencePrefix + token // set on every (re)connect
 		po.PushNotificationProcessor = nil     // the original's; this client makes its own
+		orig := po.OnConnect
+		po.OnConnect = func(ctx context.Context, cn *redis.Conn) error {
+			if orig != nil {
+				if err := orig(ctx, cn); err != nil {
+					return err
+				}
+			}
+			if id, err := cn.ClientID(ctx).Result(); err == nil {
+				r.clientID.Store(id)
+			}
+			return nil
+		}
 		r.presence = redis.NewClient(&po)
 		// Present before the first task can start; a failure here is
 		// retried by Run (without presence only the lease path applies).
-		_ = r.presence.Ping(ctx).Err()
+		r.announce(ctx)
 	}
 	return r, nil
 }
@@ -247,10 +262,7 @@ func (r *Recovery) Run(ctx context.Context) {
 			return
 		case <-ping.C:
 			if r.presence != nil {
-				// A new connection is named as it opens (ClientName).
-				pctx, cancel := context.WithTimeout(ctx, time.Second)
-				_ = r.presence.Ping(pctx).Err()
-				cancel()
+				r.announce(ctx)
 			}
 		case <-tick.C:
 			sctx, cancel := context.WithTimeout(ctx, r.opts.Interval*2)
@@ -267,9 +279,31 @@ func (r *Recovery) Run(ctx context.Context) {
 // stopped, so tasks still finishing keep their owner alive.
 func (r *Recovery) Close() error {
 	if r.presence != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = r.presence.Del(ctx, presenceKey(r.token)).Err()
 		return r.presence.Close()
 	}
 	return nil
+}
+
+// presenceKeyTTL is how long a worker's presence record outlives its last
+// renewal (every second).
+const presenceKeyTTL = time.Minute
+
+func presenceKey(token string) string { return "linkharvest:presence:{" + token + "}" }
+
+// announce keeps the presence connection open and records its CLIENT ID,
+// so a sweep asks Redis about the few owners it needs (CLIENT LIST ID)
+// instead of listing every client of the fleet. A new connection is named
+// as it opens (ClientName) and its id noted (OnConnect).
+func (r *Recovery) announce(ctx context.Context) {
+	pctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := r.presence.Ping(pctx).Err(); err != nil {
+		return
+	}
+	_ = r.presence.Set(pctx, presenceKey(r.token), r.clientID.Load(), presenceKeyTTL).Err()
 }
 
 // handBackCmd is asynq's requeue (rdb.Requeue: remove from active and the
@@ -333,92 +367,98 @@ func (r *Recovery) Sweep(ctx context.Context) ([]Taken, error) {
 			listed[w.Queue+"/"+w.TaskID] = true
 		}
 	}
-	// CLIENT LIST is read only when some task may need it (its output grows
-	// with the fleet's connections), once per sweep.
-	var present map[string]bool
-	presenceKnown, presenceRead := false, false
-
 	queues, err := r.rdb.SMembers(ctx, allQueues).Result()
 	if err != nil {
 		return nil, fmt.Errorf("listing queues: %w", err)
 	}
-	var taken []Taken
+	type cand struct {
+		q, id, owner string
+		score        float64
+	}
+	var cands []cand
+	owned := map[string]bool{}
 	for _, q := range queues {
 		ids, err := r.rdb.LRange(ctx, activeKey(q), 0, -1).Result()
 		if err != nil {
-			return taken, fmt.Errorf("queue %s: active tasks: %w", q, err)
+			return nil, fmt.Errorf("queue %s: active tasks: %w", q, err)
 		}
-		var cand []string
+		var unlisted []string
 		for _, id := range ids {
 			if !listed[q+"/"+id] {
-				cand = append(cand, id)
+				unlisted = append(unlisted, id)
 			}
 		}
-		if len(cand) == 0 {
+		if len(unlisted) == 0 {
 			continue
 		}
 		pipe := r.rdb.Pipeline()
-		scores := make([]*redis.FloatCmd, len(cand))
-		owners := make([]*redis.StringCmd, len(cand))
-		for i, id := range cand {
+		scores := make([]*redis.FloatCmd, len(unlisted))
+		owners := make([]*redis.StringCmd, len(unlisted))
+		for i, id := range unlisted {
 			scores[i] = pipe.ZScore(ctx, leaseKey(q), id)
 			owners[i] = pipe.HGet(ctx, taskKey(q, id), OwnerField)
 		}
 		_, _ = pipe.Exec(ctx) // redis.Nil for missing values, read below
-		for i, id := range cand {
+		for i, id := range unlisted {
 			score, err := scores[i].Result()
 			if err != nil {
 				continue // no lease (not dequeued by asynq, or just finished)
 			}
 			owner, _ := owners[i].Result()
-			dead := false
-			if owner != "" && !presenceRead {
-				present, presenceKnown = r.present(ctx)
-				presenceRead = true
+			cands = append(cands, cand{q: q, id: id, owner: owner, score: score})
+			if owner != "" {
+				owned[owner] = true
 			}
-			if owner != "" && presenceKnown && !present[owner] {
-				// Counted from the first sweep that missed it, whatever else holds.
-				dead = r.absentFor(owner, now) >= r.opts.Grace
-			}
-			path := ""
-			leaseExpiry := time.Unix(int64(score), 0)
-			switch {
-			case now.After(leaseExpiry.Add(r.opts.SkewMargin)):
-				path = "lease"
-			case dead &&
-				// Not renewed within StaleAfter: no heartbeat (and no
-				// dequeue) touched it lately. With the listing above, this
-				// is what keeps a live worker's task: a worker lists a task
-				// from its first heartbeat after the dequeue, and renews its
-				// lease in the same beat.
-				!leaseExpiry.After(now.Add(leaseDuration-r.opts.StaleAfter)):
-				path = "owner"
-			default:
+		}
+	}
+	present, presenceKnown := r.present(ctx, owned)
+
+	var taken []Taken
+	for _, c := range cands {
+		q, id, owner, score := c.q, c.id, c.owner, c.score
+		dead := false
+		if owner != "" && presenceKnown && !present[owner] {
+			// Counted from the first sweep that missed it, whatever else holds.
+			dead = r.absentFor(owner, now) >= r.opts.Grace
+		}
+		path := ""
+		leaseExpiry := time.Unix(int64(score), 0)
+		switch {
+		case now.After(leaseExpiry.Add(r.opts.SkewMargin)):
+			path = "lease"
+		case dead &&
+			// Not renewed within StaleAfter: no heartbeat (and no
+			// dequeue) touched it lately. With the listing above, this
+			// is what keeps a live worker's task: a worker lists a task
+			// from its first heartbeat after the dequeue, and renews its
+			// lease in the same beat.
+			!leaseExpiry.After(now.Add(leaseDuration-r.opts.StaleAfter)):
+			path = "owner"
+		default:
+			continue
+		}
+		seenOwner := owner
+		if path == "lease" {
+			seenOwner = ""
+		}
+		n, err := handBackCmd.Run(ctx, r.rdb,
+			[]string{activeKey(q), leaseKey(q), pendingKey(q), taskKey(q, id)},
+			id, strconv.FormatFloat(score, 'f', -1, 64), seenOwner, path,
+			int64(r.opts.SkewMargin/time.Second), r.opts.MaxTakeovers).Int()
+		if err != nil {
+			return taken, fmt.Errorf("queue %s: handing back task %s: %w", q, id, err)
+		}
+		switch n {
+		case 1:
+			taken = append(taken, Taken{Queue: q, ID: id, Owner: owner, Path: path})
+			r.opts.Log.Info("handed a dead worker's task back to its queue", "queue", q, "task", id,
+				"owner", owner, "path", path)
+		case -1:
+			if r.warnedOnce(q + "/" + id) {
 				continue
 			}
-			seenOwner := owner
-			if path == "lease" {
-				seenOwner = ""
-			}
-			n, err := handBackCmd.Run(ctx, r.rdb,
-				[]string{activeKey(q), leaseKey(q), pendingKey(q), taskKey(q, id)},
-				id, strconv.FormatFloat(score, 'f', -1, 64), seenOwner, path,
-				int64(r.opts.SkewMargin/time.Second), r.opts.MaxTakeovers).Int()
-			if err != nil {
-				return taken, fmt.Errorf("queue %s: handing back task %s: %w", q, id, err)
-			}
-			switch n {
-			case 1:
-				taken = append(taken, Taken{Queue: q, ID: id, Owner: owner, Path: path})
-				r.opts.Log.Info("handed a dead worker's task back to its queue", "queue", q, "task", id,
-					"owner", owner, "path", path)
-			case -1:
-				if r.warnedOnce(q + "/" + id) {
-					continue
-				}
-				r.opts.Log.Warn("task handed back too often; left to asynq's recoverer", "queue", q, "task", id,
-					"takeovers", r.opts.MaxTakeovers)
-			}
+			r.opts.Log.Warn("task handed back too often; left to asynq's recoverer", "queue", q, "task", id,
+				"takeovers", r.opts.MaxTakeovers)
 		}
 	}
 	if presenceKnown {
@@ -427,23 +467,73 @@ func (r *Recovery) Sweep(ctx context.Context) ([]Taken, error) {
 	return taken, nil
 }
 
-// present reads which owners have a presence connection, and notes when
-// each missing one was first seen missing. known is false when Redis
-// refuses CLIENT LIST (an ACL, an embedded Redis): then nobody counts as
-// dead and only the lease path runs.
-func (r *Recovery) present(ctx context.Context) (map[string]bool, bool) {
-	list, err := r.rdb.ClientList(ctx).Result()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err != nil {
-		if !r.listFailed {
-			r.listFailed = true
-			r.opts.Log.Info("Redis refuses CLIENT LIST: a dead worker's tasks come back only when their lease expires",
-				"err", err)
-		}
-		return nil, false
+// present reads which of owners have a presence connection. It asks
+// about their recorded client ids (CLIENT LIST ID, Redis 6.2), and lists
+// every client only when one of them is not found that way (no record:
+// Redis refused the write, as when it is out of memory, or the owner is
+// long gone; an id that is not the owner's; Redis without CLIENT LIST ID),
+// so a fleet's sweeps do not list every client every 2 s. known is false when Redis refuses CLIENT LIST (an
+// ACL, an embedded Redis): then nobody counts as dead and only the lease
+// path runs.
+func (r *Recovery) present(ctx context.Context, owners map[string]bool) (present map[string]bool, known bool) {
+	present = map[string]bool{}
+	if len(owners) == 0 {
+		return present, true
 	}
-	present := map[string]bool{}
+	names := make([]string, 0, len(owners))
+	for o := range owners {
+		names = append(names, o)
+	}
+	pipe := r.rdb.Pipeline()
+	gets := make([]*redis.StringCmd, len(names))
+	for i, o := range names {
+		gets[i] = pipe.Get(ctx, presenceKey(o))
+	}
+	_, _ = pipe.Exec(ctx)
+	args := []any{"CLIENT", "LIST", "ID"}
+	unrecorded := false
+	for i := range names {
+		if id, err := gets[i].Int64(); err == nil && id > 0 {
+			args = append(args, id)
+		} else {
+			unrecorded = true
+		}
+	}
+	full := unrecorded
+	if len(args) > 3 {
+		list, err := r.rdb.Do(ctx, args...).Text()
+		if err != nil {
+			full = true
+		} else {
+			namesIn(list, present)
+		}
+		// An owner not found by its id (gone, or an id from before a Redis
+		// restart) is looked for by name: a death is rare, a list is sure.
+		for _, o := range names {
+			full = full || !present[o]
+		}
+	}
+	if full {
+		r.fullLists.Add(1)
+		list, err := r.rdb.ClientList(ctx).Result()
+		if err != nil {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			if !r.listFailed {
+				r.listFailed = true
+				r.opts.Log.Info("Redis refuses CLIENT LIST: a dead worker's tasks come back only when their lease expires",
+					"err", err)
+			}
+			return nil, false
+		}
+		namesIn(list, present)
+	}
+	return present, true
+}
+
+// namesIn notes the owner of every presence connection in a CLIENT LIST
+// answer. The name, not the id, decides: ids start again when Redis does.
+func namesIn(list string, present map[string]bool) {
 	for _, line := range strings.Split(list, "\n") {
 		for _, f := range strings.Fields(line) {
 			if name, ok := strings.CutPrefix(f, "name="+PresencePrefix); ok {
@@ -451,7 +541,6 @@ func (r *Recovery) present(ctx context.Context) (map[string]bool, bool) {
 			}
 		}
 	}
-	return present, true
 }
 
 // warnedOnce reports whether task was already warned about, and notes it.

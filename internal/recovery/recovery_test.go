@@ -568,3 +568,39 @@ func TestOptionsFromEnv(t *testing.T) {
 		}
 	}
 }
+
+// TestPresence: an owner is present while its connection is open, found by
+// its recorded client id or, without the record (Redis out of memory
+// refused it, say), by listing every client; once closed it is absent.
+func TestPresence(t *testing.T) {
+	t.Parallel()
+	srvR := testenv.Redis(t)
+	rdb := srvR.Client(t)
+	ctx := context.Background()
+	owner := newRecovery(t, rdb, Options{})
+	sweeper := newRecovery(t, rdb, Options{})
+	ask := map[string]bool{owner.Token(): true}
+	id, err := rdb.Get(ctx, presenceKey(owner.Token())).Int64()
+	if err != nil || id == 0 {
+		t.Fatalf("presence record: %d, %v", id, err)
+	}
+	for _, c := range []struct {
+		name  string
+		setup func()
+		want  bool
+	}{
+		{"recorded", func() {}, true},
+		{"record lost", func() { rdb.Del(ctx, presenceKey(owner.Token())) }, true},
+		{"record of another connection", func() { rdb.Set(ctx, presenceKey(owner.Token()), 1, 0) }, true},
+		{"closed", func() { _ = owner.Close() }, false},
+	} {
+		c.setup()
+		got, known := sweeper.present(ctx, ask)
+		if !known || got[owner.Token()] != c.want {
+			t.Errorf("%s: present %v (known %v), want %v", c.name, got[owner.Token()], known, c.want)
+		}
+		if c.name == "recorded" && sweeper.fullLists.Load() != 0 {
+			t.Errorf("a recorded owner was looked for in the list of every client")
+		}
+	}
+}
