@@ -6,9 +6,12 @@
 // Every worker runs a Recovery. It does three things:
 //
 //   - Presence: it holds one Redis connection of its own, named after the
-//     process ("linkharvest-worker:<host>:<pid>:<random>"). The kernel
-//     closes it when the process dies (SIGKILL, OOM kill, crash), so Redis
-//     drops it at once; a stopped, paused or partitioned process keeps it.
+//     process ("linkharvest-worker:<host>:<pid>:<random>"), and pings on it
+//     every second, recording its CLIENT ID under linkharvest:presence:{…}
+//     so a sweep can ask about one owner without listing every client. The
+//     kernel closes the connection when the process dies (SIGKILL, OOM
+//     kill, crash), so Redis drops it at once; a stopped, paused or
+//     partitioned process keeps it.
 //   - Ownership: a task middleware records that token in the task's own
 //     asynq hash (field OwnerField) when the handler starts.
 //   - Sweep: every Interval it looks at every queue's active tasks and hands
@@ -46,6 +49,11 @@
 //     page handler is idempotent (fixed object keys, an ended check), so
 //     the output stays exactly once. A larger StaleAfter widens that window
 //     at the cost of a slower recovery.
+//   - A task whose handler ended while Redis was unreachable: asynq queues
+//     its write-back (Done, Retry) for later with a context that is already
+//     cancelled (processor.go), so it never lands, and the task stays active
+//     with nobody running it. The lease path brings it back, about 35 s
+//     after its last heartbeat, without a retry.
 //   - A task handed back MaxTakeovers times (one that kills its workers) is
 //     left to asynq's recoverer, which spends a retry, so it ends some day.
 //
