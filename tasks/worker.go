@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/linkharvest/linkharvest/internal/spend"
 	"github.com/linkharvest/linkharvest/internal/telemetry"
 	"github.com/linkharvest/linkharvest/providers"
 	"github.com/linkharvest/linkharvest/sink"
@@ -65,6 +66,8 @@ type Worker struct {
 	// Stage bounds the tasks reading, decoding and encoding a page at
 	// once (nil: no bound).
 	Stage *Stage
+	// Prices are what calls cost (budget.go).
+	Prices spend.Table
 
 	jobs sync.Map // job id -> *Job (a job's spec and date never change)
 }
