@@ -218,7 +218,7 @@ func (w *Worker) processPage(ctx context.Context, t *asynq.Task) (err error) {
 	if err := w.fanOut(ctx, job, &p, paging, m); err != nil {
 		return err
 	}
-	o := Outcome{Status: "ok", Key: m.Key, Records: m.Records, Bytes: m.Bytes, Total: m.Total, Cost: m.Cost, Unit: m.CostUnit}
+	o := Outcome{Status: "ok", Key: m.Key, Records: m.Records, Bytes: m.Bytes, Total: m.Total, Spend: m.Cost, Unit: m.CostUnit}
 	if m.Records == 0 {
 		o.Status = "empty"
 	}
@@ -263,6 +263,7 @@ func (w *Worker) write(ctx context.Context, job *Job, p *PagePayload, st *stashe
 	if err := w.Store.keepMemo(ctx, p.Job, unit, &st.Memo); err != nil {
 		return nil, err
 	}
+	countSpend(ctx, p.Provider, &st.Memo)
 	return &st.Memo, nil
 }
 
@@ -333,6 +334,10 @@ func shorten(s string, n int) string {
 // fetch calls the vendor and encodes its page, holding a place in the
 // worker's Stage from the arrival of the answer until it is encoded.
 func (w *Worker) fetch(ctx context.Context, job *Job, p *PagePayload, prov Provider) (*stashed, error) {
+	h, err := w.reserve(ctx, job, p, prov) // budget.go; before the limiter's slot
+	if err != nil {
+		return nil, err
+	}
 	sctx, pass := w.Stage.with(ctx)
 	defer pass.leave()
 	page, err := prov.Fetch(sctx, providers.Request{
@@ -340,6 +345,7 @@ func (w *Worker) fetch(ctx context.Context, job *Job, p *PagePayload, prov Provi
 		Offset: p.Offset, Limit: p.Limit, Cursor: p.Cursor,
 		Params: job.Spec.params(p.Provider, p.Endpoint),
 	})
+	w.settle(ctx, p, h, page, err)
 	outcome := "ok"
 	if err != nil {
 		outcome = providers.ClassOf(err).String()
@@ -369,7 +375,8 @@ func (w *Worker) encode(job *Job, p *PagePayload, page *providers.Page) (*stashe
 		}
 	}
 	now := w.now().UTC()
-	st := &stashed{Memo: memo{Records: len(items), Total: page.Total, Next: page.Next, Cost: page.Cost, CostUnit: page.CostUnit, FetchedAt: now}}
+	cost, unit := w.charge(p, page)
+	st := &stashed{Memo: memo{Records: len(items), Total: page.Total, Next: page.Next, Cost: cost, CostUnit: unit, FetchedAt: now}}
 	if len(items) == 0 {
 		return st, nil
 	}

@@ -15,8 +15,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/linkharvest/linkharvest/providers"
 	"github.com/linkharvest/linkharvest/internal/spend"
+	"github.com/linkharvest/linkharvest/providers"
 	"github.com/linkharvest/linkharvest/providers/sandbox"
 )
 
