@@ -36,7 +36,7 @@ func waitJob(ctx context.Context, store *tasks.Store, job string, out io.Writer)
 			lastErr = nil
 			if tty {
 				fmt.Fprintf(out, "\r%s", bar(s))
-			} else if time.Since(lastLine) >= 5*time.Second || s.Done() {
+			} else if time.Since(lastLine) >= 5*time.Second || s.Done() || s.BudgetStopped() {
 				fmt.Fprintf(out, "progress: %d/%d pages, %d records, %d failed%s\n", s.Ended, s.Tasks, s.Records, s.Failed, spendLine(s))
 				lastLine = time.Now()
 			}
