@@ -3,8 +3,11 @@ package tests
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,8 +29,9 @@ func TestBudgetEndToEnd(t *testing.T) {
 	base, _ := startSandbox(t)
 	sinkURL := s3.SinkURL("budget")
 	env := append(append(s3.Env(), vendorEnv(base)...), "REDIS_URL="+rds.URL, "SINK_URL="+sinkURL, "METRICS_ADDR=", "WORKER_CONCURRENCY=10")
-	w1 := start(t, env, "worker")
-	w2 := start(t, env, "worker")
+	m1, m2 := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	w1 := start(t, append(env, "METRICS_ADDR="+m1), "worker")
+	w2 := start(t, append(env, "METRICS_ADDR="+m2), "worker")
 
 	var domains []string
 	var b strings.Builder
@@ -92,6 +96,12 @@ func TestBudgetEndToEnd(t *testing.T) {
 		t.Errorf("ledger %v, the sandbox charged %.6f", sum.Spend, cost)
 	}
 
+	// Each worker counts the pages it wrote: together, the ledger.
+	metric := scrapeSpend(t, m1) + scrapeSpend(t, m2)
+	if d := metric - cost; d > eps || d < -eps {
+		t.Errorf("linkharvest_spend_total of the two workers: %.6f; the sandbox charged %.6f", metric, cost)
+	}
+
 	snk, err := sink.Open(context.Background(), sinkURL)
 	if err != nil {
 		t.Fatal(err)
@@ -102,4 +112,32 @@ func TestBudgetEndToEnd(t *testing.T) {
 	}
 	w1.stop(t, 40*time.Second)
 	w2.stop(t, 40*time.Second)
+}
+
+// scrapeSpend reads linkharvest_spend_total{provider="dataforseo"} from a
+// worker's /metrics.
+func scrapeSpend(t *testing.T, addr string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	sum := 0.0
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, "linkharvest_spend_total{") || !strings.Contains(line, `provider="dataforseo"`) {
+			continue
+		}
+		if !strings.Contains(line, `unit="usd"`) {
+			t.Errorf("spend metric without the unit: %s", line)
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		sum += v
+	}
+	return sum
 }
