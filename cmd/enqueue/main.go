@@ -90,6 +90,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintln(stderr, "usage: enqueue [flags] [FILE ...]   (no FILE or \"-\" reads standard input)")
 		fmt.Fprintln(stderr, "       enqueue [--redis URL] status [--json] [JOB]")
 		fmt.Fprintln(stderr, "       enqueue [--redis URL] resume PROVIDER   (unpause a provider's queue after fixing its account)")
+		fmt.Fprintln(stderr, "       enqueue [--redis URL] budget JOB SPEC   (set a job's budget anew: AMOUNT, or provider=AMOUNT,...)")
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&o.redisURL, "redis", "", redisUsage)
