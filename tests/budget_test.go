@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/linkharvest/linkharvest/internal/testenv"
 	"github.com/linkharvest/linkharvest/sink"
+	"github.com/linkharvest/linkharvest/tasks"
 )
 
 // TestBudgetEndToEnd: two workers on the sandbox, 120 domains of 2500 rows
@@ -109,6 +111,24 @@ func TestBudgetEndToEnd(t *testing.T) {
 	expected := map[string]map[string][]string{"dataforseo/backlinks": expectedRows(t, base, "dataforseo", "backlinks", nil, domains)}
 	if got := verifyOutput(t, snk, job, expected, 0); got != 120*2500 || sum.Records != got {
 		t.Errorf("output holds %d rows, summary %d; want %d", got, sum.Records, 120*2500)
+	}
+	// The manifest: spend per outcome (three pages: 0.135) and per provider.
+	raw, err := snk.Get(context.Background(), sink.ManifestKey(job))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var man tasks.Manifest
+	if err := json.Unmarshal(raw, &man); err != nil {
+		t.Fatal(err)
+	}
+	if d := man.Spend["dataforseo"] - cost; d > eps || d < -eps || man.Budget["dataforseo"] != fullRun*1.5 {
+		t.Errorf("manifest spend %v budget %v; the sandbox charged %.6f", man.Spend, man.Budget, cost)
+	}
+	for _, o := range man.Outcomes {
+		if d := o.Spend - 0.135; d > eps || d < -eps {
+			t.Errorf("outcome %s spend %.6f, want 0.135", o.Domain, o.Spend)
+			break
+		}
 	}
 	w1.stop(t, 40*time.Second)
 	w2.stop(t, 40*time.Second)
