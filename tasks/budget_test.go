@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/linkharvest/linkharvest/internal/spend"
 	"github.com/linkharvest/linkharvest/internal/testenv"
+	"github.com/linkharvest/linkharvest/providers"
 )
 
 // The budget's tests run reservers in child processes of this test binary,
@@ -334,4 +337,66 @@ func TestBudgetWaitIsNoFailure(t *testing.T) {
 	if IsFailure(fmt.Errorf("page: %w", &budgetError{provider: "dataforseo"})) {
 		t.Fatal("a budget wait counts as a failure")
 	}
+}
+
+type pricedVendor struct{ cost float64 }
+
+func (v *pricedVendor) Paging(string) (providers.Paging, error) {
+	return providers.Paging{Kind: providers.PagingOffset, PageSize: 1000}, nil
+}
+
+func (v *pricedVendor) Fetch(context.Context, providers.Request) (*providers.Page, error) {
+	return &providers.Page{Total: 0, Cost: v.cost, CostUnit: "usd"}, nil
+}
+
+// TestBudgetOverrunLogged: an answer that costs more than its reservation
+// (the price changed, the vendor billed more) is logged and charged at
+// what it cost: the ledger stays true, and the next call sees it.
+func TestBudgetOverrunLogged(t *testing.T) {
+	rs := testenv.Redis(t)
+	ctx := context.Background()
+	s := NewStore(rs.Client(t))
+	const job = "budget-overrun"
+	var logs strings.Builder
+	var mu sync.Mutex
+	w := &Worker{Store: s, Log: slog.New(slog.NewTextHandler(&lockedWriter{mu: &mu, w: &logs}, nil))}
+	if err := s.SetBudget(ctx, job, map[string]float64{"dataforseo": 0.1}); err != nil {
+		t.Fatal(err)
+	}
+	p := &PagePayload{Job: job, Provider: "dataforseo", Endpoint: "backlinks", Domain: "a.com", Page: 1}
+	v := &pricedVendor{cost: 0.08} // reserved at 0.05 (1000 rows)
+	h, err := w.reserve(ctx, &Job{ID: job}, p, v)
+	if err != nil || h == nil || h.r.Amount != spend.ToNano(0.05) {
+		t.Fatalf("reserve: %+v, %v", h, err)
+	}
+	page, ferr := v.Fetch(ctx, providers.Request{})
+	w.settle(ctx, p, h, page, ferr)
+	st, err := s.budgetState(ctx, job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.Charged["dataforseo"]; got != 0.08 {
+		t.Errorf("charged %v, want the answer's 0.08", got)
+	}
+	mu.Lock()
+	out := logs.String()
+	mu.Unlock()
+	if !strings.Contains(out, "cost more than its reservation") {
+		t.Errorf("the overrun is not logged:\n%s", out)
+	}
+	// 0.02 left: the next 0.05 does not fit.
+	if _, err := w.reserve(ctx, &Job{ID: job}, p, v); err == nil || !strings.Contains(err.Error(), "0.08 usd of its budget of 0.1 usd") {
+		t.Errorf("after the overrun: %v", err)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
