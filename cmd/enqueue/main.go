@@ -515,6 +515,9 @@ func submit(ctx context.Context, o options, spec tasks.Spec, budget map[string]f
 }
 
 func toSummary(s *tasks.Status) summary {
+	if s.Spend == nil {
+		s.Spend = map[string]float64{} // {} rather than null: nothing spent yet
+	}
 	return summary{JobID: s.JobID, Domains: s.Domains, Rejected: s.Rejected, Tasks: s.Tasks, Records: s.Records,
 		Failed: s.Failed, Objects: s.Objects, Bytes: s.Bytes, State: s.State, Spend: s.Spend, Budget: s.Budget, Paused: s.Paused,
 		Interrupted: s.Interrupted, Stashed: s.Stashed, waiting: s.WaitingFor(), charged: s.Charged}
