@@ -80,7 +80,9 @@ func (w *Worker) reserve(ctx context.Context, job *Job, p *PagePayload, prov Pro
 	if !res.held {
 		return nil, &budgetError{provider: p.Provider, charged: res.charged, limit: res.limit, reserved: res.reserved, amount: amount}
 	}
-	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	// Renewed while the call runs, and never past the task's own time: a
+	// call that never settles (a panic) cannot hold the budget for ever.
+	rctx, stop := context.WithTimeout(context.WithoutCancel(ctx), TaskTimeout)
 	h := &hold{r: r, stop: stop, done: make(chan struct{})}
 	go w.renewHold(rctx, p.Job, h)
 	return h, nil
