@@ -54,6 +54,15 @@ var defaults = map[string]Price{
 	"domaincrawler": {Request: 1, Unit: Calls},
 }
 
+// endpointDefaults are documented prices of endpoints priced apart from
+// their provider's default. DataForSEO prices its bulk counts like its
+// other endpoints: 0.02 a request plus a small amount a row (one row per
+// target); the amount a row is not stated per endpoint, so the backlinks
+// row price stands in, and the answer's cost is what the ledger keeps.
+var endpointDefaults = map[string]Price{
+	"dataforseo.bulk_backlinks": {Request: 0.02, Row: 0.00003, Unit: USD, Reported: true},
+}
+
 // Table is the prices in force: the defaults with overrides per provider
 // or per provider and endpoint. The zero Table is the defaults.
 type Table struct {
@@ -70,6 +79,9 @@ func (t Table) Price(provider, endpoint string) Price {
 		return p
 	}
 	if p, ok := t.over[provider]; ok {
+		return p
+	}
+	if p, ok := endpointDefaults[provider+"."+endpoint]; ok {
 		return p
 	}
 	return defaults[provider]

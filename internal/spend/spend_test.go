@@ -15,6 +15,7 @@ func TestDefaults(t *testing.T) {
 	}{
 		{"dataforseo", "backlinks", 5, 0.02015, USD}, // the vendor's own example
 		{"dataforseo", "backlinks", 1000, 0.05, USD},
+		{"dataforseo", "bulk_backlinks", 120, 0.0236, USD}, // a count a target
 		{"domdetailer", "backlinks", 5000, 3, Credits},
 		{"xovi", "backlinks", 1000, 1, Calls},
 		{"domaincrawler", "exportbacklinks", 10000, 1, Calls},
@@ -26,6 +27,16 @@ func TestDefaults(t *testing.T) {
 	}
 	if PriceOf("nosuch", "x") != (Price{}) {
 		t.Error("an unknown provider has a price")
+	}
+	// An override of the provider or of the endpoint reaches the bulk price.
+	for spec, want := range map[string]float64{"dataforseo=0.03": 0.03, "dataforseo.bulk_backlinks=0.01+0.0001/row": 0.02} {
+		tab, err := Parse(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tab.Price("dataforseo", "bulk_backlinks").For(100); math.Abs(got-want) > 1e-12 {
+			t.Errorf("%s: bulk_backlinks for 100 targets costs %v, want %v", spec, got, want)
+		}
 	}
 }
 

@@ -1,0 +1,113 @@
+package dataforseo
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/linkharvest/linkharvest/providers"
+)
+
+// BulkBacklinksEndpoint is the price key of backlinks/bulk_backlinks/live
+// (internal/spend), which counts the live backlinks of up to
+// MaxBulkTargets targets in one call. It is not a job endpoint: the
+// estimate calls it, never a page task.
+const (
+	BulkBacklinksEndpoint = "bulk_backlinks"
+	bulkBacklinksPath     = "/v3/backlinks/bulk_backlinks/live"
+	MaxBulkTargets        = 1000
+)
+
+// bulkItem is one target's count. backlinks is read leniently: a target
+// the vendor knows nothing about may come back with null.
+type bulkItem struct {
+	Target    lenientString `json:"target"`
+	Backlinks lenientInt    `json:"backlinks"`
+}
+
+type bulkResult struct {
+	Items []bulkItem `json:"items"`
+}
+
+// BulkBacklinks asks for the live backlink count of each target (domains
+// as the pipeline normalised them) in one call, and returns the counts by
+// target and what the call cost (the answer's cost, in USD). A target the
+// answer does not list is absent from the map: the caller decides what an
+// unknown count means. More than MaxBulkTargets targets is an error: the
+// caller splits the list (one call per thousand).
+func (c *Client) BulkBacklinks(ctx context.Context, targets []string) (map[string]int, float64, error) {
+	if len(targets) == 0 {
+		return map[string]int{}, 0, nil
+	}
+	if len(targets) > MaxBulkTargets {
+		return nil, 0, &providers.Error{Provider: Name, Class: providers.Fatal, Code: "request",
+			Message: fmt.Sprintf("%s: %d targets, the vendor takes at most %d a call", BulkBacklinksEndpoint, len(targets), MaxBulkTargets)}
+	}
+	body := append([]byte(nil), `[{"targets":[`...)
+	for i, t := range targets {
+		if strings.TrimSpace(t) == "" {
+			return nil, 0, &providers.Error{Provider: Name, Class: providers.Fatal, Code: "request", Message: BulkBacklinksEndpoint + ": an empty target"}
+		}
+		if i > 0 {
+			body = append(body, ',')
+		}
+		body = appendString(body, t)
+	}
+	body = append(body, "]}]"...)
+
+	u := c.base + bulkBacklinksPath
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return nil, 0, &providers.Error{Provider: Name, Class: providers.Fatal, Code: "request", Message: u}
+	}
+	hreq.SetBasicAuth(c.login, c.password)
+	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set("Accept", "application/json")
+	sentAt := time.Now()
+	resp, err := c.hc.Do(hreq)
+	if err != nil {
+		return nil, 0, c.redact(providers.TransportError(Name, u, err))
+	}
+	defer resp.Body.Close()
+	b, err := providers.ReadBody(Name, resp.Body, resp.ContentLength, c.maxBody)
+	if err != nil {
+		return nil, 0, err
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil, 0, c.redact(liftsAt(httpError(resp.StatusCode, resp.Header.Get("Retry-After"), b), sentAt))
+	}
+	counts, cost, perr := decodeBulk(b)
+	if perr != nil {
+		return nil, 0, c.redact(liftsAt(perr, sentAt))
+	}
+	return counts, cost, nil
+}
+
+// decodeBulk reads a bulk_backlinks answer: both status levels as for
+// the other endpoints, then result[0].items[] of {type, target, backlinks}.
+func decodeBulk(body []byte) (map[string]int, float64, *providers.Error) {
+	if first(body) != '{' {
+		return nil, 0, providers.BadBody(Name, errors.New("the body is not a JSON object"))
+	}
+	var env envelope[bulkResult]
+	uerr := json.Unmarshal(body, &env)
+	t, perr := checkStatus(&env, uerr)
+	if perr != nil {
+		return nil, 0, perr
+	}
+	counts := map[string]int{}
+	for _, r := range t.Result {
+		for _, it := range r.Items {
+			if it.Target == "" || !it.Backlinks.ok {
+				continue
+			}
+			counts[string(it.Target)] = it.Backlinks.n
+		}
+	}
+	return counts, t.Cost.f, nil
+}
