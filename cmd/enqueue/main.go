@@ -70,6 +70,7 @@ type options struct {
 	wait      bool
 	asJSON    bool
 	dryRun    bool
+	estimate  bool
 	dev       bool
 	sinkURL   string
 	budget    string
@@ -104,6 +105,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs.BoolVar(&o.wait, "wait", false, "show progress until the job ends, then print the summary")
 	fs.BoolVar(&o.asJSON, "json", false, "print the summary as one JSON object on the last line")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "validate the list, print counts and the estimated calls; enqueue nothing")
+	fs.BoolVar(&o.estimate, "estimate", false, "with --dry-run: ask the vendors for counts where one call covers many domains and print the calls and spend per provider (uses the worker's vendor credentials)")
 	fs.BoolVar(&o.dev, "dev", false, "all in one process: embedded Redis, built-in sandbox, in-process workers, sink ./out")
 	fs.StringVar(&o.budget, "budget", "", "the most the job may spend: AMOUNT (one provider) or provider=AMOUNT,...; units: dataforseo USD, domdetailer credits, xovi and domaincrawler calls")
 	fs.StringVar(&o.sinkURL, "sink", env("SINK_URL", ""), "with --dev: where output goes (default ./out)")
@@ -138,6 +140,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	o.files = fs.Args()
 	if o.maxRetry < 0 {
 		fmt.Fprintln(stderr, "enqueue: --max-retries must be ≥ 0")
+		return exitUsage
+	}
+	if o.estimate && !o.dryRun {
+		fmt.Fprintln(stderr, "enqueue: --estimate works with --dry-run only")
 		return exitUsage
 	}
 	if o.maxRows < 0 {
@@ -356,6 +362,10 @@ type summary struct {
 	Stashed     int64 `json:"stashed,omitempty"`
 	waiting     string
 	charged     map[string]float64
+
+	// With --estimate: what the job will take, and what the estimate cost.
+	EstimatedSpend map[string]float64 `json:"estimated_spend,omitempty"`
+	EstimateSpend  map[string]float64 `json:"estimate_spend,omitempty"`
 }
 
 func submit(ctx context.Context, o options, spec tasks.Spec, budget map[string]float64, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
@@ -376,7 +386,15 @@ func submit(ctx context.Context, o options, spec tasks.Spec, budget map[string]f
 	}
 
 	if o.dryRun {
-		st, err := domains.Read(in, func(int, string) error { return nil }, printReject)
+		add := func(int, string) error { return nil }
+		var est *estimator // estimate.go
+		if o.estimate {
+			if est, err = newEstimator(spec, os.Getenv); err != nil {
+				return 0, err
+			}
+			add = func(_ int, d string) error { return est.add(ctx, d) }
+		}
+		st, err := domains.Read(in, add, printReject)
 		if err != nil {
 			return 0, err
 		}
@@ -387,7 +405,13 @@ func submit(ctx context.Context, o options, spec tasks.Spec, budget map[string]f
 		}
 		s := summary{JobID: o.job, Domains: int64(st.Valid), Rejected: int64(st.Rejected), Tasks: int64(st.Valid * pairs), State: "dry-run", DryRun: true, Calls: int64(st.Valid * pairs)}
 		fmt.Fprintf(stdout, "dry run: %d lines, %d domains (%d duplicates), %d rejected\n", st.Lines, st.Valid, st.Duplicates, st.Rejected)
-		fmt.Fprintf(stdout, "at least %d calls (one per domain, provider and endpoint; more for domains with more rows than a page)\n", s.Calls)
+		if est == nil {
+			fmt.Fprintf(stdout, "at least %d calls (one per domain, provider and endpoint; more for domains with more rows than a page)\n", s.Calls)
+		} else if err := est.finish(ctx, &s); err != nil {
+			return 0, err
+		} else {
+			est.print(stdout)
+		}
 		if o.asJSON {
 			printJSON(stdout, s)
 		}

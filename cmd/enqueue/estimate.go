@@ -1,0 +1,287 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/linkharvest/linkharvest/internal/settings"
+	"github.com/linkharvest/linkharvest/internal/spend"
+	"github.com/linkharvest/linkharvest/providers"
+	"github.com/linkharvest/linkharvest/providers/dataforseo"
+	"github.com/linkharvest/linkharvest/providers/registry"
+	"github.com/linkharvest/linkharvest/tasks"
+)
+
+// bulkCounter is a vendor client that counts the backlinks of many
+// domains in one call (DataForSEO's backlinks/bulk_backlinks/live).
+type bulkCounter interface {
+	BulkBacklinks(ctx context.Context, targets []string) (map[string]int, float64, error)
+}
+
+// counted names, per provider, the endpoint whose rows its bulk count
+// counts and the price key of the counting call.
+var counted = map[string]struct{ endpoint, bulk string }{
+	dataforseo.Name: {endpoint: "backlinks", bulk: dataforseo.BulkBacklinksEndpoint},
+}
+
+// estimateTimeout bounds one counting call; the vendor gives up on a live
+// task after 120 s.
+const estimateTimeout = 150 * time.Second
+
+// estimator works out, while the list is read, what a job will take: the
+// calls and money per provider and endpoint. Where a vendor counts many
+// domains in one call it asks (one call per thousand domains, one at a
+// time: the bulk calls are few and stay far below the account's 30 calls
+// in flight); elsewhere one call per domain and endpoint is the lower
+// bound, exact for an endpoint that answers in one call.
+type estimator struct {
+	spec    tasks.Spec
+	prices  spend.Table
+	counter map[string]bulkCounter // provider -> client, for the providers with a count
+	pending []string               // domains waiting for the next bulk call
+	domains int
+
+	ep    map[string]*epEstimate // "provider/endpoint"
+	cost  map[string]float64     // what the counting calls cost, per provider
+	bulks map[string]int         // counting calls made, per provider
+}
+
+// epEstimate is one provider endpoint's share of the job.
+type epEstimate struct {
+	provider, endpoint string
+	calls              int64
+	rows               int64
+	spend              float64
+	exact              bool   // from counts or one call per domain; else a lower bound
+	note               string // how it was reckoned
+	uncounted          int    // domains the count did not answer for (a call each counted)
+}
+
+// newEstimator builds the counting clients from the environment, as a
+// worker builds its clients (credentials never leave this process).
+func newEstimator(spec tasks.Spec, getenv func(string) string) (*estimator, error) {
+	e := &estimator{spec: spec, prices: spend.Default(), counter: map[string]bulkCounter{},
+		ep: map[string]*epEstimate{}, cost: map[string]float64{}, bulks: map[string]int{}}
+	if v := getenv("PROVIDER_PRICES"); strings.TrimSpace(v) != "" {
+		t, err := spend.Parse(v)
+		if err != nil {
+			return nil, usageError{settings.Bad("PROVIDER_PRICES", v, "%v", err)}
+		}
+		e.prices = t
+	}
+	hc := &http.Client{Timeout: estimateTimeout}
+	for _, p := range spec.Providers {
+		c, ok := counted[p]
+		if !ok || !slices.Contains(spec.Endpoints[p], c.endpoint) {
+			continue
+		}
+		cl, err := registry.New(p, getenv, hc)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("--estimate asks %s for counts, with a worker's credentials: %w", p, err)}
+		}
+		bc, ok := cl.(bulkCounter)
+		if !ok {
+			return nil, fmt.Errorf("--estimate: the %s client has no bulk count", p)
+		}
+		e.counter[p] = bc
+	}
+	for _, p := range spec.Providers {
+		desc, err := registry.Describe(p)
+		if err != nil {
+			return nil, err
+		}
+		for _, ep := range spec.Endpoints[p] {
+			pg, err := desc.Paging(ep)
+			if err != nil {
+				return nil, err
+			}
+			x := &epEstimate{provider: p, endpoint: ep}
+			switch {
+			case e.counter[p] != nil && counted[p].endpoint == ep:
+				x.exact = true
+				x.note = "rows counted by " + p + " " + counted[p].bulk
+				if len(spec.Params[p][ep]) > 0 {
+					x.note += "; the options may return fewer rows, so this is the most"
+				}
+			case pg.Kind == providers.PagingNone:
+				x.exact = true
+				x.note = "one call per domain"
+			default:
+				x.note = "no cheap count at this vendor: at least one call per domain"
+			}
+			e.ep[p+"/"+ep] = x
+		}
+	}
+	return e, nil
+}
+
+// add takes one domain of the list; a full batch is counted at once.
+func (e *estimator) add(ctx context.Context, d string) error {
+	e.domains++
+	for _, x := range e.ep {
+		if e.counter[x.provider] != nil && counted[x.provider].endpoint == x.endpoint {
+			continue // reckoned from its count in flush
+		}
+		price := e.prices.Price(x.provider, x.endpoint)
+		x.calls++
+		if x.exact {
+			x.spend += price.For(1) // a one-call endpoint answers one result
+			x.rows++
+		} else {
+			x.spend += price.Request
+		}
+	}
+	if len(e.counter) > 0 {
+		e.pending = append(e.pending, d)
+		if len(e.pending) >= dataforseo.MaxBulkTargets {
+			return e.flush(ctx)
+		}
+	}
+	return nil
+}
+
+// flush counts the pending domains at each counting vendor.
+func (e *estimator) flush(ctx context.Context) error {
+	if len(e.pending) == 0 {
+		return nil
+	}
+	for _, p := range slices.Sorted(maps.Keys(e.counter)) {
+		counts, cost, err := countWithRetry(ctx, e.counter[p], e.pending)
+		e.bulks[p]++
+		e.cost[p] += cost
+		if err != nil {
+			return fmt.Errorf("--estimate: %s %s after %d domains (the estimate had cost %s): %w",
+				p, counted[p].bulk, e.domains-len(e.pending), tasks.FormatAmount(e.cost[p], p), err)
+		}
+		x := e.ep[p+"/"+counted[p].endpoint]
+		desc, _ := registry.Describe(p)
+		pg, _ := desc.Paging(x.endpoint)
+		price := e.prices.Price(p, x.endpoint)
+		for _, d := range e.pending {
+			n, ok := counts[d]
+			if !ok {
+				x.uncounted++
+				x.exact = false
+				n = 0
+			}
+			calls, rows := pagesFor(n, e.spec.MaxRows, pg)
+			x.calls += int64(calls)
+			x.rows += int64(rows)
+			x.spend += float64(calls)*price.Request + float64(rows)*price.Row
+		}
+	}
+	e.pending = e.pending[:0]
+	return nil
+}
+
+// countWithRetry makes one counting call, again after a throttle or a
+// vendor fault (a few times, waiting longer each time): workers may share
+// the account while the estimate runs.
+func countWithRetry(ctx context.Context, c bulkCounter, targets []string) (map[string]int, float64, error) {
+	wait := time.Second
+	spent := 0.0
+	for attempt := 1; ; attempt++ {
+		counts, cost, err := c.BulkBacklinks(ctx, targets)
+		spent += cost
+		cls := providers.ClassOf(err)
+		if err == nil || attempt == 4 || (cls != providers.Throttled && cls != providers.Retryable) {
+			return counts, spent, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, spent, errors.Join(err, ctx.Err())
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
+}
+
+// pagesFor is what paging a domain of n rows takes, as the workers plan
+// it (tasks.nextPages): pages of the vendor's page size, or of --max-rows
+// when smaller, the rows capped at --max-rows; a domain with no rows still
+// takes its first call.
+func pagesFor(n, maxRows int, pg providers.Paging) (calls, rows int) {
+	rows = n
+	if maxRows > 0 && rows > maxRows {
+		rows = maxRows
+	}
+	if pg.Kind == providers.PagingNone {
+		return 1, min(rows, 1)
+	}
+	size := pg.PageSize
+	if maxRows > 0 && (size <= 0 || maxRows < size) {
+		size = maxRows
+	}
+	if size <= 0 || rows == 0 {
+		return 1, rows
+	}
+	return (rows + size - 1) / size, rows
+}
+
+// finish counts what is left and fills the summary's estimate fields.
+func (e *estimator) finish(ctx context.Context, s *summary) error {
+	if err := e.flush(ctx); err != nil {
+		return err
+	}
+	s.Calls = 0
+	s.EstimatedSpend = map[string]float64{}
+	s.EstimateSpend = map[string]float64{}
+	for _, x := range e.ep {
+		s.Calls += x.calls
+		s.EstimatedSpend[x.provider] += x.spend
+	}
+	for p, v := range s.EstimatedSpend {
+		s.EstimatedSpend[p] = round6(v) // sums of float prices, not the vendor's digits
+	}
+	for p, c := range e.cost {
+		s.EstimateSpend[p] = round6(c)
+	}
+	return nil
+}
+
+// print writes the estimate per provider and endpoint, then its own cost.
+func (e *estimator) print(w io.Writer) {
+	byProv := map[string][]*epEstimate{}
+	for _, x := range e.ep {
+		byProv[x.provider] = append(byProv[x.provider], x)
+	}
+	for _, p := range slices.Sorted(maps.Keys(byProv)) {
+		eps := byProv[p]
+		slices.SortFunc(eps, func(a, b *epEstimate) int { return strings.Compare(a.endpoint, b.endpoint) })
+		var calls int64
+		var money float64
+		exact := true
+		for _, x := range eps {
+			calls += x.calls
+			money += x.spend
+			exact = exact && x.exact
+		}
+		atLeast := ""
+		if !exact {
+			atLeast = "at least "
+		}
+		fmt.Fprintf(w, "estimate %s: %s%d calls, %s%s\n", p, atLeast, calls, atLeast, tasks.FormatAmount(money, p))
+		for _, x := range eps {
+			fmt.Fprintf(w, "  %s: %d calls, %d rows, %s (%s)\n", x.endpoint, x.calls, x.rows, tasks.FormatAmount(x.spend, p), x.note)
+			if x.uncounted > 0 {
+				fmt.Fprintf(w, "  %s: %d domains were not in the count's answer: one call each is counted\n", x.endpoint, x.uncounted)
+			}
+		}
+	}
+	if len(e.bulks) == 0 {
+		fmt.Fprintln(w, "the estimate cost nothing (no vendor of this job counts many domains in one call)")
+	}
+	for _, p := range slices.Sorted(maps.Keys(e.bulks)) {
+		fmt.Fprintf(w, "the estimate cost %s: %d %s call(s) at %s\n", tasks.FormatAmount(e.cost[p], p), e.bulks[p], counted[p].bulk, p)
+	}
+}
+
+func round6(v float64) float64 { return math.Round(v*1e6) / 1e6 }

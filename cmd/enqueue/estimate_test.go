@@ -1,0 +1,111 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/linkharvest/linkharvest/providers"
+	"github.com/linkharvest/linkharvest/providers/registry"
+	"github.com/linkharvest/linkharvest/providers/sandbox"
+)
+
+func TestPagesFor(t *testing.T) {
+	offset := providers.Paging{Kind: providers.PagingOffset, PageSize: 1000, MaxOffset: 20000, CursorPastMax: true}
+	for _, tc := range []struct {
+		n, maxRows  int
+		pg          providers.Paging
+		calls, rows int
+	}{
+		{2500, 0, offset, 3, 2500},
+		{2000, 0, offset, 2, 2000},
+		{0, 0, offset, 1, 0}, // the first call is made whatever the count
+		{50000, 0, offset, 50, 50000},
+		{2500, 1500, offset, 2, 1500},
+		{2500, 300, offset, 1, 300},
+		{100, 300, offset, 1, 100},
+		{2500, 0, providers.Paging{Kind: providers.PagingNone}, 1, 1},
+	} {
+		if c, r := pagesFor(tc.n, tc.maxRows, tc.pg); c != tc.calls || r != tc.rows {
+			t.Errorf("pagesFor(%d, max %d, %v) = %d calls %d rows, want %d %d", tc.n, tc.maxRows, tc.pg.Kind, c, r, tc.calls, tc.rows)
+		}
+	}
+}
+
+// TestDryRunEstimate: the estimate counts at DataForSEO one call per
+// thousand domains, reckons the calls and money from the counts, the page
+// size and --max-rows, gives the lower bound where a vendor has no count,
+// and reports what the counting cost as the sandbox billed it.
+func TestDryRunEstimate(t *testing.T) {
+	sb := registry.Sandbox(sandbox.Options{Seed: 1})
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+	for k, v := range registry.SandboxEnv(srv.URL) {
+		t.Setenv(k, v)
+	}
+	t.Setenv("PROVIDER_PRICES", "")
+	var b strings.Builder
+	const n = 2001 // three counting calls: 1000, 1000, 1
+	for i := range n {
+		fmt.Fprintf(&b, "rows-%d.est-%04d.example\n", 500*(i%6), i) // 0, 500, ..., 2500 rows
+	}
+	list := filepath.Join(t.TempDir(), "d.txt")
+	if err := os.WriteFile(list, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runEnqueue(t, "--dry-run", "--estimate", "--json", "--max-rows", "2000",
+		"--provider", "dataforseo,xovi", "--endpoint", "backlinks", list)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	var sum struct {
+		Calls          int64              `json:"estimated_calls"`
+		EstimatedSpend map[string]float64 `json:"estimated_spend"`
+		EstimateSpend  map[string]float64 `json:"estimate_spend"`
+		State          string             `json:"state"`
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	// Per domain at DataForSEO, under --max-rows 2000: rows 0, 500, ...,
+	// 2000, 2000; calls 1, 1, 1, 2, 2, 2.
+	var calls int64
+	var money float64
+	for i := range n {
+		rows := min(500*(i%6), 2000)
+		c := max((rows+999)/1000, 1)
+		calls += int64(c)
+		money += 0.02*float64(c) + 0.00003*float64(rows)
+	}
+	if sum.Calls != calls+n || math.Abs(sum.EstimatedSpend["dataforseo"]-money) > 1e-6 || sum.EstimatedSpend["xovi"] != n {
+		t.Errorf("estimated %d calls, spend %v; want %d calls (%d at xovi), dataforseo %.6f, xovi %d\n%s", sum.Calls, sum.EstimatedSpend, calls+n, n, money, n, out)
+	}
+	st := sb.Stats()["dataforseo"]
+	wantCost := 3*0.02 + n*0.00003
+	if st.Calls != 3 || math.Abs(st.Cost-wantCost) > 1e-9 || math.Abs(sum.EstimateSpend["dataforseo"]-st.Cost) > 1e-9 {
+		t.Errorf("the sandbox saw %d calls costing %v; the estimate says it cost %v; want 3 calls, %v", st.Calls, st.Cost, sum.EstimateSpend, wantCost)
+	}
+	if sb.Stats()["xovi"].Calls != 0 {
+		t.Error("the estimate called xovi")
+	}
+	for _, want := range []string{"estimate dataforseo: ", "estimate xovi: at least 2001 calls", "no cheap count", "the estimate cost 0.12003 usd: 3 bulk_backlinks call(s)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+
+	// Without credentials it says what it needs; without --dry-run it is refused.
+	t.Setenv("DATAFORSEO_LOGIN", "")
+	if code, _, errs := runEnqueue(t, "--dry-run", "--estimate", list); code != exitUsage || !strings.Contains(errs, "DATAFORSEO_LOGIN") {
+		t.Errorf("no credentials: exit %d, %s", code, errs)
+	}
+	if code, _, errs := runEnqueue(t, "--estimate", list); code != exitUsage || !strings.Contains(errs, "--dry-run") {
+		t.Errorf("--estimate alone: exit %d, %s", code, errs)
+	}
+}
