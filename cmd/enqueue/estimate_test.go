@@ -109,3 +109,45 @@ func TestDryRunEstimate(t *testing.T) {
 		t.Errorf("--estimate alone: exit %d, %s", code, errs)
 	}
 }
+
+// TestEstimateMaxRowsAgreesWithRun: under --max-rows smaller than a page,
+// every page (the first too) asks for no more rows than that, so what the
+// run is charged is what the estimate said.
+func TestEstimateMaxRowsAgreesWithRun(t *testing.T) {
+	sb := registry.Sandbox(sandbox.Options{Seed: 1})
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+	for k, v := range registry.SandboxEnv(srv.URL) {
+		t.Setenv(k, v)
+	}
+	t.Setenv("PROVIDER_PRICES", "")
+	list := filepath.Join(t.TempDir(), "d.txt")
+	if err := os.WriteFile(list, []byte("rows-2500.a.example\nrows-2500.b.example\nrows-100.c.example\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var est, run struct {
+		EstimatedSpend map[string]float64 `json:"estimated_spend"`
+		Spend          map[string]float64 `json:"spend"`
+	}
+	decodeLast := func(out string, v any) {
+		t.Helper()
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), v); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	}
+	code, out, errs := runEnqueue(t, "--dry-run", "--estimate", "--json", "--max-rows", "300", list)
+	if code != exitOK {
+		t.Fatalf("estimate: exit %d\n%s%s", code, out, errs)
+	}
+	decodeLast(out, &est)
+	code, out, errs = runEnqueue(t, "--dev", "--sink", t.TempDir(), "--json", "--max-rows", "300", list)
+	if code != exitOK {
+		t.Fatalf("run: exit %d\n%s%s", code, out, errs)
+	}
+	decodeLast(out, &run)
+	want := 2*(0.02+300*0.00003) + (0.02 + 100*0.00003)
+	if math.Abs(est.EstimatedSpend["dataforseo"]-want) > 1e-9 || math.Abs(run.Spend["dataforseo"]-want) > 1e-9 {
+		t.Errorf("estimated %v, the run spent %v; want %v for both", est.EstimatedSpend, run.Spend, want)
+	}
+}
