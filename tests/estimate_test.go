@@ -2,9 +2,12 @@ package tests
 
 import (
 	"fmt"
+	"io"
 	"math"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -68,6 +71,16 @@ func TestEstimateEndToEnd(t *testing.T) {
 	}
 	if e := est.EstimatedSpend["dataforseo"]; cost <= 0 || math.Abs(e-cost)/cost > 0.02 {
 		t.Errorf("estimated %.6f USD, the run cost %.6f: off by more than 2 %%", e, cost)
+	}
+	// The account's limit, which the dashboard draws the calls against.
+	resp, err := http.Get("http://" + m1 + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !regexp.MustCompile(`(?m)^linkharvest_limiter_limit\{[^}]*provider="dataforseo"[^}]*\} 2000$`).Match(body) {
+		t.Errorf("the worker does not export linkharvest_limiter_limit{provider=\"dataforseo\"} 2000:\n%s", tail(string(body), 3000))
 	}
 	w1.stop(t, 40*time.Second)
 	w2.stop(t, 40*time.Second)

@@ -137,6 +137,7 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 	w.Pauser = inspector
 	queues := map[string]int{tasks.ControlQueue: 5}
 	var served []string
+	applied := map[string]func() limiter.Limit{} // the shared limiters' limits, for the metric
 	for _, name := range registry.Names() {
 		// Outermost first: note the wait start, the shared limiter, record
 		// the wait, then the traced (and redacted) vendor call.
@@ -152,6 +153,7 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 				// The call timeout runs from the moment a lease is held, so a
 				// long wait for capacity never ends as a timeout.
 				transport, throttle = lim.Transport(transport, limiter.CallTimeout(cfg.CallTimeout)), lim
+				applied[name] = lim.Applied
 			}
 		} else {
 			transport = timeoutTransport(transport, cfg.CallTimeout)
@@ -217,6 +219,15 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 		return out, nil
 	})
 	_ = telemetry.Stash(w.Store.StashTotals)
+	_ = telemetry.AccountLimits(func() map[string]float64 {
+		out := map[string]float64{}
+		for p, f := range applied {
+			if l := f(); l.Rate > 0 && l.Period > 0 {
+				out[p] = float64(l.Rate) * float64(time.Minute) / float64(l.Period)
+			}
+		}
+		return out
+	})
 	sweepCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	go w.SweepArchived(sweepCtx, inspector, served, archiveSweep)
 	go w.SweepSubmissions(sweepCtx, submissionSweep)

@@ -89,3 +89,22 @@ func QueueDepth(read func(ctx context.Context) (map[string]map[string]int64, err
 	}, g)
 	return err
 }
+
+// AccountLimits registers an observable gauge of each provider account's
+// limit in calls a minute as the shared limiter applies it (the vendor's
+// stated limit where it is lower than the configured one), so a dashboard
+// can draw the calls a minute against it.
+func AccountLimits(read func() map[string]float64) error {
+	m := otel.Meter(Scope)
+	g, err := m.Float64ObservableGauge("linkharvest.limiter.limit", metric.WithDescription("the calls a minute the shared limiter holds a provider's account to"))
+	if err != nil {
+		return err
+	}
+	_, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		for p, v := range read() {
+			o.ObserveFloat64(g, v, metric.WithAttributes(attribute.String("provider", p)))
+		}
+		return nil
+	}, g)
+	return err
+}
