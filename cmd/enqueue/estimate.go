@@ -7,7 +7,9 @@ import (
 	"io"
 	"maps"
 	"math"
+	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/linkharvest/linkharvest/providers"
 	"github.com/linkharvest/linkharvest/providers/dataforseo"
 	"github.com/linkharvest/linkharvest/providers/registry"
+	"github.com/linkharvest/linkharvest/providers/sandbox"
 	"github.com/linkharvest/linkharvest/tasks"
 )
 
@@ -52,6 +55,7 @@ type estimator struct {
 	ep    map[string]*epEstimate // "provider/endpoint"
 	cost  map[string]float64     // what the counting calls cost, per provider
 	bulks map[string]int         // counting calls made, per provider
+	close func()                 // stops what newEstimator started
 }
 
 // epEstimate is one provider endpoint's share of the job.
@@ -66,10 +70,28 @@ type epEstimate struct {
 }
 
 // newEstimator builds the counting clients from the environment, as a
-// worker builds its clients (credentials never leave this process).
-func newEstimator(spec tasks.Spec, getenv func(string) string) (*estimator, error) {
+// worker builds its clients (credentials never leave this process). With
+// --dev and no vendor base URL set it asks the built-in sandbox, as --dev
+// runs would; close stops it.
+func newEstimator(o options, spec tasks.Spec, getenv func(string) string) (*estimator, error) {
 	e := &estimator{spec: spec, prices: spend.Default(), counter: map[string]bulkCounter{},
-		ep: map[string]*epEstimate{}, cost: map[string]float64{}, bulks: map[string]int{}}
+		ep: map[string]*epEstimate{}, cost: map[string]float64{}, bulks: map[string]int{}, close: func() {}}
+	if o.dev && !anyBaseURLSet() {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("sandbox: %w", err)
+		}
+		srv := &http.Server{Handler: registry.Sandbox(sandbox.Options{Seed: 1}), ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(ln)
+		e.close = func() { srv.Close() }
+		env := registry.SandboxEnv("http://" + ln.Addr().String())
+		getenv = func(k string) string {
+			if v, ok := env[k]; ok {
+				return v
+			}
+			return os.Getenv(k)
+		}
+	}
 	if v := getenv("PROVIDER_PRICES"); strings.TrimSpace(v) != "" {
 		t, err := spend.Parse(v)
 		if err != nil {

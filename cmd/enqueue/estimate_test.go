@@ -100,13 +100,24 @@ func TestDryRunEstimate(t *testing.T) {
 		}
 	}
 
-	// Without credentials it says what it needs; without --dry-run it is refused.
+	// Without credentials it says what it needs; without --dry-run it is
+	// refused; with --dev and no base URL it asks the built-in sandbox.
 	t.Setenv("DATAFORSEO_LOGIN", "")
 	if code, _, errs := runEnqueue(t, "--dry-run", "--estimate", list); code != exitUsage || !strings.Contains(errs, "DATAFORSEO_LOGIN") {
 		t.Errorf("no credentials: exit %d, %s", code, errs)
 	}
 	if code, _, errs := runEnqueue(t, "--estimate", list); code != exitUsage || !strings.Contains(errs, "--dry-run") {
 		t.Errorf("--estimate alone: exit %d, %s", code, errs)
+	}
+	for _, k := range []string{"DATAFORSEO_BASE_URL", "DOMDETAILER_BASE_URL", "XOVI_BASE_URL", "DOMAINCRAWLER_BASE_URL"} {
+		t.Setenv(k, "")
+	}
+	before := sb.Stats()["dataforseo"].Calls
+	if code, out, errs := runEnqueue(t, "--dev", "--dry-run", "--estimate", list); code != exitOK || !strings.Contains(out, "the estimate cost 0.12003 usd") {
+		t.Errorf("--dev: exit %d\n%s%s", code, out, errs)
+	}
+	if sb.Stats()["dataforseo"].Calls != before {
+		t.Error("--dev asked the sandbox of the environment, not its own")
 	}
 }
 

@@ -389,9 +389,10 @@ func submit(ctx context.Context, o options, spec tasks.Spec, budget map[string]f
 		add := func(int, string) error { return nil }
 		var est *estimator // estimate.go
 		if o.estimate {
-			if est, err = newEstimator(spec, os.Getenv); err != nil {
+			if est, err = newEstimator(o, spec, os.Getenv); err != nil {
 				return 0, err
 			}
+			defer est.close()
 			add = func(_ int, d string) error { return est.add(ctx, d) }
 		}
 		st, err := domains.Read(in, add, printReject)
