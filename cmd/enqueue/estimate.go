@@ -14,8 +14,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/linkharvest/linkharvest/internal/redact"
+	"github.com/linkharvest/linkharvest/internal/runner"
 	"github.com/linkharvest/linkharvest/internal/settings"
 	"github.com/linkharvest/linkharvest/internal/spend"
+	"github.com/linkharvest/linkharvest/limiter"
 	"github.com/linkharvest/linkharvest/providers"
 	"github.com/linkharvest/linkharvest/providers/dataforseo"
 	"github.com/linkharvest/linkharvest/providers/registry"
@@ -72,8 +77,11 @@ type epEstimate struct {
 // newEstimator builds the counting clients from the environment, as a
 // worker builds its clients (credentials never leave this process). With
 // --dev and no vendor base URL set it asks the built-in sandbox, as --dev
-// runs would; close stops it.
-func newEstimator(o options, spec tasks.Spec, getenv func(string) string) (*estimator, error) {
+// runs would. With Redis named (--redis or REDIS_URL) the counting calls
+// take their place in the shared limiter, beside the workers' calls on
+// the same account; a Redis that does not answer is said and gone
+// around (the calls are one at a time anyway). close stops what it started.
+func newEstimator(ctx context.Context, o options, spec tasks.Spec, getenv func(string) string, stderr io.Writer) (*estimator, error) {
 	e := &estimator{spec: spec, prices: spend.Default(), counter: map[string]bulkCounter{},
 		ep: map[string]*epEstimate{}, cost: map[string]float64{}, bulks: map[string]int{}, close: func() {}}
 	if o.dev && !anyBaseURLSet() {
@@ -99,11 +107,37 @@ func newEstimator(o options, spec tasks.Spec, getenv func(string) string) (*esti
 		}
 		e.prices = t
 	}
-	hc := &http.Client{Timeout: estimateTimeout}
+	var rdb *redis.Client
+	var limits map[string]limiter.Limit
+	if o.redisSet && !o.dev {
+		var err error
+		if limits, err = estimateLimits(getenv); err != nil {
+			return nil, err
+		}
+		if rdb, err = runner.OpenRedis(runner.RedisConfig{URL: o.redisURL, CAFile: o.redisCA}); err != nil {
+			return nil, usageError{err}
+		}
+		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		err = rdb.Ping(pctx).Err()
+		cancel()
+		if err != nil {
+			fmt.Fprintf(stderr, "enqueue: --estimate: redis at %s: %v: the counting calls go around the shared limiter\n", redact.URL(o.redisURL), err)
+			rdb.Close()
+			rdb = nil
+		} else {
+			prev := e.close
+			e.close = func() { prev(); rdb.Close() }
+		}
+	}
 	for _, p := range spec.Providers {
 		c, ok := counted[p]
 		if !ok || !slices.Contains(spec.Endpoints[p], c.endpoint) {
 			continue
+		}
+		hc := &http.Client{Timeout: estimateTimeout}
+		if l, ok := limits[p]; ok && rdb != nil {
+			lim := limiter.New(rdb, p, l, limiter.WithAccountLimitHeader(registry.AccountLimitHeader(p)))
+			hc = &http.Client{Transport: lim.Transport(http.DefaultTransport, limiter.CallTimeout(estimateTimeout))}
 		}
 		cl, err := registry.New(p, getenv, hc)
 		if err != nil {
@@ -307,3 +341,17 @@ func (e *estimator) print(w io.Writer) {
 }
 
 func round6(v float64) float64 { return math.Round(v*1e6) / 1e6 }
+
+// estimateLimits are the accounts' limits as a worker reads them
+// (PROVIDER_LIMITS over the defaults): the shared limiter's state is kept
+// per limit, so the estimate must hold the same one.
+func estimateLimits(getenv func(string) string) (map[string]limiter.Limit, error) {
+	lims := limiter.DefaultLimits()
+	v := getenv("PROVIDER_LIMITS")
+	parsed, err := limiter.ParseLimits(v)
+	if err != nil {
+		return nil, usageError{settings.Bad("PROVIDER_LIMITS", v, "%v", err)}
+	}
+	maps.Copy(lims, parsed)
+	return lims, nil
+}

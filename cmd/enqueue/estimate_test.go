@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/linkharvest/linkharvest/internal/testenv"
 	"github.com/linkharvest/linkharvest/providers"
 	"github.com/linkharvest/linkharvest/providers/registry"
 	"github.com/linkharvest/linkharvest/providers/sandbox"
@@ -160,5 +162,36 @@ func TestEstimateMaxRowsAgreesWithRun(t *testing.T) {
 	want := 2*(0.02+300*0.00003) + (0.02 + 100*0.00003)
 	if math.Abs(est.EstimatedSpend["dataforseo"]-want) > 1e-9 || math.Abs(run.Spend["dataforseo"]-want) > 1e-9 {
 		t.Errorf("estimated %v, the run spent %v; want %v for both", est.EstimatedSpend, run.Spend, want)
+	}
+}
+
+// TestEstimateThroughSharedLimiter: with Redis named, the counting calls
+// take the shared limiter's capacity as the workers' calls do; with a
+// Redis that does not answer, the estimate says so and goes on.
+func TestEstimateThroughSharedLimiter(t *testing.T) {
+	rds := testenv.Redis(t)
+	sb := registry.Sandbox(sandbox.Options{Seed: 1})
+	srv := httptest.NewServer(sb)
+	t.Cleanup(srv.Close)
+	for k, v := range registry.SandboxEnv(srv.URL) {
+		t.Setenv(k, v)
+	}
+	t.Setenv("PROVIDER_PRICES", "")
+	t.Setenv("PROVIDER_LIMITS", "")
+	list := filepath.Join(t.TempDir(), "d.txt")
+	if err := os.WriteFile(list, []byte("rows-10.a.example\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runEnqueue(t, "--redis", rds.URL, "--dry-run", "--estimate", list)
+	if code != exitOK || strings.Contains(errs, "around the shared limiter") {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	keys, err := rds.Client(t).Keys(context.Background(), "*lh:limit:dataforseo*").Result()
+	if err != nil || len(keys) == 0 {
+		t.Errorf("no shared limiter state in Redis after the estimate (%v): %v", err, keys)
+	}
+	code, out, errs = runEnqueue(t, "--redis", "redis://127.0.0.1:1/0", "--dry-run", "--estimate", list)
+	if code != exitOK || !strings.Contains(errs, "around the shared limiter") || !strings.Contains(out, "estimate dataforseo: 1 calls") {
+		t.Errorf("redis away: exit %d\n%s%s", code, out, errs)
 	}
 }

@@ -389,7 +389,7 @@ func submit(ctx context.Context, o options, spec tasks.Spec, budget map[string]f
 		add := func(int, string) error { return nil }
 		var est *estimator // estimate.go
 		if o.estimate {
-			if est, err = newEstimator(o, spec, os.Getenv); err != nil {
+			if est, err = newEstimator(ctx, o, spec, os.Getenv, stderr); err != nil {
 				return 0, err
 			}
 			defer est.close()
