@@ -207,7 +207,7 @@ func parseParams(p map[string]json.RawMessage) (params, error) {
 	for _, k := range keys {
 		switch k {
 		case "onePerDomain":
-			b := flag(p[k])
+			b := providers.JSONFlag(p[k])
 			if b == nil {
 				return out, fmt.Errorf("onePerDomain must be true/false or 1/0, got %s", p[k])
 			}
