@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -47,7 +46,7 @@ const DefaultTimeout = 150 * time.Second
 // Config holds the account.
 type Config struct {
 	Login    string
-	Password string
+	Password providers.Secret // formats as REDACTED
 	BaseURL  string
 	// HTTPClient carries the shared limiter and tracing; nil gets a plain
 	// client with DefaultTimeout.
@@ -63,7 +62,7 @@ func ConfigFromEnv(getenv func(string) string) Config {
 	if base == "" {
 		base = DefaultBaseURL
 	}
-	return Config{Login: getenv("DATAFORSEO_LOGIN"), Password: getenv("DATAFORSEO_PASSWORD"), BaseURL: base}
+	return Config{Login: getenv("DATAFORSEO_LOGIN"), Password: providers.Secret(getenv("DATAFORSEO_PASSWORD")), BaseURL: base}
 }
 
 // Client calls the live endpoints: one call, one page.
@@ -79,25 +78,15 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Login == "" || cfg.Password == "" {
 		return nil, errors.New("dataforseo: DATAFORSEO_LOGIN and DATAFORSEO_PASSWORD are required")
 	}
-	if strings.TrimSpace(cfg.BaseURL) == "" {
-		return nil, errors.New("dataforseo: the base URL is required (DATAFORSEO_BASE_URL, default " + DefaultBaseURL + ")")
+	u, err := providers.ParseBaseURL(Name, "DATAFORSEO_BASE_URL", cfg.BaseURL, true)
+	if err != nil {
+		return nil, err
 	}
-	u, err := url.Parse(strings.TrimSpace(cfg.BaseURL))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		// err may quote the URL, which may hold user info: leave it out.
-		return nil, errors.New("dataforseo: DATAFORSEO_BASE_URL must be an absolute http(s) URL")
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return nil, errors.New("dataforseo: DATAFORSEO_BASE_URL must not have a query or fragment")
-	}
-	u.User = nil // credentials go in the Authorization header only
-	u.Path = strings.TrimRight(u.Path, "/")
-	u.RawPath = ""
 	hc := cfg.HTTPClient
 	if hc == nil {
 		hc = &http.Client{Timeout: DefaultTimeout}
 	}
-	return &Client{login: cfg.Login, password: cfg.Password, base: u.String(), hc: hc, maxBody: cfg.MaxBody}, nil
+	return &Client{login: cfg.Login, password: cfg.Password.Reveal(), base: u.String(), hc: hc, maxBody: cfg.MaxBody}, nil
 }
 
 // Endpoints lists the endpoint names, "backlinks" (the default) first.

@@ -36,7 +36,7 @@ func TestNew(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tc.wantErr)
 				}
-				if strings.Contains(err.Error(), "y@") || strings.Contains(err.Error(), tc.cfg.Password+"@") {
+				if strings.Contains(err.Error(), "y@") || strings.Contains(err.Error(), tc.cfg.Password.Reveal()+"@") {
 					t.Errorf("error leaks credentials: %v", err)
 				}
 				return

@@ -28,7 +28,7 @@ const Name = "domaincrawler"
 // gets its own API host (the docs say http://api_endpoint_here/).
 type Config struct {
 	User     string
-	Password string
+	Password providers.Secret // formats as REDACTED
 	BaseURL  string
 	// HTTPClient carries the shared limiter and tracing; nil gets a plain
 	// client with DefaultTimeout.
@@ -70,7 +70,7 @@ const DefaultUnfinishedWait = time.Minute
 func ConfigFromEnv(getenv func(string) string) Config {
 	c := Config{
 		User:     getenv("DOMAINCRAWLER_USER"),
-		Password: getenv("DOMAINCRAWLER_PASSWORD"),
+		Password: providers.Secret(getenv("DOMAINCRAWLER_PASSWORD")),
 		BaseURL:  strings.TrimSpace(getenv("DOMAINCRAWLER_BASE_URL")),
 	}
 	if v := strings.TrimSpace(getenv("DOMAINCRAWLER_ACCEPT_UNFINISHED")); v != "" {
@@ -114,22 +114,15 @@ func New(cfg Config) (*Client, error) {
 	if cfg.BaseURL == "" {
 		return nil, errors.New("domaincrawler: DOMAINCRAWLER_BASE_URL is required: the API host is account-specific and has no default")
 	}
-	u, err := url.Parse(cfg.BaseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		// err may quote the URL, which may hold user info: leave it out.
-		return nil, errors.New("domaincrawler: DOMAINCRAWLER_BASE_URL must be an absolute http(s) URL")
+	u, err := providers.ParseBaseURL(Name, "DOMAINCRAWLER_BASE_URL", cfg.BaseURL, true)
+	if err != nil {
+		return nil, err
 	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return nil, errors.New("domaincrawler: DOMAINCRAWLER_BASE_URL must not have a query or fragment")
-	}
-	u.User = nil // credentials go in the Authorization header only
-	u.Path = strings.TrimRight(u.Path, "/")
-	u.RawPath = ""
 	hc := cfg.HTTPClient
 	if hc == nil {
 		hc = &http.Client{Timeout: DefaultTimeout}
 	}
-	return &Client{user: cfg.User, password: cfg.Password, base: u, hc: hc, maxBody: cfg.MaxBody, acceptUnfin: cfg.AcceptUnfinished, unfinWait: cfg.UnfinishedWait}, nil
+	return &Client{user: cfg.User, password: cfg.Password.Reveal(), base: u, hc: hc, maxBody: cfg.MaxBody, acceptUnfin: cfg.AcceptUnfinished, unfinWait: cfg.UnfinishedWait}, nil
 }
 
 // Endpoints lists the endpoint names, "backlinks" (the default) first.

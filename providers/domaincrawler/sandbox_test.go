@@ -361,7 +361,7 @@ func TestSandboxDeterministic(t *testing.T) {
 func TestSandboxAuth(t *testing.T) {
 	s, base := startSandbox(t, sandbox.Options{Seed: 1})
 	for _, cred := range [][2]string{{"bad", "x"}, {"x", "bad"}} {
-		c, _ := New(Config{User: cred[0], Password: cred[1], BaseURL: base})
+		c, _ := New(Config{User: cred[0], Password: providers.Secret(cred[1]), BaseURL: base})
 		_, err := c.Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "example.com"})
 		pe, ok := providers.AsError(err)
 		if !ok || pe.Class != providers.Fatal || !pe.Account || pe.Code != "http 401" || !strings.Contains(pe.Message, "Login or password is wrong") {

@@ -15,7 +15,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -49,11 +48,11 @@ const CreditsPerCall = 3
 const DefaultTimeout = 2 * time.Minute
 
 // Redacted replaces the key wherever a URL or message is shown.
-const Redacted = "REDACTED"
+const Redacted = providers.Redacted
 
 // Config holds the account.
 type Config struct {
-	APIKey string
+	APIKey providers.Secret // formats as REDACTED, so a logged Config leaks nothing
 	// App identifies the integration to the vendor (the `app` parameter);
 	// it is not a secret.
 	App     string
@@ -66,26 +65,6 @@ type Config struct {
 	MaxBody int64
 }
 
-// String hides the key, so that a logged Config leaks nothing.
-func (c Config) String() string {
-	return fmt.Sprintf("domdetailer.Config{APIKey:%s App:%q BaseURL:%q}", mask(c.APIKey), c.App, c.BaseURL)
-}
-
-// GoString hides the key from %#v too.
-func (c Config) GoString() string { return c.String() }
-
-// LogValue hides the key from slog.
-func (c Config) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("apikey", mask(c.APIKey)), slog.String("app", c.App), slog.String("base_url", c.BaseURL))
-}
-
-func mask(key string) string {
-	if key == "" {
-		return `""`
-	}
-	return Redacted
-}
-
 // ConfigFromEnv reads DOMDETAILER_APIKEY, DOMDETAILER_APP and
 // DOMDETAILER_BASE_URL (default DefaultBaseURL).
 func ConfigFromEnv(getenv func(string) string) Config {
@@ -94,7 +73,7 @@ func ConfigFromEnv(getenv func(string) string) Config {
 		base = DefaultBaseURL
 	}
 	return Config{
-		APIKey:  strings.TrimSpace(getenv("DOMDETAILER_APIKEY")),
+		APIKey:  providers.Secret(strings.TrimSpace(getenv("DOMDETAILER_APIKEY"))),
 		App:     strings.TrimSpace(getenv("DOMDETAILER_APP")),
 		BaseURL: base,
 	}
@@ -121,45 +100,12 @@ func New(cfg Config) (*Client, error) {
 	if cfg.APIKey == "" || cfg.App == "" {
 		return nil, errors.New("domdetailer: DOMDETAILER_APIKEY and DOMDETAILER_APP are required")
 	}
-	if cfg.BaseURL == "" {
-		return nil, errors.New("domdetailer: DOMDETAILER_BASE_URL is required")
+	u, err := providers.ParseBaseURL(Name, "DOMDETAILER_BASE_URL", cfg.BaseURL, false)
+	if err != nil {
+		return nil, err
 	}
-	u, err := url.Parse(cfg.BaseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		// err may quote the URL: leave it out.
-		return nil, errors.New("domdetailer: DOMDETAILER_BASE_URL must be an absolute http(s) URL")
-	}
-	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return nil, errors.New("domdetailer: DOMDETAILER_BASE_URL must not have user info, a query or a fragment")
-	}
-	u.Path = strings.TrimRight(u.Path, "/")
-	u.RawPath = ""
-	hc := &http.Client{Timeout: DefaultTimeout}
-	if cfg.HTTPClient != nil {
-		cp := *cfg.HTTPClient
-		hc = &cp
-	}
-	hc.CheckRedirect = sameHostRedirects(u, hc.CheckRedirect)
-	return &Client{key: cfg.APIKey, app: cfg.App, base: u, hc: hc, maxBody: cfg.MaxBody}, nil
-}
-
-// sameHostRedirects follows a redirect only on the vendor's own host and
-// never from https to http: the key is in the URL, and a redirect elsewhere
-// would hand it over. A refused redirect comes back as the 3xx response,
-// which is a fatal error (the base URL needs fixing).
-func sameHostRedirects(base *url.URL, next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
-	return func(req *http.Request, via []*http.Request) error {
-		if !strings.EqualFold(req.URL.Host, base.Host) || (base.Scheme == "https" && req.URL.Scheme != "https") {
-			return http.ErrUseLastResponse
-		}
-		if next != nil {
-			return next(req, via)
-		}
-		if len(via) >= 10 {
-			return errors.New("stopped after 10 redirects")
-		}
-		return nil
-	}
+	hc := providers.GuardedClient(cfg.HTTPClient, u, DefaultTimeout)
+	return &Client{key: cfg.APIKey.Reveal(), app: cfg.App, base: u, hc: hc, maxBody: cfg.MaxBody}, nil
 }
 
 // Endpoints lists the endpoint names; "backlinks" is the only one.
@@ -291,31 +237,10 @@ func (c *Client) Fetch(ctx context.Context, req providers.Request) (*providers.P
 }
 
 // scrub removes the key from a message, in every form it may take in a URL.
-func (c *Client) scrub(s string) string { return scrubKey(s, c.key) }
+func (c *Client) scrub(s string) string { return providers.ScrubSecret(s, c.key) }
 
-func scrubKey(s, key string) string {
-	if key == "" {
-		return s
-	}
-	for _, k := range []string{key, url.QueryEscape(key), url.PathEscape(key)} {
-		s = strings.ReplaceAll(s, k, Redacted)
-	}
-	return s
-}
-
-// scrubErr keeps err when its message holds no key; otherwise it returns a
-// plain error with the scrubbed message, dropping the chain (some link of
-// it quotes the key and would leak it to whoever unwraps).
-func (c *Client) scrubErr(err error) error {
-	if err == nil {
-		return nil
-	}
-	msg := err.Error()
-	if clean := c.scrub(msg); clean != msg {
-		return errors.New(clean)
-	}
-	return err
-}
+// scrubErr drops an error chain that quotes the key.
+func (c *Client) scrubErr(err error) error { return providers.ScrubError(err, c.key) }
 
 // RedactURL returns s with the value of every apikey parameter replaced
 // by REDACTED, for log and tracing layers that see the requests this client

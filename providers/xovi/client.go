@@ -19,7 +19,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -62,7 +61,7 @@ const DefaultCreditsPerCall = 1
 const DefaultTimeout = 2 * time.Minute
 
 // Redacted replaces the key wherever a URL or message is shown.
-const Redacted = "REDACTED"
+const Redacted = providers.Redacted
 
 // Formats the API answers in.
 const (
@@ -72,7 +71,7 @@ const (
 
 // Config holds the account.
 type Config struct {
-	Key     string
+	Key     providers.Secret // formats as REDACTED, so a logged Config leaks nothing
 	BaseURL string
 	// QueryForm sends ?service=links&method=getBacklinks&key=… (older
 	// clients' form) instead of the route form.
@@ -88,33 +87,13 @@ type Config struct {
 	CreditsPerCall, CreditsPerRow float64
 }
 
-// String hides the key, so that a logged Config leaks nothing.
-func (c Config) String() string {
-	return fmt.Sprintf("xovi.Config{Key:%s BaseURL:%q QueryForm:%v}", mask(c.Key), c.BaseURL, c.QueryForm)
-}
-
-// GoString hides the key from %#v too.
-func (c Config) GoString() string { return c.String() }
-
-// LogValue hides the key from slog.
-func (c Config) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("key", mask(c.Key)), slog.String("base_url", c.BaseURL), slog.Bool("query_form", c.QueryForm))
-}
-
-func mask(key string) string {
-	if key == "" {
-		return `""`
-	}
-	return Redacted
-}
-
 // ConfigFromEnv reads XOVI_KEY and XOVI_BASE_URL (default DefaultBaseURL).
 func ConfigFromEnv(getenv func(string) string) Config {
 	base := strings.TrimSpace(getenv("XOVI_BASE_URL"))
 	if base == "" {
 		base = DefaultBaseURL
 	}
-	return Config{Key: strings.TrimSpace(getenv("XOVI_KEY")), BaseURL: base}
+	return Config{Key: providers.Secret(strings.TrimSpace(getenv("XOVI_KEY"))), BaseURL: base}
 }
 
 // Client calls links/getBacklinks: one call, one page.
@@ -140,53 +119,20 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Key == "" {
 		return nil, errors.New("xovi: XOVI_KEY is required")
 	}
-	if cfg.BaseURL == "" {
-		return nil, errors.New("xovi: XOVI_BASE_URL is required")
-	}
-	u, err := url.Parse(cfg.BaseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		// err may quote the URL: leave it out.
-		return nil, errors.New("xovi: XOVI_BASE_URL must be an absolute http(s) URL")
-	}
-	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return nil, errors.New("xovi: XOVI_BASE_URL must not have user info, a query or a fragment")
+	u, err := providers.ParseBaseURL(Name, "XOVI_BASE_URL", cfg.BaseURL, false)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.CreditsPerCall < 0 || cfg.CreditsPerRow < 0 {
 		return nil, errors.New("xovi: credits per call and per row must not be negative")
 	}
-	u.Path = strings.TrimRight(u.Path, "/")
-	u.RawPath = ""
-	hc := &http.Client{Timeout: DefaultTimeout}
-	if cfg.HTTPClient != nil {
-		cp := *cfg.HTTPClient
-		hc = &cp
-	}
-	hc.CheckRedirect = sameHostRedirects(u, hc.CheckRedirect)
-	c := &Client{key: cfg.Key, base: u, queryForm: cfg.QueryForm, hc: hc, maxBody: cfg.MaxBody,
+	hc := providers.GuardedClient(cfg.HTTPClient, u, DefaultTimeout)
+	c := &Client{key: cfg.Key.Reveal(), base: u, queryForm: cfg.QueryForm, hc: hc, maxBody: cfg.MaxBody,
 		perCall: cfg.CreditsPerCall, perRow: cfg.CreditsPerRow}
 	if c.perCall == 0 && c.perRow == 0 {
 		c.perCall = DefaultCreditsPerCall
 	}
 	return c, nil
-}
-
-// sameHostRedirects follows a redirect only on the vendor's own host and
-// never from https to http: the key is in the URL, and a redirect elsewhere
-// would hand it over. A refused redirect comes back as the 3xx response,
-// which is a fatal error (the base URL needs fixing).
-func sameHostRedirects(base *url.URL, next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
-	return func(req *http.Request, via []*http.Request) error {
-		if !strings.EqualFold(req.URL.Host, base.Host) || (base.Scheme == "https" && req.URL.Scheme != "https") {
-			return http.ErrUseLastResponse
-		}
-		if next != nil {
-			return next(req, via)
-		}
-		if len(via) >= 10 {
-			return errors.New("stopped after 10 redirects")
-		}
-		return nil
-	}
 }
 
 // Endpoints lists the endpoint names; "backlinks" is the only one.
@@ -366,28 +312,10 @@ func (c *Client) answer(resp *http.Response, body []byte, skip, drop, n int) (*p
 }
 
 // scrub removes the key from a message, in every form it may take in a URL.
-func (c *Client) scrub(s string) string {
-	for _, k := range []string{c.key, url.QueryEscape(c.key), url.PathEscape(c.key)} {
-		if k != "" {
-			s = strings.ReplaceAll(s, k, Redacted)
-		}
-	}
-	return s
-}
+func (c *Client) scrub(s string) string { return providers.ScrubSecret(s, c.key) }
 
-// scrubErr keeps err when its message holds no key; otherwise it returns a
-// plain error with the scrubbed message, dropping the chain (some link of
-// it quotes the key and would leak it to whoever unwraps).
-func (c *Client) scrubErr(err error) error {
-	if err == nil {
-		return nil
-	}
-	msg := err.Error()
-	if clean := c.scrub(msg); clean != msg {
-		return errors.New(clean)
-	}
-	return err
-}
+// scrubErr drops an error chain that quotes the key.
+func (c *Client) scrubErr(err error) error { return providers.ScrubError(err, c.key) }
 
 // RedactURL returns s with XOVI keys replaced by REDACTED: the path
 // segment after /links/getBacklinks/ and the value of every key query

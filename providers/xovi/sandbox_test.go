@@ -50,7 +50,7 @@ func (sb *sbServer) take() []string {
 
 func sbClient(t testing.TB, base, key string, queryForm bool) *Client {
 	t.Helper()
-	c, err := New(Config{Key: key, BaseURL: base, QueryForm: queryForm})
+	c, err := New(Config{Key: providers.Secret(key), BaseURL: base, QueryForm: queryForm})
 	if err != nil {
 		t.Fatal(err)
 	}
