@@ -73,6 +73,14 @@ type Client struct {
 	maxBody         int64
 }
 
+// String hides the password, so that a logged client leaks nothing.
+func (c *Client) String() string {
+	return fmt.Sprintf("dataforseo.Client{login:%q base:%q}", c.login, c.base)
+}
+
+// GoString hides the password from %#v too.
+func (c *Client) GoString() string { return c.String() }
+
 // New checks the account and builds a client.
 func New(cfg Config) (*Client, error) {
 	if cfg.Login == "" || cfg.Password == "" {
@@ -90,7 +98,9 @@ func New(cfg Config) (*Client, error) {
 }
 
 // Endpoints lists the endpoint names, "backlinks" (the default) first.
-func (c *Client) Endpoints() []string {
+func (c *Client) Endpoints() []string { return endpointNames() }
+
+func endpointNames() []string {
 	out := make([]string, len(endpoints))
 	for i, e := range endpoints {
 		out[i] = e.name
@@ -100,7 +110,9 @@ func (c *Client) Endpoints() []string {
 
 // Paging: backlinks pages by offset up to 20,000 and by search_after_token
 // past it; a summary is one call.
-func (c *Client) Paging(name string) (providers.Paging, error) {
+func (c *Client) Paging(name string) (providers.Paging, error) { return paging(name) }
+
+func paging(name string) (providers.Paging, error) {
 	e, err := lookup(name)
 	if err != nil {
 		return providers.Paging{}, err
@@ -118,6 +130,10 @@ func (c *Client) Paging(name string) (providers.Paging, error) {
 // over 1000, a tag over 255 characters, and target/limit/offset/
 // search_after_token, which are the pipeline's.
 func (c *Client) CheckParams(name string, params map[string]json.RawMessage) error {
+	return checkParams(name, params)
+}
+
+func checkParams(name string, params map[string]json.RawMessage) error {
 	e, err := lookup(name)
 	if err != nil {
 		return err

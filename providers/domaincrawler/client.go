@@ -100,6 +100,14 @@ type Client struct {
 	unfinWait      time.Duration
 }
 
+// String hides the password, so that a logged client leaks nothing.
+func (c *Client) String() string {
+	return fmt.Sprintf("domaincrawler.Client{user:%q base:%q}", c.user, c.base.String())
+}
+
+// GoString hides the password from %#v too.
+func (c *Client) GoString() string { return c.String() }
+
 // New checks the account and builds a client.
 func New(cfg Config) (*Client, error) {
 	if cfg.envErr != nil {
@@ -129,7 +137,9 @@ func New(cfg Config) (*Client, error) {
 func (c *Client) Endpoints() []string { return names() }
 
 // Paging describes an endpoint's pagination.
-func (c *Client) Paging(name string) (providers.Paging, error) {
+func (c *Client) Paging(name string) (providers.Paging, error) { return paging(name) }
+
+func paging(name string) (providers.Paging, error) {
 	e, err := lookup(name)
 	if err != nil {
 		return providers.Paging{}, err
@@ -148,6 +158,10 @@ func (c *Client) Paging(name string) (providers.Paging, error) {
 // keys, order values outside its list, filters on other fields or with
 // other operations, dates not in yyyyMMdd, a missing histogram `from`.
 func (c *Client) CheckParams(name string, params map[string]json.RawMessage) error {
+	return checkParams(name, params)
+}
+
+func checkParams(name string, params map[string]json.RawMessage) error {
 	e, err := lookup(name)
 	if err != nil {
 		return err

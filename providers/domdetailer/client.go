@@ -112,7 +112,9 @@ func New(cfg Config) (*Client, error) {
 func (c *Client) Endpoints() []string { return []string{EndpointBacklinks} }
 
 // Paging: one call returns the whole sample.
-func (c *Client) Paging(endpoint string) (providers.Paging, error) {
+func (c *Client) Paging(endpoint string) (providers.Paging, error) { return paging(endpoint) }
+
+func paging(endpoint string) (providers.Paging, error) {
 	if err := checkEndpoint(endpoint); err != nil {
 		return providers.Paging{}, err
 	}
@@ -136,6 +138,10 @@ var knownParams = []string{"onePerDomain"}
 
 // CheckParams accepts only onePerDomain: true/false, 0/1 or those as strings.
 func (c *Client) CheckParams(endpoint string, p map[string]json.RawMessage) error {
+	return checkParams(endpoint, p)
+}
+
+func checkParams(endpoint string, p map[string]json.RawMessage) error {
 	if err := checkEndpoint(endpoint); err != nil {
 		return err
 	}

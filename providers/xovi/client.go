@@ -140,7 +140,9 @@ func (c *Client) Endpoints() []string { return []string{EndpointBacklinks} }
 
 // Paging: pages of up to 1000 rows addressed by offset (turned into XOVI's
 // page index), no documented cap on skip.
-func (c *Client) Paging(endpoint string) (providers.Paging, error) {
+func (c *Client) Paging(endpoint string) (providers.Paging, error) { return paging(endpoint) }
+
+func paging(endpoint string) (providers.Paging, error) {
 	if err := checkEndpoint(endpoint); err != nil {
 		return providers.Paging{}, err
 	}
@@ -157,6 +159,10 @@ func checkEndpoint(endpoint string) error {
 // CheckParams accepts only format: "json" (default) or "xml". limit and
 // skip come from the paging, domain and key from the job and the account.
 func (c *Client) CheckParams(endpoint string, params map[string]json.RawMessage) error {
+	return checkParams(endpoint, params)
+}
+
+func checkParams(endpoint string, params map[string]json.RawMessage) error {
 	if err := checkEndpoint(endpoint); err != nil {
 		return err
 	}
