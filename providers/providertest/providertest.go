@@ -18,10 +18,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -49,6 +51,8 @@ func Run(t *testing.T, v providers.Vendor, o Options) {
 	t.Run("Throttle", func(t *testing.T) { testThrottle(t, v, o) })
 	t.Run("InjectedFailures", func(t *testing.T) { testFailures(t, v, o) })
 	t.Run("SecretsNeverShown", func(t *testing.T) { testSecrets(t, v, o) })
+	t.Run("TransportFailures", func(t *testing.T) { testTransport(t, v, o) })
+	t.Run("CrossHostRedirect", func(t *testing.T) { testRedirect(t, v, o) })
 }
 
 // Sandbox serves v's sandbox with opts until the test ends.
@@ -260,12 +264,7 @@ func testFailures(t *testing.T, v providers.Vendor, o Options) {
 // failing calls (refused, injected failures) nor the client's formatting
 // nor slog output show them, in any of the forms a URL gives them.
 func testSecrets(t *testing.T, v providers.Vendor, o Options) {
-	var secrets []string
-	set := withSecrets(v, func(i int) string {
-		s := fmt.Sprintf("Sx%d%s+k/y=z", i, v.Name)
-		secrets = append(secrets, s)
-		return s
-	})
+	set, secrets := secretValues(v)
 	var hay bytes.Buffer
 	lg := slog.New(slog.NewJSONHandler(&hay, nil))
 	_, base := Sandbox(t, v, sandbox.Options{Seed: 7, Fail: 1})
@@ -279,11 +278,84 @@ func testSecrets(t *testing.T, v providers.Vendor, o Options) {
 		lg.Error("call failed", "err", err, "client", c)
 	}
 	fmt.Fprintf(&hay, "%v %+v %#v %s\n", c, c, c, c)
+	shows(t, "errors, formatting and logs", hay.String(), secrets)
+}
+
+// secretValues gives every secret variable of v a recognisable value,
+// with characters URLs escape, and returns the values.
+func secretValues(v providers.Vendor) (map[string]string, []string) {
+	var secrets []string
+	set := withSecrets(v, func(i int) string {
+		s := fmt.Sprintf("Sx%d%s+k/y=z", i, v.Name)
+		secrets = append(secrets, s)
+		return s
+	})
+	return set, secrets
+}
+
+// shows reports where hay holds a secret, in any form a URL gives it.
+func shows(t *testing.T, what, hay string, secrets []string) {
+	t.Helper()
 	for _, s := range secrets {
 		for _, form := range []string{s, url.QueryEscape(s), url.PathEscape(s)} {
-			if i := strings.Index(hay.String(), form); i >= 0 {
-				t.Errorf("secret shown as %q: …%s…", form, hay.String()[max(0, i-100):min(hay.Len(), i+40)])
+			if i := strings.Index(hay, form); i >= 0 {
+				t.Errorf("%s shows a secret as %q: …%s…", what, form, hay[max(0, i-100):min(len(hay), i+40)])
 			}
 		}
+	}
+}
+
+// testTransport: a refused connection and a timeout are retryable, and
+// their errors (which net/http builds from the URL) show no secret.
+func testTransport(t *testing.T, v providers.Vendor, o Options) {
+	set, secrets := secretValues(v)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := "http://" + ln.Addr().String()
+	ln.Close() // nothing listens there now
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	}))
+	t.Cleanup(slow.Close)
+	for _, base := range []string{refused, slow.URL} {
+		c := Client(t, v, base, set)
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		_, err := c.Fetch(ctx, request(v, o, "example.com"))
+		cancel()
+		if providers.ClassOf(err) != providers.Retryable {
+			t.Errorf("%s: %v; want retryable", base, err)
+		}
+		if err != nil {
+			shows(t, "a transport error", fmt.Sprintf("%v %+v %#v", err, err, err), secrets)
+		}
+	}
+}
+
+// testRedirect: a redirect to another host never carries a credential
+// there, in the URL or in a header.
+func testRedirect(t *testing.T, v providers.Vendor, o Options) {
+	set, secrets := secretValues(v)
+	var seen atomic.Value
+	seen.Store("")
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Store(seen.Load().(string) + r.URL.String() + fmt.Sprint(r.Header))
+	}))
+	t.Cleanup(other.Close)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, other.URL+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(srv.Close)
+	_, err := Client(t, v, srv.URL, set).Fetch(context.Background(), request(v, o, "example.com"))
+	if err == nil {
+		t.Error("an empty answer from another host was taken for the vendor's")
+	}
+	shows(t, "the other host's requests", seen.Load().(string), secrets)
+	if err != nil {
+		shows(t, "the error", err.Error(), secrets)
 	}
 }
