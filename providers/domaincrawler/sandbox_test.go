@@ -438,27 +438,6 @@ func TestSandboxBadRequests(t *testing.T) {
 	}
 }
 
-// TestSandboxNoThrottle: the vendor documents no rate limit and no
-// throttle answer, so past --rate and --concurrency every call is still
-// answered, and only counted.
-func TestSandboxNoThrottle(t *testing.T) {
-	s, base := startSandbox(t, sandbox.Options{Seed: 1, Rate: 2, Period: time.Minute, Concurrency: 1, Latency: 100 * time.Millisecond})
-	c := sandboxClient(t, base)
-	req := providers.Request{Endpoint: "sr", Domain: "example.com"}
-	errs := make(chan error, 4)
-	for i := 0; i < 4; i++ {
-		go func() { _, err := c.Fetch(context.Background(), req); errs <- err }()
-	}
-	for i := 0; i < 4; i++ {
-		if err := <-errs; err != nil {
-			t.Errorf("call past the sandbox's limits: %v", err)
-		}
-	}
-	if st := s.Stats()[Name]; st.Throttled != 0 || st.Calls != 4 || st.MaxCallsInWindow != 4 || st.MaxInFlight < 2 {
-		t.Errorf("stats %+v: want 4 calls counted, none throttled", st)
-	}
-}
-
 // TestSandboxFailures: under --fail every injected fault is retryable and
 // each kind shows up.
 func TestSandboxFailures(t *testing.T) {

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -428,90 +426,13 @@ func TestFetchRejectsBadRequests(t *testing.T) {
 	}
 }
 
-// TestRedactionTransport: a refused connection's error names the URL with
-// the key redacted, and nothing of the key.
-func TestRedactionTransport(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // nothing listens there now
-	c := newClient(t, "http://"+addr)
-	_, err = c.Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "example.com"})
-	pe, ok := providers.AsError(err)
-	if !ok || pe.Class != providers.Retryable || pe.Code != "connection" {
-		t.Fatalf("err = %v, want a retryable connection error", err)
-	}
-	if !strings.Contains(err.Error(), "apikey=REDACTED") || !strings.Contains(err.Error(), "domain=example.com") {
-		t.Errorf("error does not show the redacted URL: %v", err)
-	}
-	assertNoKey(t, err)
-
-	// A timeout, likewise.
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-time.After(2 * time.Second):
-		}
-	}))
-	defer slow.Close()
-	c2, _ := New(Config{APIKey: testKey, App: "a", BaseURL: slow.URL, HTTPClient: &http.Client{Timeout: 50 * time.Millisecond}})
-	_, err = c2.Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "example.com"})
-	if providers.ClassOf(err) != providers.Retryable {
-		t.Errorf("timeout: %v", err)
-	}
-	assertNoKey(t, err)
-}
-
-// TestRedactionRedirect: a redirect to another host is not followed (it
-// would carry the key there); one on the same host is.
-func TestRedactionRedirect(t *testing.T) {
-	var otherHits atomic.Int32
-	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { otherHits.Add(1) }))
-	defer other.Close()
-	var srv *httptest.Server
-	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/api2/getBacklinks.php":
-			if r.URL.Query().Get("domain") == "away.com" {
-				http.Redirect(w, r, other.URL+"/steal?"+r.URL.RawQuery, http.StatusFound)
-				return
-			}
-			http.Redirect(w, r, "/v2/getBacklinks.php?"+r.URL.RawQuery, http.StatusMovedPermanently)
-		case "/v2/getBacklinks.php":
-			w.Write(readFile(t, "example.json"))
-		}
-	}))
-	defer srv.Close()
-	c := newClient(t, srv.URL)
-	if _, err := c.Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "here.com"}); err != nil {
-		t.Errorf("same-host redirect: %v", err)
-	}
-	_, err := c.Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "away.com"})
-	if pe, ok := providers.AsError(err); !ok || pe.Class != providers.Fatal || pe.Code != "http 302" {
-		t.Errorf("cross-host redirect: %v, want fatal http 302", err)
-	}
-	if otherHits.Load() != 0 {
-		t.Error("the key was carried to another host")
-	}
-	assertNoKey(t, err)
-}
-
 func TestRedactionStrings(t *testing.T) {
 	cfg := Config{APIKey: testKey, App: "a", BaseURL: "https://domdetailer.com"}
 	c, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logged bytes.Buffer
-	slog.New(slog.NewJSONHandler(&logged, nil)).Info("config", "cfg", cfg)
-	slog.New(slog.NewTextHandler(&logged, nil)).Info("config", "cfg", cfg, "client", c)
-	for _, s := range []string{fmt.Sprint(cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg), fmt.Sprint(c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c), logged.String()} {
-		if strings.Contains(s, "k3y") || strings.Contains(s, "Secret") {
-			t.Errorf("the key shows in %q", s)
-		}
-	}
+	// Formatting, logs and transport errors: providertest (TestSuite).
 	cl := c.build("example.com", params{onePerDomain: true})
 	if strings.Contains(cl.redacted, "k3y") || !strings.Contains(cl.redacted, "apikey=REDACTED&app=a&domain=example.com&onePerDomain=1") {
 		t.Errorf("redacted URL %q", cl.redacted)

@@ -214,7 +214,7 @@ func testAuth(t *testing.T, v providers.Vendor, o Options) {
 // testThrottle: past the sandbox's rate the client says Throttled (the
 // limiter then slows every worker), unless the vendor signals none.
 func testThrottle(t *testing.T, v providers.Vendor, o Options) {
-	s, base := Sandbox(t, v, sandbox.Options{Seed: 1, Rate: 1, Period: time.Hour})
+	s, base := Sandbox(t, v, sandbox.Options{Seed: 1, Rate: 1, Period: time.Hour, Concurrency: 1})
 	c := Client(t, v, base, nil)
 	if _, err := c.Fetch(context.Background(), request(v, o, "rows-5.example")); err != nil {
 		t.Fatalf("first call: %v", err)

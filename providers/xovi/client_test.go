@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -579,79 +577,13 @@ func TestFetchRejectsBadRequests(t *testing.T) {
 	}
 }
 
-// TestRedactionTransport: a refused connection's error shows the URL with
-// the key redacted, in both forms, and nothing of the key.
-func TestRedactionTransport(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	for _, tc := range []struct {
-		queryForm bool
-		shows     string
-	}{
-		{false, "/links/getBacklinks/REDACTED/example.com/json/1000/0"},
-		{true, "/?service=links&method=getBacklinks&key=REDACTED&domain=example.com&format=json&limit=1000&skip=0"},
-	} {
-		c := newClient(t, "http://"+addr, tc.queryForm)
-		_, err := c.Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "example.com"})
-		pe, ok := providers.AsError(err)
-		if !ok || pe.Class != providers.Retryable || pe.Code != "connection" {
-			t.Fatalf("err = %v, want a retryable connection error", err)
-		}
-		if !strings.Contains(err.Error(), tc.shows) {
-			t.Errorf("error %q does not show %q", err, tc.shows)
-		}
-		assertNoKey(t, err)
-	}
-}
-
-func TestRedactionRedirect(t *testing.T) {
-	var otherHits atomic.Int32
-	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { otherHits.Add(1) }))
-	defer other.Close()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/new/") {
-			w.Write(readFile(t, "getBacklinks.json"))
-			return
-		}
-		if strings.Contains(r.URL.Path, "away.com") {
-			http.Redirect(w, r, other.URL+r.URL.EscapedPath(), http.StatusFound)
-			return
-		}
-		http.Redirect(w, r, "/new"+r.URL.EscapedPath(), http.StatusMovedPermanently)
-	}))
-	defer srv.Close()
-	c := newClient(t, srv.URL, false)
-	if _, err := c.Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "here.com"}); err != nil {
-		t.Errorf("same-host redirect: %v", err)
-	}
-	_, err := c.Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "away.com"})
-	if pe, ok := providers.AsError(err); !ok || pe.Class != providers.Fatal {
-		t.Errorf("cross-host redirect: %v, want fatal", err)
-	}
-	if otherHits.Load() != 0 {
-		t.Error("the key was carried to another host")
-	}
-	assertNoKey(t, err)
-}
-
 func TestRedactionStrings(t *testing.T) {
 	cfg := Config{Key: testKey, BaseURL: "https://suite.xovi.net/api"}
 	c, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logged bytes.Buffer
-	slog.New(slog.NewJSONHandler(&logged, nil)).Info("config", "cfg", cfg)
-	slog.New(slog.NewTextHandler(&logged, nil)).Info("config", "cfg", cfg, "client", c)
-	for _, s := range []string{fmt.Sprint(cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg), fmt.Sprint(c), fmt.Sprintf("%#v", c), logged.String()} {
-		if strings.Contains(s, "k3y") || strings.Contains(s, "Secret") {
-			t.Errorf("the key shows in %q", s)
-		}
-	}
+	// Formatting, logs and transport errors: providertest (TestSuite).
 	for _, qf := range []bool{false, true} {
 		c.queryForm = qf
 		cl := c.build("example.com", "json", 1000, 3)
