@@ -138,3 +138,17 @@ const (
 	// changed but not which rows did.
 	ChangeHistogram ChangeSignal = "histogram"
 )
+
+// FromEnv makes a Vendor.FromEnv of a vendor package's parts: the Config
+// read from the environment, that Config with the HTTP client set, and
+// the constructor. A failed build gives a nil Client, not a typed nil.
+func FromEnv[Cfg any, C Client](fromEnv func(getenv func(string) string) Cfg, withHTTP func(Cfg, *http.Client) Cfg,
+	build func(Cfg) (C, error)) func(func(string) string, *http.Client) (Client, error) {
+	return func(getenv func(string) string, hc *http.Client) (Client, error) {
+		c, err := build(withHTTP(fromEnv(getenv), hc))
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+}

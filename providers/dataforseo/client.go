@@ -55,6 +55,9 @@ type Config struct {
 	MaxBody int64
 }
 
+// withHTTPClient is c with its HTTP client set (Vendor.FromEnv).
+func (c Config) withHTTPClient(hc *http.Client) Config { c.HTTPClient = hc; return c }
+
 // ConfigFromEnv reads DATAFORSEO_LOGIN, DATAFORSEO_PASSWORD and
 // DATAFORSEO_BASE_URL (default DefaultBaseURL).
 func ConfigFromEnv(getenv func(string) string) Config {

@@ -1,7 +1,6 @@
 package dataforseo
 
 import (
-	"net/http"
 	"time"
 
 	"github.com/linkharvest/linkharvest/providers"
@@ -9,31 +8,18 @@ import (
 
 // Vendor describes DataForSEO to the rest of the system.
 var Vendor = providers.Vendor{
-	Name:        Name,
-	Endpoints:   endpointNames(),
-	Paging:      paging,
-	CheckParams: checkParams,
-	FromEnv: func(getenv func(string) string, hc *http.Client) (providers.Client, error) {
-		cfg := ConfigFromEnv(getenv)
-		cfg.HTTPClient = hc
-		c, err := New(cfg)
-		if err != nil {
-			return nil, err
-		}
-		return c, nil
-	},
-	Env: providers.Env{
-		BaseURL: "DATAFORSEO_BASE_URL",
-		Account: []string{"DATAFORSEO_LOGIN", "DATAFORSEO_PASSWORD"},
-		Secrets: []string{"DATAFORSEO_PASSWORD"},
-		Sandbox: map[string]string{"DATAFORSEO_LOGIN": "sandbox", "DATAFORSEO_PASSWORD": "sandbox"},
-	},
-	// The published general limit: 2000 calls a minute, 30 at once; the
-	// account's own is stated on every answer.
+	Name: Name, Endpoints: endpointNames(), Paging: paging, CheckParams: checkParams,
+	FromEnv: providers.FromEnv(ConfigFromEnv, Config.withHTTPClient, New),
+	Env: providers.Env{BaseURL: "DATAFORSEO_BASE_URL",
+		Account: []string{"DATAFORSEO_LOGIN", "DATAFORSEO_PASSWORD"}, Secrets: []string{"DATAFORSEO_PASSWORD"},
+		Sandbox: map[string]string{"DATAFORSEO_LOGIN": "sandbox", "DATAFORSEO_PASSWORD": "sandbox"}},
+	// The published general limit is 2000 calls a minute, 30 at once;
+	// every answer states the account's own.
 	Limits: providers.Limits{Rate: 2000, Period: time.Minute, InFlight: 30, Header: RateLimitHeader, HeaderPer: RateLimitPer},
 	// From the vendor's example answer (cost 0.02015 for 5 rows); the
 	// answer's cost field is what was charged.
-	Prices:        []providers.Price{{Unit: providers.UnitUSD, PerCall: 0.02, PerRow: 0.00003}},
+	Prices: []providers.Price{{Unit: providers.UnitUSD, PerCall: 0.02, PerRow: 0.00003}},
+	// bulk_new_lost_backlinks counts; first_seen filters and lost rows.
 	ChangeSignals: []providers.ChangeSignal{providers.ChangeCounts, providers.ChangeRows},
 	Mount:         Mount,
 }

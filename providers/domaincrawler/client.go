@@ -63,6 +63,9 @@ const DefaultTimeout = 2 * time.Minute
 // keeps a domain being exported from costing more than a call a minute.
 const DefaultUnfinishedWait = time.Minute
 
+// withHTTPClient is c with its HTTP client set (Vendor.FromEnv).
+func (c Config) withHTTPClient(hc *http.Client) Config { c.HTTPClient = hc; return c }
+
 // ConfigFromEnv reads DOMAINCRAWLER_USER, DOMAINCRAWLER_PASSWORD,
 // DOMAINCRAWLER_BASE_URL, DOMAINCRAWLER_ACCEPT_UNFINISHED (true or false,
 // default false) and DOMAINCRAWLER_UNFINISHED_WAIT (a duration, default

@@ -1,35 +1,18 @@
 package domaincrawler
 
-import (
-	"net/http"
+import "github.com/linkharvest/linkharvest/providers"
 
-	"github.com/linkharvest/linkharvest/providers"
-)
-
-// Vendor describes DomainCrawler to the rest of the system.
+// Vendor describes DomainCrawler to the rest of the system. It
+// publishes no limits and signals no throttle; a call is billed against
+// the account's quota of calls.
 var Vendor = providers.Vendor{
-	Name:        Name,
-	Endpoints:   names(),
-	Paging:      paging,
-	CheckParams: checkParams,
-	FromEnv: func(getenv func(string) string, hc *http.Client) (providers.Client, error) {
-		cfg := ConfigFromEnv(getenv)
-		cfg.HTTPClient = hc
-		c, err := New(cfg)
-		if err != nil {
-			return nil, err
-		}
-		return c, nil
-	},
-	Env: providers.Env{
-		BaseURL: "DOMAINCRAWLER_BASE_URL",
-		Account: []string{"DOMAINCRAWLER_USER", "DOMAINCRAWLER_PASSWORD"},
-		Secrets: []string{"DOMAINCRAWLER_PASSWORD"},
-		Sandbox: map[string]string{"DOMAINCRAWLER_USER": "sandbox", "DOMAINCRAWLER_PASSWORD": "sandbox"},
-	},
-	// No limits are published. A call is billed against the account's
-	// quota of calls.
-	Prices:        []providers.Price{{Unit: providers.UnitCalls, PerCall: 1}},
+	Name: Name, Endpoints: names(), Paging: paging, CheckParams: checkParams,
+	FromEnv: providers.FromEnv(ConfigFromEnv, Config.withHTTPClient, New),
+	Env: providers.Env{BaseURL: "DOMAINCRAWLER_BASE_URL",
+		Account: []string{"DOMAINCRAWLER_USER", "DOMAINCRAWLER_PASSWORD"}, Secrets: []string{"DOMAINCRAWLER_PASSWORD"},
+		Sandbox: map[string]string{"DOMAINCRAWLER_USER": "sandbox", "DOMAINCRAWLER_PASSWORD": "sandbox"}},
+	Prices: []providers.Price{{Unit: providers.UnitCalls, PerCall: 1}},
+	// newandlost-histogram counts new and lost links per day.
 	ChangeSignals: []providers.ChangeSignal{providers.ChangeHistogram},
 	Mount:         Mount,
 }

@@ -65,6 +65,9 @@ type Config struct {
 	MaxBody int64
 }
 
+// withHTTPClient is c with its HTTP client set (Vendor.FromEnv).
+func (c Config) withHTTPClient(hc *http.Client) Config { c.HTTPClient = hc; return c }
+
 // ConfigFromEnv reads DOMDETAILER_APIKEY, DOMDETAILER_APP and
 // DOMDETAILER_BASE_URL (default DefaultBaseURL).
 func ConfigFromEnv(getenv func(string) string) Config {

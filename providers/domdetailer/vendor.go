@@ -1,33 +1,16 @@
 package domdetailer
 
-import (
-	"net/http"
+import "github.com/linkharvest/linkharvest/providers"
 
-	"github.com/linkharvest/linkharvest/providers"
-)
-
-// Vendor describes DomDetailer to the rest of the system.
+// Vendor describes DomDetailer to the rest of the system. It publishes
+// no limits (its 429s are the only signal) and no way to tell changes.
 var Vendor = providers.Vendor{
-	Name:        Name,
-	Endpoints:   []string{EndpointBacklinks},
-	Paging:      paging,
-	CheckParams: checkParams,
-	FromEnv: func(getenv func(string) string, hc *http.Client) (providers.Client, error) {
-		cfg := ConfigFromEnv(getenv)
-		cfg.HTTPClient = hc
-		c, err := New(cfg)
-		if err != nil {
-			return nil, err
-		}
-		return c, nil
-	},
-	Env: providers.Env{
-		BaseURL: "DOMDETAILER_BASE_URL",
-		Account: []string{"DOMDETAILER_APIKEY", "DOMDETAILER_APP"},
-		Secrets: []string{"DOMDETAILER_APIKEY"},
-		Sandbox: map[string]string{"DOMDETAILER_APIKEY": "sandbox", "DOMDETAILER_APP": "linkharvest"},
-	},
-	// No limits are published: the account's 429s are the only signal.
+	Name: Name, Endpoints: []string{EndpointBacklinks}, Paging: paging, CheckParams: checkParams,
+	FromEnv: providers.FromEnv(ConfigFromEnv, Config.withHTTPClient, New),
+	// The app names the integration to the vendor; it is not a secret.
+	Env: providers.Env{BaseURL: "DOMDETAILER_BASE_URL",
+		Account: []string{"DOMDETAILER_APIKEY", "DOMDETAILER_APP"}, Secrets: []string{"DOMDETAILER_APIKEY"},
+		Sandbox: map[string]string{"DOMDETAILER_APIKEY": "sandbox", "DOMDETAILER_APP": "linkharvest"}},
 	Prices: []providers.Price{{Unit: providers.UnitCredits, PerCall: CreditsPerCall}},
 	Mount:  Mount,
 }

@@ -87,6 +87,9 @@ type Config struct {
 	CreditsPerCall, CreditsPerRow float64
 }
 
+// withHTTPClient is c with its HTTP client set (Vendor.FromEnv).
+func (c Config) withHTTPClient(hc *http.Client) Config { c.HTTPClient = hc; return c }
+
 // ConfigFromEnv reads XOVI_KEY and XOVI_BASE_URL (default DefaultBaseURL).
 func ConfigFromEnv(getenv func(string) string) Config {
 	base := strings.TrimSpace(getenv("XOVI_BASE_URL"))
