@@ -1,6 +1,7 @@
 package providers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Redacted stands in for a credential wherever one would be shown.
@@ -133,4 +135,50 @@ func ScrubError(err error, secret string) error {
 		return errors.New(clean)
 	}
 	return err
+}
+
+// KeyedGet makes a GET for vendors whose key is in the URL and reads the
+// answer (at most maxBody bytes; the body is closed). Errors show
+// redacted, never rawURL, and any message that quotes the key is scrubbed.
+func KeyedGet(ctx context.Context, hc *http.Client, provider, rawURL, redacted, key, accept string, maxBody int64) (*http.Response, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil {
+		return nil, nil, &Error{Provider: provider, Class: Fatal, Code: "request", Message: redacted}
+	}
+	req.Header.Set("Accept", accept)
+	resp, err := hc.Do(req)
+	if err != nil {
+		pe := TransportError(provider, redacted, err)
+		pe.Err = ScrubError(pe.Err, key)
+		return nil, nil, pe
+	}
+	defer resp.Body.Close()
+	b, err := ReadBody(provider, resp.Body, resp.ContentLength, maxBody)
+	if err != nil {
+		if pe, ok := AsError(err); ok {
+			pe.Err = ScrubError(pe.Err, key)
+		}
+		return nil, nil, err
+	}
+	return resp, b, nil
+}
+
+// ErrorText finishes a vendor's error message for showing: msg, else a
+// plain-text body, on one line, at most 300 bytes, else the status text.
+func ErrorText(msg string, body []byte, status int) string {
+	if c := FirstByte(body); msg == "" && c != 0 && c != '<' && c != '{' && c != '[' && utf8.Valid(body) {
+		msg = string(body)
+	}
+	msg = strings.Join(strings.Fields(msg), " ")
+	if len(msg) > 300 {
+		msg = msg[:300]
+		for !utf8.ValidString(msg) {
+			msg = msg[:len(msg)-1]
+		}
+		msg += "…"
+	}
+	if msg == "" {
+		msg = http.StatusText(status)
+	}
+	return msg
 }

@@ -3,11 +3,8 @@ package domaincrawler
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/linkharvest/linkharvest/providers"
 )
@@ -153,19 +150,6 @@ func errorMessage(body []byte, status int) string {
 		}
 	} else if providers.FirstByte(body) == '"' {
 		_ = json.Unmarshal(body, &msg)
-	} else if c := providers.FirstByte(body); c != 0 && c != '<' && c != '{' && c != '[' && utf8.Valid(body) {
-		msg = string(body)
 	}
-	msg = strings.Join(strings.Fields(msg), " ")
-	if len(msg) > 300 {
-		msg = msg[:300]
-		for !utf8.ValidString(msg) {
-			msg = msg[:len(msg)-1]
-		}
-		msg += "…"
-	}
-	if msg == "" {
-		msg = http.StatusText(status)
-	}
-	return msg
+	return providers.ErrorText(msg, body, status)
 }

@@ -211,23 +211,8 @@ func (c *Client) Fetch(ctx context.Context, req providers.Request) (*providers.P
 		return nil, &providers.Error{Provider: Name, Class: providers.Fatal, Code: "request", Message: "domain is empty"}
 	}
 	cl := c.build(domain, p)
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, cl.url, nil)
+	resp, b, err := providers.KeyedGet(ctx, c.hc, Name, cl.url, cl.redacted, c.key, "application/json", c.maxBody)
 	if err != nil {
-		return nil, &providers.Error{Provider: Name, Class: providers.Fatal, Code: "request", Message: cl.redacted}
-	}
-	hreq.Header.Set("Accept", "application/json")
-	resp, err := c.hc.Do(hreq)
-	if err != nil {
-		pe := providers.TransportError(Name, cl.redacted, err)
-		pe.Err = c.scrubErr(pe.Err)
-		return nil, pe
-	}
-	defer resp.Body.Close()
-	b, err := providers.ReadBody(Name, resp.Body, resp.ContentLength, c.maxBody)
-	if err != nil {
-		if pe, ok := providers.AsError(err); ok {
-			pe.Err = c.scrubErr(pe.Err)
-		}
 		return nil, err
 	}
 	if perr := providers.HTTPStatus(Name, resp.StatusCode, resp.Header.Get("Retry-After"), c.scrub(errorMessage(b, resp.StatusCode))); perr != nil {

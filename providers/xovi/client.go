@@ -264,27 +264,12 @@ func (c *Client) Fetch(ctx context.Context, req providers.Request) (*providers.P
 			Message: fmt.Sprintf("offset %d, limit %d: not reachable with XOVI's page index (limit 1..%d, skip = offset/limit)", req.Offset, req.Limit, MaxLimit)}
 	}
 	cl := c.build(domain, format, limit, skip)
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, cl.url, nil)
-	if err != nil {
-		return nil, &providers.Error{Provider: Name, Class: providers.Fatal, Code: "request", Message: cl.redacted}
-	}
+	accept := "application/json"
 	if format == FormatXML {
-		hreq.Header.Set("Accept", "application/xml, text/xml")
-	} else {
-		hreq.Header.Set("Accept", "application/json")
+		accept = "application/xml, text/xml"
 	}
-	resp, err := c.hc.Do(hreq)
+	resp, b, err := providers.KeyedGet(ctx, c.hc, Name, cl.url, cl.redacted, c.key, accept, c.maxBody)
 	if err != nil {
-		pe := providers.TransportError(Name, cl.redacted, err)
-		pe.Err = c.scrubErr(pe.Err)
-		return nil, pe
-	}
-	defer resp.Body.Close()
-	b, err := providers.ReadBody(Name, resp.Body, resp.ContentLength, c.maxBody)
-	if err != nil {
-		if pe, ok := providers.AsError(err); ok {
-			pe.Err = c.scrubErr(pe.Err)
-		}
 		return nil, err
 	}
 	page, err := c.answer(resp, b, skip, drop, n)
