@@ -1,9 +1,6 @@
 package limiter
 
-import (
-	"errors"
-	"strings"
-)
+import "errors"
 
 // ErrWaitEnded is wrapped by Acquire's error when its context ended while
 // it waited for capacity. No call was made, so nothing failed: a task that
@@ -27,18 +24,11 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString(e.Provider)
-	b.WriteString(": limiter")
-	if e.Message != "" {
-		b.WriteString(": ")
-		b.WriteString(e.Message)
-	}
+	msg := e.Provider + ": limiter: " + e.Message
 	if e.Err != nil {
-		b.WriteString(": ")
-		b.WriteString(e.Err.Error())
+		msg += ": " + e.Err.Error()
 	}
-	return b.String()
+	return msg
 }
 
 func (e *Error) Unwrap() error { return e.Err }

@@ -182,3 +182,11 @@ func ErrorText(msg string, body []byte, status int) string {
 	}
 	return msg
 }
+
+// ClientOr is hc, or a client with timeout when hc is nil.
+func ClientOr(hc *http.Client, timeout time.Duration) *http.Client {
+	if hc == nil {
+		return &http.Client{Timeout: timeout}
+	}
+	return hc
+}

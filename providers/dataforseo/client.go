@@ -93,10 +93,7 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	hc := cfg.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Timeout: DefaultTimeout}
-	}
+	hc := providers.ClientOr(cfg.HTTPClient, DefaultTimeout)
 	return &Client{login: cfg.Login, password: cfg.Password.Reveal(), base: u.String(), hc: hc, maxBody: cfg.MaxBody}, nil
 }
 

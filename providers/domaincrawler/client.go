@@ -129,10 +129,7 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	hc := cfg.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Timeout: DefaultTimeout}
-	}
+	hc := providers.ClientOr(cfg.HTTPClient, DefaultTimeout)
 	return &Client{user: cfg.User, password: cfg.Password.Reveal(), base: u, hc: hc, maxBody: cfg.MaxBody, acceptUnfin: cfg.AcceptUnfinished, unfinWait: cfg.UnfinishedWait}, nil
 }
 

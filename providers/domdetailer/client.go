@@ -15,10 +15,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -154,12 +155,7 @@ func checkParams(endpoint string, p map[string]json.RawMessage) error {
 
 func parseParams(p map[string]json.RawMessage) (params, error) {
 	var out params
-	keys := make([]string, 0, len(p))
-	for k := range p {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys) // the same error for the same map
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(p)) { // the same error for the same map
 		switch k {
 		case "onePerDomain":
 			b := providers.JSONFlag(p[k])

@@ -19,10 +19,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -174,13 +175,8 @@ func checkParams(endpoint string, params map[string]json.RawMessage) error {
 }
 
 func parseFormat(params map[string]json.RawMessage) (string, error) {
-	keys := make([]string, 0, len(params))
-	for k := range params {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	format := FormatJSON
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(params)) { // the same error for the same map
 		if k != "format" {
 			return "", fmt.Errorf("unknown option %q (xovi backlinks takes: format)", k)
 		}
