@@ -7,7 +7,7 @@ MINIO_MOD   := github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
 FUZZTIME    ?= 10s
 export PATH := $(GOBIN):$(PATH)
 
-.PHONY: all build deps test test-faults fuzz bench vet
+.PHONY: all build deps test test-race test-faults fuzz bench vet
 
 all: build
 
@@ -30,6 +30,11 @@ vet:
 test: deps
 	$(GO) test -count=1 -timeout 20m ./...
 
+## test-race: the packages' tests under the race detector (the programs' end-to-end
+## tests in tests/ run their own processes, which the detector would not see).
+test-race: deps
+	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v -e /tests$$ -e /bench/ -e /deploy$$)
+
 ## test-faults: crash, restart, outage and storm cases (issue 6).
 test-faults: deps
 	LINKHARVEST_FAULTS=1 $(GO) test -count=1 -timeout 30m -run 'Fault' ./tests/...
@@ -46,6 +51,7 @@ fuzz:
 ## on 2 cores; each program has flags for a shorter run), then the Go benchmarks.
 bench: deps
 	$(GO) run ./bench/rowcost
+	$(GO) run ./bench/memory
 	$(GO) run ./bench/queue
 	$(GO) run ./bench/enqueue
 	$(GO) run ./bench/scale

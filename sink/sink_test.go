@@ -82,7 +82,7 @@ func TestOpenS3Settings(t *testing.T) {
 		{env: map[string]string{"S3_SSE": "AES256"}},
 		{env: map[string]string{"S3_SSE": "aws:kms", "S3_SSE_KMS_KEY_ID": "arn:aws:kms:eu-central-1:1:key/k"}},
 		{env: map[string]string{"S3_SSE": "aes256"}, err: "S3_SSE"},
-		{env: map[string]string{"S3_SSE_KMS_KEY_ID": "k"}, err: "S3_SSE_KMS_KEY_ID needs"},
+		{env: map[string]string{"S3_SSE_KMS_KEY_ID": "k"}, err: `S3_SSE_KMS_KEY_ID="k": needs`},
 	}
 	for _, tt := range tests {
 		for _, k := range []string{"S3_FORCE_PATH_STYLE", "S3_SSE", "S3_SSE_KMS_KEY_ID"} {
@@ -226,6 +226,7 @@ func mustGet(t *testing.T, s *Sink, key string) []byte {
 }
 
 func TestFileSink(t *testing.T) {
+	t.Parallel() // its own directory; no environment
 	dir := t.TempDir()
 	s, err := Open(context.Background(), "file://"+dir)
 	if err != nil {
@@ -244,6 +245,7 @@ func TestFileSink(t *testing.T) {
 // sees one whole version, never a mix or a partial file, and no temporary
 // file is listed or left behind.
 func TestFileSinkAtomic(t *testing.T) {
+	t.Parallel() // its own directory; no environment
 	dir := t.TempDir()
 	s, err := Open(context.Background(), dir)
 	if err != nil {
@@ -303,6 +305,7 @@ func TestFileSinkAtomic(t *testing.T) {
 }
 
 func TestFileSinkCanceled(t *testing.T) {
+	t.Parallel() // its own directory; no environment
 	s, err := Open(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ package dataforseo
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -43,6 +44,9 @@ const (
 // lets that answer arrive instead of a local timeout.
 const DefaultTimeout = 150 * time.Second
 
+// maxBody caps a response body unless Config.MaxBody is set: a page of 1000 backlinks is about 2 MB.
+const maxBody = 16 << 20
+
 // Config holds the account.
 type Config struct {
 	Login    string
@@ -51,7 +55,7 @@ type Config struct {
 	// HTTPClient carries the shared limiter and tracing; nil gets a plain
 	// client with DefaultTimeout.
 	HTTPClient *http.Client
-	// MaxBody caps a response body (0: providers.DefaultMaxBody).
+	// MaxBody caps a response body (0: maxBody).
 	MaxBody int64
 }
 
@@ -94,7 +98,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	hc := providers.ClientOr(cfg.HTTPClient, DefaultTimeout)
-	return &Client{login: cfg.Login, password: cfg.Password.Reveal(), base: u.String(), hc: hc, maxBody: cfg.MaxBody}, nil
+	return &Client{login: cfg.Login, password: cfg.Password.Reveal(), base: u.String(), hc: hc, maxBody: cmp.Or(cfg.MaxBody, maxBody)}, nil
 }
 
 // Endpoints lists the endpoint names, "backlinks" (the default) first.
@@ -110,7 +114,13 @@ func endpointNames() []string {
 
 // Paging: backlinks pages by offset up to 20,000 and by search_after_token
 // past it; a summary is one call.
-func (c *Client) Paging(name string) (providers.Paging, error) { return paging(name) }
+func (c *Client) Paging(name string) (providers.Paging, error) {
+	pg, err := paging(name)
+	pg.MaxBody = c.maxBody // the client's own cap, when configured
+	return pg, err
+}
+
+// paging describes an endpoint with the package's default body cap.
 
 func paging(name string) (providers.Paging, error) {
 	e, err := lookup(name)
@@ -118,9 +128,9 @@ func paging(name string) (providers.Paging, error) {
 		return providers.Paging{}, err
 	}
 	if !e.paged {
-		return providers.Paging{Kind: providers.PagingNone}, nil
+		return providers.Paging{Kind: providers.PagingNone, MaxBody: maxBody}, nil
 	}
-	return providers.Paging{Kind: providers.PagingOffset, PageSize: maxLimit, MaxOffset: maxOffset, CursorPastMax: true}, nil
+	return providers.Paging{Kind: providers.PagingOffset, PageSize: maxLimit, MaxOffset: maxOffset, CursorPastMax: true, MaxBody: maxBody}, nil
 }
 
 // CheckParams rejects options the endpoint does not document and the

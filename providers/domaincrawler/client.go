@@ -7,6 +7,7 @@ package domaincrawler
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,6 +25,9 @@ import (
 // Name is the provider name used in queues, keys, limits and output.
 const Name = "domaincrawler"
 
+// maxBody caps a response body unless Config.MaxBody is set: a page of 10,000 backlinks is about 6 MB.
+const maxBody = 16 << 20
+
 // Config holds the account. The base URL has no default: every account
 // gets its own API host (the docs say http://api_endpoint_here/).
 type Config struct {
@@ -33,8 +37,7 @@ type Config struct {
 	// HTTPClient carries the shared limiter and tracing; nil gets a plain
 	// client with DefaultTimeout.
 	HTTPClient *http.Client
-	// MaxBody caps a response body (0: providers.DefaultMaxBody). A page of
-	// 10,000 backlinks is about 6 MB.
+	// MaxBody caps a response body (0: maxBody).
 	MaxBody int64
 	// AcceptUnfinished keeps pages answered with "exportFinished": false
 	// (DOMAINCRAWLER_ACCEPT_UNFINISHED=true). By default such a page
@@ -130,14 +133,20 @@ func New(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	hc := providers.ClientOr(cfg.HTTPClient, DefaultTimeout)
-	return &Client{user: cfg.User, password: cfg.Password.Reveal(), base: u, hc: hc, maxBody: cfg.MaxBody, acceptUnfin: cfg.AcceptUnfinished, unfinWait: cfg.UnfinishedWait}, nil
+	return &Client{user: cfg.User, password: cfg.Password.Reveal(), base: u, hc: hc, maxBody: cmp.Or(cfg.MaxBody, maxBody), acceptUnfin: cfg.AcceptUnfinished, unfinWait: cfg.UnfinishedWait}, nil
 }
 
 // Endpoints lists the endpoint names, "backlinks" (the default) first.
 func (c *Client) Endpoints() []string { return names() }
 
 // Paging describes an endpoint's pagination.
-func (c *Client) Paging(name string) (providers.Paging, error) { return paging(name) }
+func (c *Client) Paging(name string) (providers.Paging, error) {
+	pg, err := paging(name)
+	pg.MaxBody = c.maxBody // the client's own cap, when configured
+	return pg, err
+}
+
+// paging describes an endpoint with the package's default body cap.
 
 func paging(name string) (providers.Paging, error) {
 	e, err := lookup(name)
@@ -147,11 +156,11 @@ func paging(name string) (providers.Paging, error) {
 	switch e.paging {
 	case pageOffset:
 		// No offset cap is documented.
-		return providers.Paging{Kind: providers.PagingOffset, PageSize: maxLimit}, nil
+		return providers.Paging{Kind: providers.PagingOffset, PageSize: maxLimit, MaxBody: maxBody}, nil
 	case pageNext:
-		return providers.Paging{Kind: providers.PagingCursor, PageSize: e.pageSize()}, nil
+		return providers.Paging{Kind: providers.PagingCursor, PageSize: e.pageSize(), MaxBody: maxBody}, nil
 	}
-	return providers.Paging{Kind: providers.PagingNone}, nil
+	return providers.Paging{Kind: providers.PagingNone, MaxBody: maxBody}, nil
 }
 
 // CheckParams rejects parameters the endpoint does not document: unknown

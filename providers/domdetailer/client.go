@@ -11,6 +11,7 @@
 package domdetailer
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -51,6 +52,9 @@ const DefaultTimeout = 2 * time.Minute
 // Redacted replaces the key wherever a URL or message is shown.
 const Redacted = providers.Redacted
 
+// maxBody caps a response body unless Config.MaxBody is set: its 5000 rows are about 2.5 MB.
+const maxBody = 16 << 20
+
 // Config holds the account.
 type Config struct {
 	APIKey providers.Secret // formats as REDACTED, so a logged Config leaks nothing
@@ -62,7 +66,7 @@ type Config struct {
 	// client with DefaultTimeout. It is copied, not changed: the copy
 	// refuses redirects that would carry the key to another host.
 	HTTPClient *http.Client
-	// MaxBody caps a response body (0: providers.DefaultMaxBody).
+	// MaxBody caps a response body (0: maxBody).
 	MaxBody int64
 }
 
@@ -109,20 +113,26 @@ func New(cfg Config) (*Client, error) {
 		return nil, err
 	}
 	hc := providers.GuardedClient(cfg.HTTPClient, u, DefaultTimeout)
-	return &Client{key: cfg.APIKey.Reveal(), app: cfg.App, base: u, hc: hc, maxBody: cfg.MaxBody}, nil
+	return &Client{key: cfg.APIKey.Reveal(), app: cfg.App, base: u, hc: hc, maxBody: cmp.Or(cfg.MaxBody, maxBody)}, nil
 }
 
 // Endpoints lists the endpoint names; "backlinks" is the only one.
 func (c *Client) Endpoints() []string { return []string{EndpointBacklinks} }
 
 // Paging: one call returns the whole sample.
-func (c *Client) Paging(endpoint string) (providers.Paging, error) { return paging(endpoint) }
+func (c *Client) Paging(endpoint string) (providers.Paging, error) {
+	pg, err := paging(endpoint)
+	pg.MaxBody = c.maxBody // the client's own cap, when configured
+	return pg, err
+}
+
+// paging describes an endpoint with the package's default body cap.
 
 func paging(endpoint string) (providers.Paging, error) {
 	if err := checkEndpoint(endpoint); err != nil {
 		return providers.Paging{}, err
 	}
-	return providers.Paging{Kind: providers.PagingNone, PageSize: MaxRows}, nil
+	return providers.Paging{Kind: providers.PagingNone, PageSize: MaxRows, MaxBody: maxBody}, nil
 }
 
 func checkEndpoint(endpoint string) error {

@@ -15,6 +15,7 @@
 package xovi
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -70,6 +71,9 @@ const (
 	FormatXML  = "xml"
 )
 
+// maxBody caps a response body unless Config.MaxBody is set: a page of 1000 rows is about 1 MB.
+const maxBody = 16 << 20
+
 // Config holds the account.
 type Config struct {
 	Key     providers.Secret // formats as REDACTED, so a logged Config leaks nothing
@@ -81,7 +85,7 @@ type Config struct {
 	// client with DefaultTimeout. It is copied, not changed: the copy
 	// refuses redirects that would carry the key to another host.
 	HTTPClient *http.Client
-	// MaxBody caps a response body (0: providers.DefaultMaxBody).
+	// MaxBody caps a response body (0: maxBody).
 	MaxBody int64
 	// CreditsPerCall and CreditsPerRow make Page.Cost; both 0 means
 	// DefaultCreditsPerCall per call.
@@ -131,7 +135,7 @@ func New(cfg Config) (*Client, error) {
 		return nil, errors.New("xovi: credits per call and per row must not be negative")
 	}
 	hc := providers.GuardedClient(cfg.HTTPClient, u, DefaultTimeout)
-	c := &Client{key: cfg.Key.Reveal(), base: u, queryForm: cfg.QueryForm, hc: hc, maxBody: cfg.MaxBody,
+	c := &Client{key: cfg.Key.Reveal(), base: u, queryForm: cfg.QueryForm, hc: hc, maxBody: cmp.Or(cfg.MaxBody, maxBody),
 		perCall: cfg.CreditsPerCall, perRow: cfg.CreditsPerRow}
 	if c.perCall == 0 && c.perRow == 0 {
 		c.perCall = DefaultCreditsPerCall
@@ -144,13 +148,19 @@ func (c *Client) Endpoints() []string { return []string{EndpointBacklinks} }
 
 // Paging: pages of up to 1000 rows addressed by offset (turned into XOVI's
 // page index), no documented cap on skip.
-func (c *Client) Paging(endpoint string) (providers.Paging, error) { return paging(endpoint) }
+func (c *Client) Paging(endpoint string) (providers.Paging, error) {
+	pg, err := paging(endpoint)
+	pg.MaxBody = c.maxBody // the client's own cap, when configured
+	return pg, err
+}
+
+// paging describes an endpoint with the package's default body cap.
 
 func paging(endpoint string) (providers.Paging, error) {
 	if err := checkEndpoint(endpoint); err != nil {
 		return providers.Paging{}, err
 	}
-	return providers.Paging{Kind: providers.PagingOffset, PageSize: MaxLimit, MaxOffset: 0}, nil
+	return providers.Paging{Kind: providers.PagingOffset, PageSize: MaxLimit, MaxOffset: 0, MaxBody: maxBody}, nil
 }
 
 func checkEndpoint(endpoint string) error {
