@@ -152,3 +152,13 @@ func FromEnv[Cfg any, C Client](fromEnv func(getenv func(string) string) Cfg, wi
 		return c, nil
 	}
 }
+
+// BodyCap sets a Paging's MaxBody to max, for a client whose body cap is
+// configured: a client's Paging(e) is BodyCap(c.maxBody)(paging(e)),
+// where paging describes the endpoint without a client.
+func BodyCap(max int64) func(Paging, error) (Paging, error) {
+	return func(pg Paging, err error) (Paging, error) {
+		pg.MaxBody = max
+		return pg, err
+	}
+}

@@ -115,12 +115,8 @@ func endpointNames() []string {
 // Paging: backlinks pages by offset up to 20,000 and by search_after_token
 // past it; a summary is one call.
 func (c *Client) Paging(name string) (providers.Paging, error) {
-	pg, err := paging(name)
-	pg.MaxBody = c.maxBody // the client's own cap, when configured
-	return pg, err
+	return providers.BodyCap(c.maxBody)(paging(name))
 }
-
-// paging describes an endpoint with the package's default body cap.
 
 func paging(name string) (providers.Paging, error) {
 	e, err := lookup(name)

@@ -141,12 +141,8 @@ func (c *Client) Endpoints() []string { return names() }
 
 // Paging describes an endpoint's pagination.
 func (c *Client) Paging(name string) (providers.Paging, error) {
-	pg, err := paging(name)
-	pg.MaxBody = c.maxBody // the client's own cap, when configured
-	return pg, err
+	return providers.BodyCap(c.maxBody)(paging(name))
 }
-
-// paging describes an endpoint with the package's default body cap.
 
 func paging(name string) (providers.Paging, error) {
 	e, err := lookup(name)

@@ -121,12 +121,8 @@ func (c *Client) Endpoints() []string { return []string{EndpointBacklinks} }
 
 // Paging: one call returns the whole sample.
 func (c *Client) Paging(endpoint string) (providers.Paging, error) {
-	pg, err := paging(endpoint)
-	pg.MaxBody = c.maxBody // the client's own cap, when configured
-	return pg, err
+	return providers.BodyCap(c.maxBody)(paging(endpoint))
 }
-
-// paging describes an endpoint with the package's default body cap.
 
 func paging(endpoint string) (providers.Paging, error) {
 	if err := checkEndpoint(endpoint); err != nil {
