@@ -19,8 +19,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
+	"github.com/linkharvest/linkharvest/internal/jsonstr"
 	"github.com/linkharvest/linkharvest/providers"
 )
 
@@ -217,7 +217,7 @@ func buildTask(e *endpoint, req providers.Request) ([]byte, sent, error) {
 	}
 	buf := make([]byte, 0, 256)
 	buf = append(buf, `[{"target":`...)
-	buf = appendString(buf, req.Domain)
+	buf = jsonstr.Append(buf, req.Domain)
 	if e.paged {
 		limit, offset := req.Limit, req.Offset
 		var chain chainPos
@@ -249,7 +249,7 @@ func buildTask(e *endpoint, req providers.Request) ([]byte, sent, error) {
 		}
 		if req.Cursor != "" {
 			buf = append(buf, `,"search_after_token":`...)
-			buf = appendString(buf, chain.token)
+			buf = jsonstr.Append(buf, chain.token)
 		}
 	}
 	keys := make([]string, 0, len(req.Params))
@@ -259,7 +259,7 @@ func buildTask(e *endpoint, req providers.Request) ([]byte, sent, error) {
 	sort.Strings(keys)
 	for _, k := range keys {
 		buf = append(buf, ',')
-		buf = appendString(buf, k)
+		buf = jsonstr.Append(buf, k)
 		buf = append(buf, ':')
 		var v bytes.Buffer
 		if err := json.Compact(&v, req.Params[k]); err != nil {
@@ -268,53 +268,4 @@ func buildTask(e *endpoint, req providers.Request) ([]byte, sent, error) {
 		buf = append(buf, v.Bytes()...)
 	}
 	return append(buf, "}]"...), s, nil
-}
-
-// appendString appends s as a JSON string. Valid UTF-8 passes through
-// unescaped; invalid bytes become U+FFFD, as encoding/json writes them.
-func appendString(buf []byte, s string) []byte {
-	buf = append(buf, '"')
-	buf = appendEscaped(buf, s)
-	return append(buf, '"')
-}
-
-// appendEscaped appends the inside of a JSON string (no quotes).
-func appendEscaped(buf []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < 0x80 {
-			i++
-			continue
-		}
-		if c < 0x80 {
-			buf = append(buf, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				buf = append(buf, '\\', c)
-			case '\n':
-				buf = append(buf, '\\', 'n')
-			case '\r':
-				buf = append(buf, '\\', 'r')
-			case '\t':
-				buf = append(buf, '\\', 't')
-			default:
-				buf = append(buf, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			buf = append(buf, s[start:i]...)
-			buf = append(buf, "\ufffd"...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	return append(buf, s[start:]...)
 }

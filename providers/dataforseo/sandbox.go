@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/linkharvest/linkharvest/internal/jsonstr"
 	"github.com/linkharvest/linkharvest/providers/sandbox"
 )
 
@@ -306,7 +307,7 @@ func appendEnvelopeHead(b []byte, code int, msg string, el time.Duration, cost f
 	b = append(b, `{"version":"`+sbVersion+`","status_code":`...)
 	b = strconv.AppendInt(b, int64(code), 10)
 	b = append(b, `,"status_message":`...)
-	b = appendString(b, msg)
+	b = jsonstr.Append(b, msg)
 	b = append(b, `,"time":"`...)
 	b = strconv.AppendFloat(b, el.Seconds(), 'f', 4, 64)
 	b = append(b, ` sec.","cost":`...)
@@ -330,7 +331,7 @@ func (h *sbHandler) appendTaskHead(b []byte, code int, msg string, el time.Durat
 	b = append(b, `","status_code":`...)
 	b = strconv.AppendInt(b, int64(code), 10)
 	b = append(b, `,"status_message":`...)
-	b = appendString(b, msg)
+	b = jsonstr.Append(b, msg)
 	b = append(b, `,"time":"`...)
 	b = strconv.AppendFloat(b, el.Seconds(), 'f', 4, 64)
 	b = append(b, ` sec.","cost":`...)
@@ -462,7 +463,7 @@ func (e *endpoint) run(seed int64, raw json.RawMessage) sbResult {
 	}
 	return sbResult{code: statusOK, cost: sbCostCall + sbCostRow*float64(n), write: func(b []byte) []byte {
 		b = append(b, `{"target":`...)
-		b = appendString(b, target)
+		b = jsonstr.Append(b, target)
 		b = append(b, `,"mode":`...)
 		b = append(b, mode...)
 		b = append(b, `,"custom_mode":`...)
@@ -571,17 +572,17 @@ func (g *rowGen) appendRow(b []byte, i int) []byte {
 	domainFrom, _, _ = strings.Cut(domainFrom, "/")
 
 	b = append(b, `{"type":"backlink","domain_from":`...)
-	b = appendString(b, domainFrom)
+	b = jsonstr.Append(b, domainFrom)
 	b = append(b, `,"url_from":`...)
-	b = appendString(b, urlFrom) // the target is part of it, and may hold anything
+	b = jsonstr.Append(b, urlFrom) // the target is part of it, and may hold anything
 	b = append(b, `,"url_from_https":true,"domain_to":`...)
-	b = appendString(b, g.domainTo)
+	b = jsonstr.Append(b, g.domainTo)
 	b = append(b, `,"url_to":`...)
 	if g.isPage {
-		b = appendString(b, g.urlTo)
+		b = jsonstr.Append(b, g.urlTo)
 	} else {
 		b = append(b, `"https://`...)
-		b = appendEscaped(b, g.domainTo)
+		b = jsonstr.AppendEscaped(b, g.domainTo)
 		if r.IntN(3) > 0 {
 			b = append(b, '/')
 			b = append(b, sandbox.Word(r)...)
@@ -662,7 +663,7 @@ func (g *rowGen) appendRow(b []byte, i int) []byte {
 		b = append(b, `""`...) // empty anchors occur, as in the seed
 	case a == 1:
 		b = append(b, `"https://`...)
-		b = appendEscaped(b, g.domainTo)
+		b = jsonstr.AppendEscaped(b, g.domainTo)
 		b = append(b, '"')
 	default:
 		b = append(b, '"')
@@ -744,7 +745,7 @@ func summaryResult(seed int64, target string, t map[string]json.RawMessage) sbRe
 	}
 	return sbResult{code: statusOK, cost: sbCostCall + sbCostRow, write: func(b []byte) []byte {
 		b = append(b, `{"target":`...)
-		b = appendString(b, target)
+		b = jsonstr.Append(b, target)
 		b = append(b, `,"first_seen":`...)
 		if total == 0 {
 			b = append(b, "null"...)
@@ -799,7 +800,7 @@ func summaryResult(seed int64, target string, t map[string]json.RawMessage) sbRe
 				if k > 0 {
 					b = append(b, ',')
 				}
-				b = appendString(b, key)
+				b = jsonstr.Append(b, key)
 				b = append(b, ':')
 				b = strconv.AppendInt(b, int64(share), 10)
 				left -= share
