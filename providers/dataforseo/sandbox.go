@@ -304,19 +304,26 @@ func (h *sbHandler) answer(b []byte, start time.Time, tasks []json.RawMessage) [
 
 // appendEnvelopeHead writes the envelope up to the value of tasks.
 func appendEnvelopeHead(b []byte, code int, msg string, el time.Duration, cost float64, count, nerr int) []byte {
-	b = append(b, `{"version":"`+sbVersion+`","status_code":`...)
+	b = append(b, `{"version":"`+sbVersion+`",`...)
+	b = appendStatus(b, code, msg, el, cost)
+	b = append(b, `,"tasks_count":`...)
+	b = strconv.AppendInt(b, int64(count), 10)
+	b = append(b, `,"tasks_error":`...)
+	b = strconv.AppendInt(b, int64(nerr), 10)
+	return append(b, `,"tasks":`...)
+}
+
+// appendStatus writes the status, time and cost fields that the envelope
+// and every task carry alike.
+func appendStatus(b []byte, code int, msg string, el time.Duration, cost float64) []byte {
+	b = append(b, `"status_code":`...)
 	b = strconv.AppendInt(b, int64(code), 10)
 	b = append(b, `,"status_message":`...)
 	b = jsonstr.Append(b, msg)
 	b = append(b, `,"time":"`...)
 	b = strconv.AppendFloat(b, el.Seconds(), 'f', 4, 64)
 	b = append(b, ` sec.","cost":`...)
-	b = appendCost(b, cost)
-	b = append(b, `,"tasks_count":`...)
-	b = strconv.AppendInt(b, int64(count), 10)
-	b = append(b, `,"tasks_error":`...)
-	b = strconv.AppendInt(b, int64(nerr), 10)
-	return append(b, `,"tasks":`...)
+	return appendCost(b, cost)
 }
 
 var taskSeq atomic.Uint64
@@ -328,14 +335,8 @@ func (h *sbHandler) appendTaskHead(b []byte, code int, msg string, el time.Durat
 	b = append(b, `{"id":"`...)
 	b = fmt.Appendf(b, "%02d%02d%02d%02d-1535-0%03d-0000-%012x", int(now.Month()), now.Day(), now.Hour(), now.Minute(),
 		now.Second()*10+now.Nanosecond()/1e8, taskSeq.Add(1)&0xffffffffffff)
-	b = append(b, `","status_code":`...)
-	b = strconv.AppendInt(b, int64(code), 10)
-	b = append(b, `,"status_message":`...)
-	b = jsonstr.Append(b, msg)
-	b = append(b, `,"time":"`...)
-	b = strconv.AppendFloat(b, el.Seconds(), 'f', 4, 64)
-	b = append(b, ` sec.","cost":`...)
-	b = appendCost(b, cost)
+	b = append(b, `",`...)
+	b = appendStatus(b, code, msg, el, cost)
 	b = append(b, `,"result_count":`...)
 	b = strconv.AppendInt(b, int64(nres), 10)
 	b = append(b, `,"path":["v3","backlinks","`...)
