@@ -4,31 +4,21 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/linkharvest/linkharvest/providers"
+	"github.com/linkharvest/linkharvest/providers/providertest"
 )
 
 // testKey has characters that URLs escape, so that every escaped form of
 // the key is checked for leaks too.
 const testKey = "k3y/Secret+&=x"
-
-func readFile(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile("testdata/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 func newClient(t testing.TB, base string) *Client {
 	t.Helper()
@@ -37,46 +27,6 @@ func newClient(t testing.TB, base string) *Client {
 		t.Fatal(err)
 	}
 	return c
-}
-
-// serve answers every request with status, headers and body, and records
-// the requests.
-func serve(t testing.TB, status int, header map[string]string, body []byte) (*httptest.Server, *[]*http.Request) {
-	t.Helper()
-	var reqs []*http.Request
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		reqs = append(reqs, r)
-		for k, v := range header {
-			w.Header().Set(k, v)
-		}
-		w.WriteHeader(status)
-		w.Write(body)
-	}))
-	t.Cleanup(srv.Close)
-	return srv, &reqs
-}
-
-// assertNoKey fails if the key shows in any form of err: its message, %+v,
-// %#v and every message along its chain.
-func assertNoKey(t *testing.T, err error) {
-	t.Helper()
-	if err == nil {
-		return
-	}
-	forms := []string{err.Error(), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err)}
-	for e := errors.Unwrap(err); e != nil; e = errors.Unwrap(e) {
-		forms = append(forms, e.Error())
-	}
-	if pe, ok := providers.AsError(err); ok && pe.Err != nil {
-		forms = append(forms, pe.Err.Error(), fmt.Sprintf("%#v", pe.Err))
-	}
-	for _, f := range forms {
-		for _, k := range []string{testKey, "k3y%2FSecret", "k3y/Secret", "Secret+", "Secret%2B"} {
-			if strings.Contains(f, k) {
-				t.Fatalf("the key leaks (%q) in %q", k, f)
-			}
-		}
-	}
 }
 
 func show(p *string) string {
@@ -134,8 +84,8 @@ func rawMembers(t *testing.T, body []byte, member string) []json.RawMessage {
 
 // TestContractExample replays the seed's example response through Fetch.
 func TestContractExample(t *testing.T) {
-	body := readFile(t, "example.json")
-	srv, reqs := serve(t, 200, map[string]string{"Content-Type": "application/json"}, body)
+	body := providertest.Testdata(t, "example.json")
+	srv, reqs := providertest.Serve(t, 200, map[string]string{"Content-Type": "application/json"}, body)
 	c := newClient(t, srv.URL)
 	page, err := c.Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "domdetailer.com", Page: 1})
 	if err != nil {
@@ -195,8 +145,8 @@ func TestContractExample(t *testing.T) {
 // TestContractAnchorFallback: an empty or missing anchor falls back to
 // the title, as the docs prescribe; nf may come as a string.
 func TestContractAnchorFallback(t *testing.T) {
-	body := readFile(t, "example_empty_anchor.json")
-	srv, _ := serve(t, 200, nil, body)
+	body := providertest.Testdata(t, "example_empty_anchor.json")
+	srv, _ := providertest.Serve(t, 200, nil, body)
 	page, err := newClient(t, srv.URL).Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "domdetailer.com"})
 	if err != nil {
 		t.Fatal(err)
@@ -220,7 +170,7 @@ func TestContractAnchorFallback(t *testing.T) {
 }
 
 func TestOnePerDomainParam(t *testing.T) {
-	srv, reqs := serve(t, 200, nil, readFile(t, "example.json"))
+	srv, reqs := providertest.Serve(t, 200, nil, providertest.Testdata(t, "example.json"))
 	c := newClient(t, srv.URL)
 	for _, tc := range []struct {
 		raw  string
@@ -315,7 +265,7 @@ func TestNewAndConfig(t *testing.T) {
 // TestErrorClasses: how every documented (and some undocumented) failure
 // is classified, and that no message holds the key.
 func TestErrorClasses(t *testing.T) {
-	seed400, seed401 := readFile(t, "error_400.json"), readFile(t, "error_401.json")
+	seed400, seed401 := providertest.Testdata(t, "error_400.json"), providertest.Testdata(t, "error_401.json")
 	for _, tc := range []struct {
 		name       string
 		status     int
@@ -356,7 +306,7 @@ func TestErrorClasses(t *testing.T) {
 		{"500 echo raw key", 500, nil, `key ` + testKey + ` failed`, providers.Retryable, false, "http 500", "key REDACTED failed", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv, _ := serve(t, tc.status, tc.header, []byte(tc.body))
+			srv, _ := providertest.Serve(t, tc.status, tc.header, []byte(tc.body))
 			_, err := newClient(t, srv.URL).Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "example.com"})
 			pe, ok := providers.AsError(err)
 			if !ok {
@@ -369,7 +319,7 @@ func TestErrorClasses(t *testing.T) {
 			if pe.Provider != Name || !strings.Contains(pe.Message, tc.message) {
 				t.Errorf("provider %q message %q, want %q", pe.Provider, pe.Message, tc.message)
 			}
-			assertNoKey(t, err)
+			providertest.NoSecret(t, err, testKey)
 		})
 	}
 }
@@ -380,7 +330,7 @@ func TestEmptyBacklinks(t *testing.T) {
 		`{"domain":"x.com","metrics":{"links_in":0},"backlinks":null}`,
 		`{"domain":"x.com","metrics":{"links_in":0}}`,
 	} {
-		srv, _ := serve(t, 200, nil, []byte(body))
+		srv, _ := providertest.Serve(t, 200, nil, []byte(body))
 		page, err := newClient(t, srv.URL).Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "x.com"})
 		if err != nil {
 			t.Fatalf("%s: %v", body, err)
@@ -392,7 +342,7 @@ func TestEmptyBacklinks(t *testing.T) {
 }
 
 func TestBodyTooLarge(t *testing.T) {
-	srv, _ := serve(t, 200, nil, readFile(t, "example.json"))
+	srv, _ := providertest.Serve(t, 200, nil, providertest.Testdata(t, "example.json"))
 	c, err := New(Config{APIKey: testKey, App: "a", BaseURL: srv.URL, MaxBody: 100})
 	if err != nil {
 		t.Fatal(err)
