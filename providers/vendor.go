@@ -162,3 +162,15 @@ func BodyCap(max int64) func(Paging, error) (Paging, error) {
 		return pg, err
 	}
 }
+
+// Conn is how a client reaches its vendor, alike for every vendor: each
+// vendor's Config embeds it.
+type Conn struct {
+	// HTTPClient carries the shared limiter and tracing; nil gets a plain
+	// client with the vendor's DefaultTimeout. A client whose key is in
+	// the URL copies it rather than change it: the copy refuses redirects
+	// that would carry the key to another host.
+	HTTPClient *http.Client
+	// MaxBody caps a response body (0: the vendor's own cap).
+	MaxBody int64
+}

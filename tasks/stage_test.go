@@ -481,8 +481,8 @@ func TestFetchOverCap(t *testing.T) {
 					if big {
 						base = srv.URL + "/" + mode + "/big"
 					}
-					prov, err := dataforseo.New(dataforseo.Config{Login: "l", Password: "p", BaseURL: base, MaxBody: clientCap,
-						HTTPClient: &http.Client{Transport: StageTransport(http.DefaultTransport), Timeout: 10 * time.Second}})
+					prov, err := dataforseo.New(dataforseo.Config{Login: "l", Password: "p", BaseURL: base, Conn: providers.Conn{MaxBody: clientCap,
+						HTTPClient: &http.Client{Transport: StageTransport(http.DefaultTransport), Timeout: 10 * time.Second}}})
 					if err != nil {
 						t.Fatal(err)
 					}

@@ -49,14 +49,10 @@ const maxBody = 16 << 20
 
 // Config holds the account.
 type Config struct {
-	Login    string
-	Password providers.Secret // formats as REDACTED
-	BaseURL  string
-	// HTTPClient carries the shared limiter and tracing; nil gets a plain
-	// client with DefaultTimeout.
-	HTTPClient *http.Client
-	// MaxBody caps a response body (0: maxBody).
-	MaxBody int64
+	Login          string
+	Password       providers.Secret // formats as REDACTED
+	BaseURL        string
+	providers.Conn // the HTTP client and the body cap
 }
 
 // withHTTPClient is c with its HTTP client set (Vendor.FromEnv).

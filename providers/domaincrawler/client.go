@@ -31,14 +31,10 @@ const maxBody = 16 << 20
 // Config holds the account. The base URL has no default: every account
 // gets its own API host (the docs say http://api_endpoint_here/).
 type Config struct {
-	User     string
-	Password providers.Secret // formats as REDACTED
-	BaseURL  string
-	// HTTPClient carries the shared limiter and tracing; nil gets a plain
-	// client with DefaultTimeout.
-	HTTPClient *http.Client
-	// MaxBody caps a response body (0: maxBody).
-	MaxBody int64
+	User           string
+	Password       providers.Secret // formats as REDACTED
+	BaseURL        string
+	providers.Conn // the HTTP client and the body cap
 	// AcceptUnfinished keeps pages answered with "exportFinished": false
 	// (DOMAINCRAWLER_ACCEPT_UNFINISHED=true). By default such a page
 	// waits: the vendor says its search index does not yet hold all of the

@@ -400,7 +400,7 @@ func TestClientSideFailures(t *testing.T) {
 	}()
 	dropped := newTestClient(t, "http://"+ln.Addr().String())
 	big := serveFile(t, []byte(`{"response":[`+strings.Repeat(`{"a":1},`, 200)+`{}],"status":200}`))
-	small, _ := New(Config{User: "user", Password: "s3cret-pw", BaseURL: big.URL, MaxBody: 100})
+	small, _ := New(Config{User: "user", Password: "s3cret-pw", BaseURL: big.URL, Conn: providers.Conn{MaxBody: 100}})
 	ok := serveFile(t, []byte(`{"response":[],"status":200}`))
 	c := newTestClient(t, ok.URL)
 	canceled, cancel := context.WithCancel(context.Background())

@@ -60,14 +60,9 @@ type Config struct {
 	APIKey providers.Secret // formats as REDACTED, so a logged Config leaks nothing
 	// App identifies the integration to the vendor (the `app` parameter);
 	// it is not a secret.
-	App     string
-	BaseURL string
-	// HTTPClient carries the shared limiter and tracing; nil gets a plain
-	// client with DefaultTimeout. It is copied, not changed: the copy
-	// refuses redirects that would carry the key to another host.
-	HTTPClient *http.Client
-	// MaxBody caps a response body (0: maxBody).
-	MaxBody int64
+	App            string
+	BaseURL        string
+	providers.Conn // the HTTP client and the body cap
 }
 
 // withHTTPClient is c with its HTTP client set (Vendor.FromEnv).

@@ -254,7 +254,7 @@ func TestNewAndConfig(t *testing.T) {
 	}
 	// A caller's client is copied, not changed.
 	hc := &http.Client{Timeout: time.Second}
-	if _, err := New(Config{APIKey: "k", App: "a", BaseURL: "https://domdetailer.com", HTTPClient: hc}); err != nil {
+	if _, err := New(Config{APIKey: "k", App: "a", BaseURL: "https://domdetailer.com", Conn: providers.Conn{HTTPClient: hc}}); err != nil {
 		t.Fatal(err)
 	}
 	if hc.CheckRedirect != nil {
@@ -343,7 +343,7 @@ func TestEmptyBacklinks(t *testing.T) {
 
 func TestBodyTooLarge(t *testing.T) {
 	srv, _ := providertest.Serve(t, 200, nil, providertest.Testdata(t, "example.json"))
-	c, err := New(Config{APIKey: testKey, App: "a", BaseURL: srv.URL, MaxBody: 100})
+	c, err := New(Config{APIKey: testKey, App: "a", BaseURL: srv.URL, Conn: providers.Conn{MaxBody: 100}})
 	if err != nil {
 		t.Fatal(err)
 	}

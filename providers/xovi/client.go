@@ -80,13 +80,8 @@ type Config struct {
 	BaseURL string
 	// QueryForm sends ?service=links&method=getBacklinks&key=… (older
 	// clients' form) instead of the route form.
-	QueryForm bool
-	// HTTPClient carries the shared limiter and tracing; nil gets a plain
-	// client with DefaultTimeout. It is copied, not changed: the copy
-	// refuses redirects that would carry the key to another host.
-	HTTPClient *http.Client
-	// MaxBody caps a response body (0: maxBody).
-	MaxBody int64
+	QueryForm      bool
+	providers.Conn // the HTTP client and the body cap
 	// CreditsPerCall and CreditsPerRow make Page.Cost; both 0 means
 	// DefaultCreditsPerCall per call.
 	CreditsPerCall, CreditsPerRow float64

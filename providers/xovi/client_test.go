@@ -484,7 +484,7 @@ func TestNewAndConfig(t *testing.T) {
 		}
 	}
 	hc := &http.Client{}
-	if _, err := New(Config{Key: "k", BaseURL: "https://suite.xovi.net/api", HTTPClient: hc}); err != nil || hc.CheckRedirect != nil {
+	if _, err := New(Config{Key: "k", BaseURL: "https://suite.xovi.net/api", Conn: providers.Conn{HTTPClient: hc}}); err != nil || hc.CheckRedirect != nil {
 		t.Errorf("New changed the caller's http.Client (%v)", err)
 	}
 }
