@@ -9,11 +9,10 @@ import (
 	"github.com/linkharvest/linkharvest/providers/sandbox"
 )
 
-// Client is what the pipeline needs of a vendor client.
+// Client is what the pipeline needs of a vendor client; what needs no
+// client (the endpoints, checking a job's options) is in its Vendor.
 type Client interface {
-	Endpoints() []string
 	Paging(endpoint string) (Paging, error)
-	CheckParams(endpoint string, params map[string]json.RawMessage) error
 	Fetch(ctx context.Context, req Request) (*Page, error)
 }
 

@@ -36,3 +36,9 @@ func secrets(provider string, getenv func(string) string) []string {
 	}
 	return v.SecretValues(getenv)
 }
+
+// endpoints are a provider's endpoint names.
+func endpoints(provider string) []string {
+	v, _ := registry.Lookup(provider)
+	return v.Endpoints
+}

@@ -97,9 +97,7 @@ func New(cfg Config) (*Client, error) {
 	return &Client{login: cfg.Login, password: cfg.Password.Reveal(), base: u.String(), hc: hc, maxBody: cmp.Or(cfg.MaxBody, maxBody)}, nil
 }
 
-// Endpoints lists the endpoint names, "backlinks" (the default) first.
-func (c *Client) Endpoints() []string { return endpointNames() }
-
+// endpointNames lists the endpoint names, "backlinks" (the default) first.
 func endpointNames() []string {
 	out := make([]string, len(endpoints))
 	for i, e := range endpoints {
@@ -125,16 +123,12 @@ func paging(name string) (providers.Paging, error) {
 	return providers.Paging{Kind: providers.PagingOffset, PageSize: maxLimit, MaxOffset: maxOffset, CursorPastMax: true, MaxBody: maxBody}, nil
 }
 
-// CheckParams rejects options the endpoint does not document and the
+// checkParams rejects options the endpoint does not document and the
 // obvious violations of the documented ones: more than 8 filter
 // conditions, more than 3 order_by rules or one not written "field,desc",
 // custom_mode.value outside 1..1000, an unknown mode, internal_list_limit
 // over 1000, a tag over 255 characters, and target/limit/offset/
 // search_after_token, which are the pipeline's.
-func (c *Client) CheckParams(name string, params map[string]json.RawMessage) error {
-	return checkParams(name, params)
-}
-
 func checkParams(name string, params map[string]json.RawMessage) error {
 	e, err := lookup(name)
 	if err != nil {

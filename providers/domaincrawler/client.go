@@ -132,9 +132,6 @@ func New(cfg Config) (*Client, error) {
 	return &Client{user: cfg.User, password: cfg.Password.Reveal(), base: u, hc: hc, maxBody: cmp.Or(cfg.MaxBody, maxBody), acceptUnfin: cfg.AcceptUnfinished, unfinWait: cfg.UnfinishedWait}, nil
 }
 
-// Endpoints lists the endpoint names, "backlinks" (the default) first.
-func (c *Client) Endpoints() []string { return names() }
-
 // Paging describes an endpoint's pagination.
 func (c *Client) Paging(name string) (providers.Paging, error) {
 	return providers.BodyCap(c.maxBody)(paging(name))
@@ -155,13 +152,9 @@ func paging(name string) (providers.Paging, error) {
 	return providers.Paging{Kind: providers.PagingNone, MaxBody: maxBody}, nil
 }
 
-// CheckParams rejects parameters the endpoint does not document: unknown
+// checkParams rejects parameters the endpoint does not document: unknown
 // keys, order values outside its list, filters on other fields or with
 // other operations, dates not in yyyyMMdd, a missing histogram `from`.
-func (c *Client) CheckParams(name string, params map[string]json.RawMessage) error {
-	return checkParams(name, params)
-}
-
 func checkParams(name string, params map[string]json.RawMessage) error {
 	e, err := lookup(name)
 	if err != nil {

@@ -185,7 +185,7 @@ func TestIsCachedPOST(t *testing.T) {
 
 func TestEndpointsAndPaging(t *testing.T) {
 	c := newTestClient(t, "http://dc.invalid")
-	eps := c.Endpoints()
+	eps := Vendor.Endpoints
 	if len(eps) != 31 || eps[0] != "backlinks" {
 		t.Fatalf("endpoints %v", eps)
 	}
@@ -439,7 +439,6 @@ func TestClientSideFailures(t *testing.T) {
 
 // TestCheckParams: what enqueue rejects before anything is queued.
 func TestCheckParams(t *testing.T) {
-	c := newTestClient(t, "http://dc.invalid")
 	tests := []struct {
 		endpoint string
 		params   map[string]string
@@ -505,7 +504,7 @@ func TestCheckParams(t *testing.T) {
 		for k, v := range tt.params {
 			params[k] = raw(v)
 		}
-		err := c.CheckParams(tt.endpoint, params)
+		err := checkParams(tt.endpoint, params)
 		switch {
 		case tt.err == "" && err != nil:
 			t.Errorf("%s %v: %v", tt.endpoint, tt.params, err)

@@ -111,9 +111,6 @@ func New(cfg Config) (*Client, error) {
 	return &Client{key: cfg.APIKey.Reveal(), app: cfg.App, base: u, hc: hc, maxBody: cmp.Or(cfg.MaxBody, maxBody)}, nil
 }
 
-// Endpoints lists the endpoint names; "backlinks" is the only one.
-func (c *Client) Endpoints() []string { return []string{EndpointBacklinks} }
-
 // Paging: one call returns the whole sample.
 func (c *Client) Paging(endpoint string) (providers.Paging, error) {
 	return providers.BodyCap(c.maxBody)(paging(endpoint))
@@ -141,11 +138,7 @@ type params struct {
 // knownParams lists the options a job may set.
 var knownParams = []string{"onePerDomain"}
 
-// CheckParams accepts only onePerDomain: true/false, 0/1 or those as strings.
-func (c *Client) CheckParams(endpoint string, p map[string]json.RawMessage) error {
-	return checkParams(endpoint, p)
-}
-
+// checkParams accepts only onePerDomain: true/false, 0/1 or those as strings.
 func checkParams(endpoint string, p map[string]json.RawMessage) error {
 	if err := checkEndpoint(endpoint); err != nil {
 		return err

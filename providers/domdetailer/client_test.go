@@ -207,12 +207,12 @@ func TestCheckParams(t *testing.T) {
 		{"backlinks", map[string]json.RawMessage{"apikey": json.RawMessage(`"other"`)}, false},
 		{"summary", nil, false},
 	} {
-		err := c.CheckParams(tc.endpoint, tc.params)
+		err := checkParams(tc.endpoint, tc.params)
 		if (err == nil) != tc.ok {
 			t.Errorf("CheckParams(%s, %v) = %v, want ok=%v", tc.endpoint, tc.params, err, tc.ok)
 		}
 	}
-	if got := c.Endpoints(); len(got) != 1 || got[0] != "backlinks" {
+	if got := Vendor.Endpoints; len(got) != 1 || got[0] != "backlinks" {
 		t.Errorf("Endpoints() = %v", got)
 	}
 	pg, err := c.Paging("backlinks")

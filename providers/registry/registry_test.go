@@ -75,8 +75,13 @@ func TestVendorsDescribeThemselves(t *testing.T) {
 			env := SandboxEnv("http://127.0.0.1:1")
 			if c, err := v.FromEnv(func(k string) string { return env[k] }, nil); err != nil || c == nil {
 				t.Errorf("FromEnv(sandbox env) = %v, %v", c, err)
-			} else if !slices.Equal(c.Endpoints(), v.Endpoints) {
-				t.Errorf("client's endpoints %v, descriptor's %v", c.Endpoints(), v.Endpoints)
+			} else {
+				for _, e := range v.Endpoints {
+					want, _ := v.Paging(e)
+					if got, err := c.Paging(e); err != nil || got != want {
+						t.Errorf("the client's paging of %s is %+v (%v), the descriptor's %+v", e, got, err, want)
+					}
+				}
 			}
 			if c, err := v.FromEnv(func(string) string { return "" }, nil); err == nil || c != nil {
 				t.Errorf("FromEnv(empty env) = %v, %v; want an error and no client", c, err)

@@ -138,9 +138,6 @@ func New(cfg Config) (*Client, error) {
 	return c, nil
 }
 
-// Endpoints lists the endpoint names; "backlinks" is the only one.
-func (c *Client) Endpoints() []string { return []string{EndpointBacklinks} }
-
 // Paging: pages of up to 1000 rows addressed by offset (turned into XOVI's
 // page index), no documented cap on skip.
 func (c *Client) Paging(endpoint string) (providers.Paging, error) {
@@ -161,12 +158,8 @@ func checkEndpoint(endpoint string) error {
 	return nil
 }
 
-// CheckParams accepts only format: "json" (default) or "xml". limit and
+// checkParams accepts only format: "json" (default) or "xml". limit and
 // skip come from the paging, domain and key from the job and the account.
-func (c *Client) CheckParams(endpoint string, params map[string]json.RawMessage) error {
-	return checkParams(endpoint, params)
-}
-
 func checkParams(endpoint string, params map[string]json.RawMessage) error {
 	if err := checkEndpoint(endpoint); err != nil {
 		return err

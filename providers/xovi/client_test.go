@@ -447,11 +447,11 @@ func TestCheckParams(t *testing.T) {
 		{"backlinks", map[string]json.RawMessage{"key": json.RawMessage(`"k"`)}, false},
 		{"getLinkedPages", nil, false},
 	} {
-		if err := c.CheckParams(tc.endpoint, tc.params); (err == nil) != tc.ok {
+		if err := checkParams(tc.endpoint, tc.params); (err == nil) != tc.ok {
 			t.Errorf("CheckParams(%s, %v) = %v, want ok=%v", tc.endpoint, tc.params, err, tc.ok)
 		}
 	}
-	if got := c.Endpoints(); len(got) != 1 || got[0] != "backlinks" {
+	if got := Vendor.Endpoints; len(got) != 1 || got[0] != "backlinks" {
 		t.Errorf("Endpoints() = %v", got)
 	}
 	pg, err := c.Paging("backlinks")
