@@ -96,13 +96,20 @@ const (
 )
 
 // Price is what one call of an endpoint costs: PerCall plus PerRow for
-// every row it returns, in Unit.
+// every row it returns, in Unit. internal/spend reads these as the
+// defaults that PROVIDER_PRICES overrides.
 type Price struct {
 	Endpoint string // "" for every endpoint not priced on its own
 	Unit     string
 	PerCall  float64
 	PerRow   float64
+	// Reported: the vendor's answer states what it charged (DataForSEO's
+	// cost), which the ledger records rather than the price.
+	Reported bool
 }
+
+// For is what a call that returned rows rows costs.
+func (p Price) For(rows int) float64 { return p.PerCall + p.PerRow*float64(rows) }
 
 // PriceOf returns the price of an endpoint's calls (its own, else the
 // vendor's default; ok false when the vendor states none).

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/linkharvest/linkharvest/internal/jsonstr"
-	"github.com/linkharvest/linkharvest/internal/spend"
 	"github.com/linkharvest/linkharvest/providers/sandbox"
 )
 
@@ -462,7 +461,7 @@ func (e *endpoint) run(seed int64, raw json.RawMessage) sbResult {
 	} else {
 		mode = json.RawMessage(`"as_is"`)
 	}
-	return sbResult{code: statusOK, cost: spend.PriceOf(Name, "backlinks").For(n), write: func(b []byte) []byte {
+	return sbResult{code: statusOK, cost: price.For(n), write: func(b []byte) []byte {
 		b = append(b, `{"target":`...)
 		b = jsonstr.Append(b, target)
 		b = append(b, `,"mode":`...)
@@ -744,7 +743,7 @@ func summaryResult(seed int64, target string, t map[string]json.RawMessage) sbRe
 	if v, ok := t["rank_scale"]; ok && string(bytes.TrimSpace(v)) == `"one_hundred"` {
 		rank /= 10
 	}
-	return sbResult{code: statusOK, cost: spend.PriceOf(Name, "summary").For(1), write: func(b []byte) []byte {
+	return sbResult{code: statusOK, cost: price.For(1), write: func(b []byte) []byte {
 		b = append(b, `{"target":`...)
 		b = jsonstr.Append(b, target)
 		b = append(b, `,"first_seen":`...)

@@ -2,6 +2,10 @@ package domaincrawler
 
 import "github.com/linkharvest/linkharvest/providers"
 
+// price: DomainCrawler documents no price for these calls, so a call is
+// the unit; the sandbox charges it.
+var price = providers.Price{Unit: providers.UnitCalls, PerCall: 1}
+
 // Vendor describes DomainCrawler to the rest of the system. It
 // publishes no limits and signals no throttle; a call is billed against
 // the account's quota of calls.
@@ -11,7 +15,7 @@ var Vendor = providers.Vendor{
 	Env: providers.Env{BaseURL: "DOMAINCRAWLER_BASE_URL",
 		Account: []string{"DOMAINCRAWLER_USER", "DOMAINCRAWLER_PASSWORD"}, Secrets: []string{"DOMAINCRAWLER_PASSWORD"},
 		Sandbox: map[string]string{"DOMAINCRAWLER_USER": "sandbox", "DOMAINCRAWLER_PASSWORD": "sandbox"}},
-	Prices: []providers.Price{{Unit: providers.UnitCalls, PerCall: 1}},
+	Prices: []providers.Price{price},
 	// newandlost-histogram counts new and lost links per day.
 	ChangeSignals: []providers.ChangeSignal{providers.ChangeHistogram},
 	Mount:         Mount,
