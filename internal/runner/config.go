@@ -233,7 +233,7 @@ func parseLimits(v string) (map[string]limiter.Limit, error) {
 	for _, n := range registry.Names() {
 		known[n] = true
 	}
-	defaults := limiter.DefaultLimits()
+	defaults := defaultLimits()
 	for _, entry := range strings.Split(v, ",") {
 		name, spec, _ := strings.Cut(strings.TrimSpace(entry), "=")
 		name = strings.ToLower(strings.TrimSpace(name))
