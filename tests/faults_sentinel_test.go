@@ -45,7 +45,6 @@ func redisProc(t *testing.T, name string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-
 // TestFaultSentinelFailover: the job's Redis is a primary, a replica and
 // a sentinel (REDIS_URL=redis+sentinel://…); the primary is SIGKILLed
 // mid-job, the sentinel promotes the replica, and the workers and
