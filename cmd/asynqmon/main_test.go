@@ -84,7 +84,7 @@ func freePort(t *testing.T) int {
 
 func serve(t *testing.T, cfg config) *httptest.Server {
 	t.Helper()
-	srv, err := newServer(cfg)
+	srv, err := newServer(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatalf("newServer: %v", err)
 	}
@@ -380,7 +380,7 @@ func TestNewServerRejectsBadConfig(t *testing.T) {
 		{"unparsable", config{RedisURL: "redis://u:pw-secret@h:port/0", Addr: defaultAddr}, "invalid Redis URL", []string{"pw-secret"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv, err := newServer(tc.cfg)
+			srv, err := newServer(tc.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 			if err == nil {
 				_ = srv.Close()
 				t.Fatalf("newServer(%+v) succeeded", tc.cfg)
