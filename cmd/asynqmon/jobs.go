@@ -39,6 +39,10 @@ const (
 	minRateSpan = 10 * time.Second
 	// refreshSeconds: the HTML pages reload themselves (meta refresh, no script).
 	refreshSeconds = 10
+	// maxManifestBytes bounds a manifest served whole: the sink reads an
+	// object into memory, and a job of millions of domains has a manifest
+	// of hundreds of MB, which a viewer reads from the sink instead.
+	maxManifestBytes = 64 << 20
 )
 
 //go:embed jobs.html
@@ -62,6 +66,7 @@ type jobStore interface {
 
 // manifestReader is what the view reads from the sink.
 type manifestReader interface {
+	List(ctx context.Context, prefix string) ([]sink.ObjectInfo, error)
 	Get(ctx context.Context, key string) ([]byte, error)
 }
 
@@ -206,7 +211,26 @@ func (v *jobsView) manifest(w http.ResponseWriter, r *http.Request) {
 		v.fail(w, r, http.StatusNotFound, "no such job", nil)
 		return
 	}
-	body, err := v.sink.Get(r.Context(), sink.ManifestKey(id))
+	key := sink.ManifestKey(id)
+	objs, err := v.sink.List(r.Context(), key)
+	var size int64 = -1
+	for _, o := range objs {
+		if o.Key == key {
+			size = o.Size
+		}
+	}
+	var body []byte
+	switch {
+	case err != nil:
+	case size < 0:
+		err = sink.ErrNotFound
+	case size > maxManifestBytes:
+		v.fail(w, r, http.StatusNotImplemented, fmt.Sprintf("the manifest is %d MiB, more than asynqmon serves (%d MiB): read %s from the sink",
+			size>>20, maxManifestBytes>>20, key), nil)
+		return
+	default:
+		body, err = v.sink.Get(r.Context(), key)
+	}
 	if errors.Is(err, sink.ErrNotFound) {
 		v.fail(w, r, http.StatusNotFound, "no manifest yet: it is written when the job ends", nil)
 		return

@@ -42,6 +42,20 @@ func (f *fakeStore) FailedOutcomes(_ context.Context, id string, limit int) ([]t
 
 type fakeSink map[string][]byte
 
+func (f fakeSink) List(_ context.Context, prefix string) ([]sink.ObjectInfo, error) {
+	var out []sink.ObjectInfo
+	for k, b := range f {
+		if strings.HasPrefix(k, prefix) {
+			size := int64(len(b))
+			if string(b) == "huge" {
+				size = maxManifestBytes + 1
+			}
+			out = append(out, sink.ObjectInfo{Key: k, Size: size})
+		}
+	}
+	return out, nil
+}
+
 func (f fakeSink) Get(_ context.Context, key string) ([]byte, error) {
 	if b, ok := f[key]; ok {
 		return b, nil
@@ -79,7 +93,8 @@ func testView(store jobStore, snk manifestReader, now time.Time) *httptest.Serve
 
 func TestJobsViewHTMLAndJSON(t *testing.T) {
 	store := fakeJobs()
-	ts := testView(store, fakeSink{"jobs/done-1/manifest.json": []byte(`{"job_id":"done-1"}`)},
+	ts := testView(store, fakeSink{"jobs/done-1/manifest.json": []byte(`{"job_id":"done-1"}`), "jobs/big/manifest.json": []byte("huge"),
+		"jobs/run-1/manifest.json.part": []byte("{")},
 		time.Date(2026, 12, 1, 10, 5, 0, 0, time.UTC))
 	defer ts.Close()
 
@@ -145,6 +160,9 @@ func TestJobsViewHTMLAndJSON(t *testing.T) {
 	}
 	if r = do(t, "GET", ts.URL+"/jobs/run-1/manifest.json", nil); r.status != 404 || !strings.Contains(r.body, "written when the job ends") {
 		t.Errorf("manifest of a running job = %d %q", r.status, r.body)
+	}
+	if r = do(t, "GET", ts.URL+"/jobs/big/manifest.json", nil); r.status != http.StatusNotImplemented || !strings.Contains(r.body, "jobs/big/manifest.json from the sink") {
+		t.Errorf("a manifest too big to serve = %d %q", r.status, r.body)
 	}
 
 	var list struct{ Jobs []JobView }
