@@ -43,6 +43,9 @@ const (
 	// object into memory, and a job of millions of domains has a manifest
 	// of hundreds of MB, which a viewer reads from the sink instead.
 	maxManifestBytes = 64 << 20
+	// maxRemembered bounds the jobs whose samples and failed pages the
+	// view keeps in memory.
+	maxRemembered = 1000
 )
 
 //go:embed jobs.html
@@ -103,7 +106,7 @@ type JobView struct {
 	ETA         string             `json:"eta"`
 	Spend       []SpendLine        `json:"spend,omitempty"`
 	FailedPages []tasks.FailedPage `json:"failed_pages,omitempty"`
-	// FailedListed: FailedPages holds only the first maxFailedListed.
+	// FailedTruncated: FailedPages holds only the first maxFailedListed.
 	FailedTruncated bool   `json:"failed_truncated,omitempty"`
 	ManifestKey     string `json:"manifest_key"`
 	ManifestURL     string `json:"manifest_url,omitempty"` // set when asynqmon can read the sink
@@ -283,6 +286,9 @@ func (v *jobsView) failedPages(ctx context.Context, id string, count int64) ([]t
 		return nil, 0, err
 	}
 	v.mu.Lock()
+	if len(v.failed) >= maxRemembered {
+		clear(v.failed)
+	}
 	v.failed[id] = failedMemo{count: count, pages: pages, total: total}
 	v.mu.Unlock()
 	return pages, total, nil
@@ -321,6 +327,9 @@ func (v *jobsView) rate(jv *JobView, st *tasks.Status) {
 			}
 		}
 		ss = thin
+	}
+	if _, ok := v.samples[st.JobID]; !ok && len(v.samples) >= maxRemembered {
+		clear(v.samples) // jobs long expired from Redis: start again
 	}
 	v.samples[st.JobID] = ss
 	v.mu.Unlock()
