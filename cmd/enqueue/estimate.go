@@ -136,7 +136,8 @@ func newEstimator(ctx context.Context, o options, spec tasks.Spec, getenv func(s
 		}
 		hc := &http.Client{Timeout: estimateTimeout}
 		if l, ok := limits[p]; ok && rdb != nil {
-			lim := limiter.New(rdb, p, l, limiter.WithAccountLimitHeader(registry.AccountLimitHeader(p)))
+			v, _ := registry.Lookup(p)
+			lim := limiter.New(rdb, p, l, limiter.WithAccountLimitHeader(v.Limits.Header, v.Limits.HeaderPer))
 			hc = &http.Client{Transport: lim.Transport(http.DefaultTransport, limiter.CallTimeout(estimateTimeout))}
 		}
 		cl, err := registry.New(p, getenv, hc)
@@ -346,12 +347,27 @@ func round6(v float64) float64 { return math.Round(v*1e6) / 1e6 }
 // (PROVIDER_LIMITS over the defaults): the shared limiter's state is kept
 // per limit, so the estimate must hold the same one.
 func estimateLimits(getenv func(string) string) (map[string]limiter.Limit, error) {
-	lims := limiter.DefaultLimits()
 	v := getenv("PROVIDER_LIMITS")
-	parsed, err := limiter.ParseLimits(v)
+	lims, err := vendorLimits(v)
 	if err != nil {
 		return nil, usageError{settings.Bad("PROVIDER_LIMITS", v, "%v", err)}
 	}
-	maps.Copy(lims, parsed)
 	return lims, nil
+}
+
+// vendorLimits are the limits the vendors publish (their descriptors),
+// with PROVIDER_LIMITS's entries over them.
+func vendorLimits(v string) (map[string]limiter.Limit, error) {
+	out := map[string]limiter.Limit{}
+	for _, vd := range registry.Vendors {
+		if l := vd.Limits; l.Rate > 0 || l.InFlight > 0 {
+			out[vd.Name] = limiter.Limit{Rate: l.Rate, Period: l.Period, InFlight: l.InFlight}
+		}
+	}
+	parsed, err := limiter.ParseLimits(v)
+	if err != nil {
+		return out, err
+	}
+	maps.Copy(out, parsed)
+	return out, nil
 }

@@ -12,7 +12,6 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/linkharvest/linkharvest/limiter"
 	"github.com/linkharvest/linkharvest/tasks"
 )
 
@@ -82,10 +81,7 @@ type accountLimit struct {
 // the defaults, as a worker reads them (a limit that does not parse is
 // left out: the worker would refuse it, the progress line need not).
 func accountLimits(provs []string, getenv func(string) string) []accountLimit {
-	lims := limiter.DefaultLimits()
-	if parsed, err := limiter.ParseLimits(getenv("PROVIDER_LIMITS")); err == nil {
-		maps.Copy(lims, parsed)
-	}
+	lims, _ := vendorLimits(getenv("PROVIDER_LIMITS")) // estimate.go
 	var out []accountLimit
 	for _, p := range slices.Sorted(slices.Values(provs)) {
 		if l, ok := lims[p]; ok && l.Rate > 0 && l.Period > 0 {

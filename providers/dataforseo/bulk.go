@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/linkharvest/linkharvest/internal/jsonstr"
 	"github.com/linkharvest/linkharvest/providers"
 )
 
@@ -56,7 +57,7 @@ func (c *Client) BulkBacklinks(ctx context.Context, targets []string) (map[strin
 		if i > 0 {
 			body = append(body, ',')
 		}
-		body = appendString(body, t)
+		body = jsonstr.Append(body, t)
 	}
 	body = append(body, "]}]"...)
 

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/linkharvest/linkharvest/internal/spend"
+	"github.com/linkharvest/linkharvest/internal/jsonstr"
 	"github.com/linkharvest/linkharvest/providers/sandbox"
 )
 
@@ -57,7 +57,7 @@ func runBulk(seed int64, raw json.RawMessage) sbResult {
 			return invalidField("tag", err.Error())
 		}
 	}
-	return sbResult{code: statusOK, cost: spend.PriceOf(Name, BulkBacklinksEndpoint).For(len(targets)), write: func(b []byte) []byte {
+	return sbResult{code: statusOK, cost: bulkPrice.For(len(targets)), write: func(b []byte) []byte {
 		b = append(b, `{"items_count":`...)
 		b = strconv.AppendInt(b, int64(len(targets)), 10)
 		b = append(b, `,"items":[`...)
@@ -66,7 +66,7 @@ func runBulk(seed int64, raw json.RawMessage) sbResult {
 				b = append(b, ',')
 			}
 			b = append(b, `{"type":"backlinks_bulk_backlinks","target":`...)
-			b = appendString(b, tg)
+			b = jsonstr.Append(b, tg)
 			b = append(b, `,"backlinks":`...)
 			b = strconv.AppendInt(b, int64(sandbox.Total(seed, Name, "backlinks", tg)), 10)
 			b = append(b, '}')
