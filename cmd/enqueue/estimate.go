@@ -304,8 +304,9 @@ func (e *estimator) finish(ctx context.Context, s *summary) error {
 	return nil
 }
 
-// print writes the estimate per provider and endpoint, then its own cost.
-func (e *estimator) print(w io.Writer) {
+// print writes the estimate per provider and endpoint, then its own cost;
+// with a budget, whether the job fits in it.
+func (e *estimator) print(w io.Writer, budget map[string]float64) {
 	byProv := map[string][]*epEstimate{}
 	for _, x := range e.ep {
 		byProv[x.provider] = append(byProv[x.provider], x)
@@ -326,6 +327,16 @@ func (e *estimator) print(w io.Writer) {
 			atLeast = "at least "
 		}
 		fmt.Fprintf(w, "estimate %s: %s%d calls, %s%s\n", p, atLeast, calls, atLeast, tasks.FormatAmount(money, p))
+		if lim, ok := budget[p]; ok {
+			switch {
+			case round6(money) > lim:
+				fmt.Fprintf(w, "  over the budget of %s: the job would stop at it (exit 4 with --wait) having fetched part of the list\n", tasks.FormatAmount(lim, p))
+			case exact:
+				fmt.Fprintf(w, "  within the budget of %s\n", tasks.FormatAmount(lim, p))
+			default:
+				fmt.Fprintf(w, "  the budget of %s covers the lower bound; the job may need more\n", tasks.FormatAmount(lim, p))
+			}
+		}
 		for _, x := range eps {
 			fmt.Fprintf(w, "  %s: %d calls, %d rows, %s (%s)\n", x.endpoint, x.calls, x.rows, tasks.FormatAmount(x.spend, p), x.note)
 			if x.uncounted > 0 {

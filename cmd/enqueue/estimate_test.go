@@ -149,8 +149,8 @@ func TestEstimateMaxRowsAgreesWithRun(t *testing.T) {
 			t.Fatalf("%v\n%s", err, out)
 		}
 	}
-	code, out, errs := runEnqueue(t, "--dry-run", "--estimate", "--json", "--max-rows", "300", list)
-	if code != exitOK {
+	code, out, errs := runEnqueue(t, "--dry-run", "--estimate", "--json", "--max-rows", "300", "--budget", "0.05", list)
+	if code != exitOK || !strings.Contains(out, "over the budget of 0.05 usd") {
 		t.Fatalf("estimate: exit %d\n%s%s", code, out, errs)
 	}
 	decodeLast(out, &est)

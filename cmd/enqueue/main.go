@@ -404,14 +404,14 @@ func submit(ctx context.Context, o options, spec tasks.Spec, budget map[string]f
 		for _, p := range spec.Providers {
 			pairs += len(spec.Endpoints[p])
 		}
-		s := summary{JobID: o.job, Domains: int64(st.Valid), Rejected: int64(st.Rejected), Tasks: int64(st.Valid * pairs), State: "dry-run", DryRun: true, Calls: int64(st.Valid * pairs)}
+		s := summary{JobID: o.job, Domains: int64(st.Valid), Rejected: int64(st.Rejected), Tasks: int64(st.Valid * pairs), State: "dry-run", DryRun: true, Calls: int64(st.Valid * pairs), Spend: map[string]float64{}}
 		fmt.Fprintf(stdout, "dry run: %d lines, %d domains (%d duplicates), %d rejected\n", st.Lines, st.Valid, st.Duplicates, st.Rejected)
 		if est == nil {
 			fmt.Fprintf(stdout, "at least %d calls (one per domain, provider and endpoint; more for domains with more rows than a page)\n", s.Calls)
 		} else if err := est.finish(ctx, &s); err != nil {
 			return 0, err
 		} else {
-			est.print(stdout)
+			est.print(stdout, budget)
 		}
 		if o.asJSON {
 			printJSON(stdout, s)
