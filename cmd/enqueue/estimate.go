@@ -338,7 +338,11 @@ func (e *estimator) print(w io.Writer, budget map[string]float64) {
 			}
 		}
 		for _, x := range eps {
-			fmt.Fprintf(w, "  %s: %d calls, %d rows, %s (%s)\n", x.endpoint, x.calls, x.rows, tasks.FormatAmount(x.spend, p), x.note)
+			rows := "" // known only where counted
+			if e.counter[p] != nil && counted[p].endpoint == x.endpoint {
+				rows = fmt.Sprintf(" for %d rows", x.rows)
+			}
+			fmt.Fprintf(w, "  %s: %d calls%s, %s (%s)\n", x.endpoint, x.calls, rows, tasks.FormatAmount(x.spend, p), x.note)
 			if x.uncounted > 0 {
 				fmt.Fprintf(w, "  %s: %d domains were not in the count's answer: one call each is counted\n", x.endpoint, x.uncounted)
 			}
