@@ -10,6 +10,7 @@
 //	{lh:limit:NAME}:inflight   ZSET lease id -> expiry (ms, Redis TIME)
 //	{lh:limit:NAME}:wake       LIST, one entry per released slot (wakes one waiter)
 //	{lh:limit:NAME}:cooldown   STRING, end of the shared pause (ms, Redis TIME)
+//	{lh:limit:NAME}:account    HASH path -> the account's limit the vendor states (account.go)
 //	rate:{lh:limit:NAME}:rate  redis_rate's GCRA state (redis_rate adds "rate:")
 //
 // Every clock reading is Redis TIME inside a script; workers' clocks are
@@ -111,7 +112,9 @@ type Limiter struct {
 	maxHold time.Duration
 	poll    time.Duration
 
-	keyInflight, keyWake, keyCooldown, keyRate string
+	keyInflight, keyWake, keyCooldown, keyRate, keyAccount string
+
+	acct accountLimit // the vendor's stated limit (account.go)
 
 	// gate lets one goroutine of this process at a time ask Redis for
 	// capacity; the others queue here in FIFO order. A process thus puts
@@ -147,8 +150,8 @@ func New(rdb redis.UniversalClient, name string, lim Limit, opts ...Option) *Lim
 		rate: redis_rate.NewLimiter(rdb),
 		log:  slog.Default(), ttl: DefaultLeaseTTL, maxHold: DefaultMaxHold, poll: defaultPoll,
 		keyInflight: tag + ":inflight", keyWake: tag + ":wake", keyCooldown: tag + ":cooldown",
-		keyRate: tag + ":rate",
-		leases:  map[string]*Lease{},
+		keyRate: tag + ":rate", keyAccount: tag + ":account",
+		leases: map[string]*Lease{},
 	}
 	for _, o := range opts {
 		o(l)
@@ -286,19 +289,23 @@ func (l *Limiter) try(ctx context.Context, id string) (outcome, time.Duration, e
 	if id == "" {
 		inflight = 0
 	}
-	res, err := acquireScript.Run(ctx, l.rdb, []string{l.keyInflight, l.keyCooldown},
+	res, err := acquireScript.Run(ctx, l.rdb, []string{l.keyInflight, l.keyCooldown, l.keyAccount},
 		inflight, l.ttl.Milliseconds(), id).Int64Slice()
 	if err != nil {
 		return 0, 0, fmt.Errorf("limiter %s: in-flight slot: %w", l.name, err)
 	}
-	if len(res) != 2 {
+	if len(res) < 2 {
 		return 0, 0, fmt.Errorf("limiter %s: in-flight slot: unexpected reply %v", l.name, res)
 	}
 	st, wait := outcome(res[0]), time.Duration(res[1])*time.Millisecond
 	if st != granted || l.limit.Rate == 0 {
 		return st, wait, nil
 	}
-	r, err := l.rate.Allow(ctx, l.keyRate, l.bucket)
+	var stated int64
+	if len(res) > 2 {
+		stated = res[2]
+	}
+	r, err := l.rate.Allow(ctx, l.keyRate, l.bucketFor(stated))
 	if err != nil {
 		l.giveBack(ctx, id, true)
 		return 0, 0, fmt.Errorf("limiter %s: rate token: %w", l.name, err)

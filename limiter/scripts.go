@@ -14,19 +14,28 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `
 
 // acquireScript: a shared cooldown in force -> {2, ms left}; else, with
-// no in-flight limit (ARGV[1] = 0) -> {1, 0}; else drop expired leases and
-// take a slot if one is free -> {1, 0}, or {0, ms until the earliest
-// lease expires}.
+// no in-flight limit (ARGV[1] = 0) -> {1, 0, acct}; else drop expired
+// leases and take a slot if one is free -> {1, 0, acct}, or {0, ms until
+// the earliest lease expires}. acct is the lowest account limit the
+// vendor has stated (the account HASH, see Limiter.observe), 0 if none:
+// read in the same step as the slot, so every process rates the call it
+// is granted by the lowest limit any process has seen.
 //
-// KEYS: inflight ZSET, cooldown. ARGV: max in flight, lease TTL ms, lease id.
+// KEYS: inflight ZSET, cooldown, account HASH. ARGV: max in flight, lease TTL ms, lease id.
 var acquireScript = redis.NewScript(luaNow + `
 local cd = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
 if cd > now then
   return {2, cd - now}
 end
+local acct = 0
+for _, v in ipairs(redis.call('HVALS', KEYS[3])) do
+  local n, exp = string.match(v, '^(%d+):(%d+)$')
+  n, exp = tonumber(n), tonumber(exp)
+  if n and exp and exp > now and n > 0 and (acct == 0 or n < acct) then acct = n end
+end
 local max = tonumber(ARGV[1])
 if max == 0 then
-  return {1, 0}
+  return {1, 0, acct}
 end
 local ttl = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
@@ -38,7 +47,7 @@ if redis.call('ZCARD', KEYS[1]) >= max then
 end
 redis.call('ZADD', KEYS[1], string.format('%.0f', now + ttl), ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ttl + 1000)
-return {1, 0}
+return {1, 0, acct}
 `)
 
 // releaseScript removes a lease and, if it was there and ARGV[2] is 1,

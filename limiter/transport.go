@@ -63,6 +63,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		cancel()
 		return nil, err
 	}
+	t.l.observe(req.URL.Path, resp.Header) // the account's stated limit (account.go)
 	resp.Body = &leaseBody{ReadCloser: resp.Body, lease: lease, ctx: req.Context(), cancel: cancel}
 	return resp, nil
 }

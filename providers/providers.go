@@ -91,6 +91,11 @@ const (
 	// Fatal: the same call will fail again (bad credentials, no funds,
 	// invalid field); stop at once.
 	Fatal
+	// Pending: the vendor cannot answer this request yet (DomainCrawler's
+	// export of the domain into its index has not finished); ask again
+	// after RetryAfter. Neither a failure of the page nor a sign that the
+	// account is over its rate, so other calls go on at full speed.
+	Pending
 )
 
 func (c Class) String() string {
@@ -101,6 +106,8 @@ func (c Class) String() string {
 		return "throttled"
 	case Fatal:
 		return "fatal"
+	case Pending:
+		return "pending"
 	}
 	return "unknown"
 }
@@ -118,7 +125,11 @@ type Error struct {
 	// subscription): every further call fails the same way, so the
 	// provider's queue is paused.
 	Account bool
-	Err     error
+	// Until, on an account failure, is when it lifts by itself
+	// (DataForSEO's daily cost limit at 00:00 UTC); zero when it takes a
+	// person to fix the account.
+	Until time.Time
+	Err   error
 }
 
 func (e *Error) Error() string {

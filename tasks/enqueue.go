@@ -47,7 +47,7 @@ func enqueuePage(ctx context.Context, client *asynq.Client, p *PagePayload, maxR
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("enqueueing %s: %w", p.TaskID(), err)
+		return false, fmt.Errorf("enqueueing %s: %w", p.TaskID(), redisErr(err))
 	}
 	return true, nil
 }

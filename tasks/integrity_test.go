@@ -507,7 +507,13 @@ func TestInterruptedSubmission(t *testing.T) {
 	if err := b.flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	b.stopRenewing() // the process dies: its lease is no longer renewed
+	// It dies between registering a batch and enqueueing its tasks, and
+	// its lease is no longer renewed.
+	if _, err := r.w.Store.register(ctx, "kill", b.gen, []string{"v|backlinks|c.example|1"}); err != nil {
+		t.Fatal(err)
+	}
+	r.domain("c.example", 5, 5)
+	b.stopRenewing()
 	b.mu.Unlock()
 	r.drain()
 	st := r.status("kill")
@@ -522,6 +528,9 @@ func TestInterruptedSubmission(t *testing.T) {
 	if st := r.status("kill"); st.State != "done" || st.Interrupted == 0 || !r.manifest("kill").Interrupted {
 		t.Fatalf("after the lease: %+v", st)
 	}
+	if got := r.rows("kill"); got["https://src.example/c.example/0"] != 1 {
+		t.Error("a unit the dead submission registered without its task was never run")
+	}
 	// The dead submission can add nothing more.
 	if err := b.Add(ctx, "z.example"); err == nil {
 		b.mu.Lock()
@@ -535,7 +544,7 @@ func TestInterruptedSubmission(t *testing.T) {
 	r.drain()
 	st = r.status("kill")
 	m := r.manifest("kill")
-	if st.State != "done" || st.Interrupted != 0 || m.Interrupted || len(m.Outcomes) != 2 {
+	if st.State != "done" || st.Interrupted != 0 || m.Interrupted || len(m.Outcomes) != 3 {
 		t.Fatalf("after the resubmission: %+v, manifest interrupted %v, %d outcomes", st, m.Interrupted, len(m.Outcomes))
 	}
 	time.Sleep(submissionTTL + 100*time.Millisecond)
@@ -565,5 +574,40 @@ func TestEmptySubmissionCreatesNothing(t *testing.T) {
 	}
 	if ids, _ := r.w.Store.Jobs(ctx, 10); len(ids) != 0 {
 		t.Fatalf("jobs %v", ids)
+	}
+}
+
+// TestWaitsAreNotFailures: what a page waits for spends no retry; a
+// vendor's fault does.
+func TestWaitsAreNotFailures(t *testing.T) {
+	oom := errors.New("OOM command not allowed when used memory > 'maxmemory'")
+	cases := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"sink refused", &sinkError{errors.New("connection refused")}, false},
+		{"finalizer running", &waitError{"finalizing"}, false},
+		{"redis at maxmemory", fmt.Errorf("ending x: %w", redisErr(oom)), false},
+		{"vendor throttle", &providers.Error{Class: providers.Throttled}, false},
+		{"vendor 5xx", &providers.Error{Class: providers.Retryable}, true},
+		{"redis down", errors.New("dial tcp: connection refused"), true},
+	}
+	for _, c := range cases {
+		if got := IsFailure(c.err); got != c.want {
+			t.Errorf("%s: IsFailure = %v, want %v", c.name, got, c.want)
+		}
+	}
+	if !strings.Contains(redisErr(oom).Error(), "out of memory") {
+		t.Errorf("OOM message: %v", redisErr(oom))
+	}
+}
+
+// TestFatalKeepsTheMessage: a page failed for good reads as its cause in
+// the manifest, without asynq's wrapping.
+func TestFatalKeepsTheMessage(t *testing.T) {
+	err := fatal(errors.New("HTTP 401: bad credentials"))
+	if !errors.Is(err, asynq.SkipRetry) || errorMessage(err) != "HTTP 401: bad credentials" {
+		t.Errorf("fatal: %q (skip retry %v)", errorMessage(err), errors.Is(err, asynq.SkipRetry))
 	}
 }

@@ -51,6 +51,11 @@ func (k jobKeys) all() []string {
 
 func (k jobKeys) stash(unit string) string { return k.prefix + "stash:" + unit }
 
+// batch holds the units a submission has registered but may not yet have
+// enqueued: if its process dies between the two, a worker enqueues them
+// (Worker.sweepSubmissions), or they would stay open with no task.
+func (k jobKeys) batch(gen int64) string { return k.prefix + "batch:" + strconv.FormatInt(gen, 10) }
+
 // jobsIndex lists jobs by creation time, for `enqueue status` without an id.
 const jobsIndex = "lh:jobs"
 
@@ -83,9 +88,11 @@ end
 // a submission whose lease was lost (it was paused past it, or cut from
 // Redis) adds nothing, so a job that ended meanwhile is not changed
 // behind its back; workers pass "".
-// KEYS: open, ended, meta, subs; ARGV: gen or "", units...
+// A submission's open units are also kept in its batch key until their
+// tasks exist. KEYS: open, ended, meta, subs, batch; ARGV: gen or "", units...
 var registerScript = redis.NewScript(luaNow + luaReopen + `
-if ARGV[1] ~= '' then
+local sub = ARGV[1] ~= ''
+if sub then
   local s = redis.call('ZSCORE', KEYS[4], ARGV[1])
   if not s or tonumber(s) < now then return redis.error_reply('LEASE submission lease lost') end
 end
@@ -101,6 +108,7 @@ for i = 2, #ARGV do
   else
     out[i-1] = 2
   end
+  if sub and out[i-1] > 0 then redis.call('SADD', KEYS[5], u) end
 end
 if added > 0 then
   redis.call('HINCRBY', KEYS[3], 'units', added)
@@ -109,17 +117,21 @@ end
 return out
 `)
 
-// live is the number of submissions whose lease has not expired; expired
-// ones are dropped and remembered as interrupted.
+// live is the number of submissions whose lease has not expired. Dead
+// ones (expired, not closed) mark the job interrupted unless a later
+// submission closed cleanly; they are removed by the sweeper, once it has
+// enqueued what they left registered (Worker.sweepSubmissions).
 const luaLive = `local function live(subs, meta)
   local dead = redis.call('ZRANGEBYSCORE', subs, '-inf', '(' .. now)
   if #dead > 0 then
-    redis.call('ZREMRANGEBYSCORE', subs, '-inf', '(' .. now)
+    local closed = tonumber(redis.call('HGET', meta, 'closed') or '0')
     local g = tonumber(redis.call('HGET', meta, 'interrupted') or '0')
-    for _, d in ipairs(dead) do g = math.max(g, tonumber(d)) end
-    redis.call('HSET', meta, 'interrupted', g)
+    for _, d in ipairs(dead) do
+      if tonumber(d) > closed then g = math.max(g, tonumber(d)) end
+    end
+    if g > 0 then redis.call('HSET', meta, 'interrupted', g) end
   end
-  return redis.call('ZCARD', subs)
+  return redis.call('ZCOUNT', subs, now, '+inf')
 end
 local function finishable(open, subs, meta)
   return redis.call('SCARD', open) == 0 and live(subs, meta) == 0
@@ -299,32 +311,40 @@ redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 return now + tonumber(ARGV[2])
 `)
 
-// closeSub ends a submission: cleanly (ARGV[2] = 1: its whole list was
-// read, which covers every earlier submission of the same list) or
-// interrupted (0). Returns 1 if the job can now be finalized.
-// KEYS: subs, open, meta; ARGV: gen, clean
+// closeSub ends a submission whose whole list was read: it covers every
+// earlier submission of the same list, so an interrupted mark goes (and an
+// ended job's manifest, which carries it, is written again). Returns 1 if
+// the job can now be finalized. KEYS: subs, open, meta, batch; ARGV: gen
 var closeSubScript = redis.NewScript(luaNow + luaLive + `
 redis.call('ZREM', KEYS[1], ARGV[1])
-if ARGV[2] == '1' then
-  local g = tonumber(redis.call('HGET', KEYS[3], 'interrupted') or '0')
-  if g > 0 and g <= tonumber(ARGV[1]) then
-    redis.call('HDEL', KEYS[3], 'interrupted')
-    -- An ended job's manifest says it was interrupted: write it again.
-    if redis.call('HGET', KEYS[3], 'state') == 'done' then redis.call('HSET', KEYS[3], 'state', 'running') end
-  end
-else
-  local g = tonumber(redis.call('HGET', KEYS[3], 'interrupted') or '0')
-  redis.call('HSET', KEYS[3], 'interrupted', math.max(g, tonumber(ARGV[1])))
+redis.call('DEL', KEYS[4])
+local gen = tonumber(ARGV[1])
+if gen > tonumber(redis.call('HGET', KEYS[3], 'closed') or '0') then redis.call('HSET', KEYS[3], 'closed', gen) end
+local g = tonumber(redis.call('HGET', KEYS[3], 'interrupted') or '0')
+if g > 0 and g <= gen then
+  redis.call('HDEL', KEYS[3], 'interrupted')
+  if redis.call('HGET', KEYS[3], 'state') == 'done' then redis.call('HSET', KEYS[3], 'state', 'running') end
 end
 if finishable(KEYS[2], KEYS[1], KEYS[3]) then return 1 end
 return 0
 `)
 
-// sweepSub drops a job's expired submission leases. Returns {finish (0/1),
-// live submissions, latest live deadline}. KEYS: subs, open, meta
+// expireSubScript ends a submission's lease now, as if its process had
+// died: the sweeper then enqueues what it left registered and ends it.
+// KEYS: subs; ARGV: gen. Returns the new deadline.
+var expireSubScript = redis.NewScript(luaNow + `
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then redis.call('ZADD', KEYS[1], now - 1, ARGV[1]) end
+return now - 1
+`)
+
+// sweepSub drops the job's dead submissions (their batches enqueued by
+// then). Returns {finish (0/1), live submissions, latest live deadline}.
+// KEYS: subs, open, meta
 var sweepSubScript = redis.NewScript(luaNow + luaLive + `
+live(KEYS[1], KEYS[3]) -- marks the job interrupted
 local f = 0
 if finishable(KEYS[2], KEYS[1], KEYS[3]) then f = 1 end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. now)
 local n = redis.call('ZCARD', KEYS[1])
 local last = 0
 if n > 0 then last = tonumber(redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2]) end
@@ -366,17 +386,54 @@ func (s *Store) renewSub(ctx context.Context, job string, gen int64) error {
 	return nil
 }
 
-func (s *Store) closeSub(ctx context.Context, job string, gen int64, clean bool) (bool, error) {
+func (s *Store) closeSub(ctx context.Context, job string, gen int64) (bool, error) {
 	k := keysFor(job)
-	c := 0
-	if clean {
-		c = 1
-	}
-	f, err := closeSubScript.Run(ctx, s.rdb, []string{k.subs, k.open, k.meta}, gen, c).Int()
+	f, err := closeSubScript.Run(ctx, s.rdb, []string{k.subs, k.open, k.meta, k.batch(gen)}, gen).Int()
 	if err != nil {
 		return false, fmt.Errorf("job %s: ending the submission: %w", job, redisErr(err))
 	}
 	return f == 1, nil
+}
+
+func (s *Store) expireSub(ctx context.Context, job string, gen int64) error {
+	d, err := expireSubScript.Run(ctx, s.rdb, []string{keysFor(job).subs}, gen).Int64()
+	if err != nil {
+		return fmt.Errorf("job %s: ending the submission: %w", job, redisErr(err))
+	}
+	s.indexSub(ctx, job, d)
+	return nil
+}
+
+// batchDone forgets a batch whose tasks all exist.
+func (s *Store) batchDone(ctx context.Context, job string, gen int64) error {
+	if err := s.rdb.Del(ctx, keysFor(job).batch(gen)).Err(); err != nil {
+		return fmt.Errorf("job %s: %w", job, redisErr(err))
+	}
+	return nil
+}
+
+// deadBatches returns, per dead submission of the job, the units it had
+// registered without knowing their tasks exist.
+func (s *Store) deadBatches(ctx context.Context, job string) (map[int64][]string, error) {
+	k := keysFor(job)
+	now, err := s.rdb.Time(ctx).Result()
+	if err != nil {
+		return nil, err
+	}
+	gens, err := s.rdb.ZRangeByScore(ctx, k.subs, &redis.ZRangeBy{Min: "-inf", Max: "(" + strconv.FormatInt(now.UnixMilli(), 10)}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("job %s: %w", job, err)
+	}
+	out := map[int64][]string{}
+	for _, g := range gens {
+		gen, _ := strconv.ParseInt(g, 10, 64)
+		units, err := s.rdb.SMembers(ctx, k.batch(gen)).Result()
+		if err != nil {
+			return nil, fmt.Errorf("job %s: %w", job, err)
+		}
+		out[gen] = units
+	}
+	return out, nil
 }
 
 // removeIndexIf drops a job from subsIndex unless a submission renewed it
@@ -457,7 +514,7 @@ func (s *Store) register(ctx context.Context, job string, gen int64, units []str
 	for _, u := range units {
 		args = append(args, u)
 	}
-	res, err := registerScript.Run(ctx, s.rdb, []string{k.open, k.ended, k.meta, k.subs}, args...).Int64Slice()
+	res, err := registerScript.Run(ctx, s.rdb, []string{k.open, k.ended, k.meta, k.subs, k.batch(gen)}, args...).Int64Slice()
 	if err != nil {
 		if strings.Contains(err.Error(), "LEASE") {
 			return nil, errLeaseLost
@@ -751,8 +808,17 @@ func (s *Store) Redis() redis.UniversalClient { return s.rdb }
 
 // redisErr makes Redis's out-of-memory refusal say what it means.
 func redisErr(err error) error {
-	if err != nil && strings.Contains(err.Error(), "OOM") {
-		return fmt.Errorf("redis is out of memory (its maxmemory is reached; raise it or free memory, then resubmit the same list with the same --job): %w", err)
+	if err != nil && strings.Contains(err.Error(), "OOM command not allowed") {
+		return &redisFullError{err}
 	}
 	return err
 }
+
+// redisFullError: Redis refuses writes at its maxmemory. Not a fault of
+// the page: it waits (IsFailure) until memory is raised or freed.
+type redisFullError struct{ err error }
+
+func (e *redisFullError) Error() string {
+	return "redis is out of memory (maxmemory reached; raise it or free memory): " + e.err.Error()
+}
+func (e *redisFullError) Unwrap() error { return e.err }

@@ -115,16 +115,55 @@ func (w *Worker) sweepSubmissions(ctx context.Context) error {
 		return err
 	}
 	for _, z := range zs {
+		job := z.Member.(string)
+		// First the tasks a dead submission may not have created, then
+		// its end: a crash in between leaves both to the next sweep.
+		batches, err := w.Store.deadBatches(ctx, job)
+		if err != nil {
+			return err
+		}
+		for gen, units := range batches {
+			if err := w.enqueueUnits(ctx, job, units); err != nil {
+				return err
+			}
+			if err := w.Store.batchDone(ctx, job, gen); err != nil {
+				return err
+			}
+		}
 		finish, err := w.Store.sweepSub(ctx, z)
 		if err != nil {
 			return err
 		}
+		if len(batches) > 0 {
+			w.log().Warn("a submission ended before reading its whole list; the job holds what it had read: resubmit the same list with the same --job to complete it", "job", job)
+		}
 		if finish {
-			job := z.Member.(string)
-			w.log().Warn("a submission ended without closing (its process died); the job holds what it had read: resubmit the same list with the same --job to complete it", "job", job)
 			if err := enqueueFinalize(ctx, w.Store, w.Client, job); err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// enqueueUnits creates the tasks of first-page units (what submissions
+// register); ids are deterministic, so a task that exists is not doubled.
+func (w *Worker) enqueueUnits(ctx context.Context, job string, units []string) error {
+	if len(units) == 0 {
+		return nil
+	}
+	j, err := w.job(ctx, job)
+	if err != nil {
+		return err
+	}
+	for _, u := range units {
+		provider, endpoint, domain, page, ok := parseUnit(u)
+		if !ok {
+			continue
+		}
+		p := PagePayload{Job: job, Provider: provider, Endpoint: endpoint, Domain: domain, Page: page}
+		if _, err := enqueuePage(ctx, w.Client, &p, j.Spec.maxRetry()); err != nil {
+			return err
 		}
 	}
 	return nil

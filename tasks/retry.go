@@ -43,10 +43,12 @@ func IsFailure(err error) bool {
 	}
 	var se *sinkError
 	var we *waitError
-	if errors.As(err, &se) || errors.As(err, &we) {
+	var rf *redisFullError
+	if errors.As(err, &se) || errors.As(err, &we) || errors.As(err, &rf) {
 		return false
 	}
-	return providers.ClassOf(err) != providers.Throttled
+	c := providers.ClassOf(err)
+	return c != providers.Throttled && c != providers.Pending // Pending: see wait.go
 }
 
 // sinkError is a write the sink refused. The page waits for the sink
@@ -79,7 +81,7 @@ func RetryDelayFunc(base time.Duration) asynq.RetryDelayFunc {
 		case errors.As(err, &se):
 			d = min(max(4*base, time.Second), 30*time.Second)
 			d += rand.N(d)
-		case errors.As(err, &we):
+		case errors.As(err, &we), errors.As(err, new(*redisFullError)):
 			d = time.Second + rand.N(time.Second)
 		case providers.ClassOf(err) == providers.Throttled:
 			d = base + rand.N(2*base)

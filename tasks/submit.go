@@ -304,7 +304,10 @@ func (b *Submission) flush(ctx context.Context) error {
 			return err
 		})
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return b.s.Store.batchDone(ctx, b.jobID, b.gen)
 }
 
 // Close enqueues what is buffered, records the rejects, and ends the
@@ -330,7 +333,7 @@ func (b *Submission) Close(ctx context.Context) (SubmitStats, error) {
 	if b.leaseLost.Load() {
 		return b.stats, errLeaseLost
 	}
-	finish, err := b.s.Store.closeSub(ctx, b.jobID, b.gen, true)
+	finish, err := b.s.Store.closeSub(ctx, b.jobID, b.gen)
 	if err != nil {
 		return b.stats, err
 	}
@@ -343,8 +346,9 @@ func (b *Submission) Close(ctx context.Context) (SubmitStats, error) {
 }
 
 // Abort ends an interrupted submission (Ctrl-C, an input error): what was
-// submitted stays; the job is marked interrupted until a resubmission of
-// the same list closes. Safe to call after Close (it does nothing).
+// submitted stays; its lease ends now, so a worker enqueues whatever it
+// left without a task and the job can end, marked interrupted until a
+// resubmission of the same list closes. Safe after Close (does nothing).
 func (b *Submission) Abort(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -352,14 +356,7 @@ func (b *Submission) Abort(ctx context.Context) error {
 		return nil
 	}
 	b.stopRenewing()
-	finish, err := b.s.Store.closeSub(ctx, b.jobID, b.gen, false)
-	if err != nil {
-		return err // the lease expires by itself
-	}
-	if finish {
-		return enqueueFinalize(ctx, b.s.Store, b.s.Client, b.jobID)
-	}
-	return nil
+	return b.s.Store.expireSub(ctx, b.jobID, b.gen) // if this fails too, the lease expires by itself
 }
 
 // Stats is what the submission has added so far.

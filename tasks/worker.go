@@ -73,6 +73,7 @@ type Worker struct {
 func (w *Worker) Register(mux *asynq.ServeMux) {
 	mux.HandleFunc(TypePage, w.handlePage)
 	mux.HandleFunc(TypeFinalize, w.processFinalize)
+	mux.HandleFunc(TypeResume, w.processResume) // wait.go
 }
 
 func (w *Worker) now() time.Time {
@@ -391,6 +392,9 @@ func (w *Worker) encode(job *Job, p *PagePayload, page *providers.Page) (*stashe
 // vendorError turns a classified vendor failure into what asynq should do.
 func (w *Worker) vendorError(ctx context.Context, job *Job, p *PagePayload, err error) error {
 	pe, _ := providers.AsError(err)
+	if isVendorWait(pe) { // wait.go: a stop until a known time, or a vendor not ready
+		return w.vendorWait(ctx, p, pe)
+	}
 	switch providers.ClassOf(err) {
 	case providers.Throttled:
 		telemetry.M().Throttles.Add(ctx, 1, metric.WithAttributes(attribute.String("provider", p.Provider)))

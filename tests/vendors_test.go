@@ -112,7 +112,7 @@ func startInProcess(t *testing.T, opts sandbox.Options, env map[string]string, s
 	base := "http://" + ln.Addr().String()
 	full := registry.SandboxEnv(base)
 	for k, v := range env {
-		full[k] = v
+		full[k] = strings.ReplaceAll(v, "{base}", base) // a value may name the sandbox's address
 	}
 	rdb := rds.Client(t)
 	lims, err := limiter.ParseLimits(allLimits)

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/linkharvest/linkharvest/internal/testenv"
 )
 
 // TestDevRunsTheExample is the README's first command: the whole system
@@ -113,5 +115,45 @@ func TestBadInputList(t *testing.T) {
 	}
 	if sum.Domains != 2 || sum.Rejected != 5 {
 		t.Errorf("summary %+v, want 2 domains and 5 rejected", sum)
+	}
+}
+
+// TestInputEdges: inputs that cannot make a job are refused before any
+// job exists, with a clear message.
+func TestInputEdges(t *testing.T) {
+	rds := testenv.Redis(t)
+	rdb := rds.Client(t)
+	dir := t.TempDir()
+	junk := filepath.Join(dir, "junk.txt")
+	os.WriteFile(junk, []byte("not a domain\ncom\n"), 0o644)
+	good := filepath.Join(dir, "good.txt")
+	os.WriteFile(good, []byte("example.com\n"), 0o644)
+	cases := []struct {
+		name  string
+		args  []string
+		stdin string
+		want  string
+	}{
+		{"empty standard input", []string{"--job", "e1"}, "", "no valid domain"},
+		{"only rejected lines", []string{"--job", "e2", junk}, "", "no valid domain"},
+		{"empty job id", []string{"--job", "", good}, "", "--job is empty"},
+		{"a directory among the files", []string{"--job", "e3", good, dir}, "", "is a directory"},
+		{"a long bad job id is shortened", []string{"--job", strings.Repeat("x/", 500), good}, "", "bytes)"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), append([]string{"--redis", rds.URL}, c.args...), strings.NewReader(c.stdin), &stdout, &stderr)
+			out := stdout.String() + stderr.String()
+			if code != exitUsage || !strings.Contains(out, c.want) {
+				t.Errorf("exit %d, want %d with %q\n%s", code, exitUsage, c.want, out)
+			}
+			if len(out) > 2000 {
+				t.Errorf("%d bytes of output: the input is echoed", len(out))
+			}
+			if keys, _ := rdb.Keys(context.Background(), "*").Result(); len(keys) != 0 {
+				t.Errorf("Redis holds %v: something was created", keys)
+			}
+		})
 	}
 }

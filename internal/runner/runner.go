@@ -142,7 +142,8 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 				ll := newLocalLimiter(l, n)
 				transport, throttle = ll.Transport(transport, cfg.CallTimeout), ll
 			} else {
-				lim := limiter.New(cfg.Redis, name, l, limiter.WithLogger(cfg.Log))
+				lim := limiter.New(cfg.Redis, name, l, limiter.WithLogger(cfg.Log),
+					limiter.WithAccountLimitHeader(registry.AccountLimitHeader(name)))
 				// The call timeout runs from the moment a lease is held, so a
 				// long wait for capacity never ends as a timeout.
 				transport, throttle = lim.Transport(transport, limiter.CallTimeout(cfg.CallTimeout)), lim

@@ -31,6 +31,14 @@ const Name = "dataforseo"
 // shapes is https://sandbox.dataforseo.com).
 const DefaultBaseURL = "https://api.dataforseo.com"
 
+// RateLimitHeader states, on every answer, the account's limit in calls a
+// minute (RateLimitPer) for the endpoint called; accounts differ from the
+// published 2000 a minute, and the shared limiter follows a lower one.
+const (
+	RateLimitHeader = "X-RateLimit-Limit"
+	RateLimitPer    = time.Minute
+)
+
 // DefaultTimeout bounds one call when Config.HTTPClient is nil. The vendor
 // gives up on a live task after 120 s (50401); waiting a little longer
 // lets that answer arrive instead of a local timeout.
@@ -137,7 +145,7 @@ func (c *Client) Fetch(ctx context.Context, req providers.Request) (*providers.P
 	if err := e.checkParams(req.Params); err != nil {
 		return nil, &providers.Error{Provider: Name, Class: providers.Fatal, Code: "params", Message: err.Error()}
 	}
-	body, err := buildTask(e, req)
+	body, wire, err := buildTask(e, req)
 	if err != nil {
 		return nil, &providers.Error{Provider: Name, Class: providers.Fatal, Code: "request", Message: e.name + ": " + err.Error()}
 	}
@@ -149,6 +157,7 @@ func (c *Client) Fetch(ctx context.Context, req providers.Request) (*providers.P
 	hreq.SetBasicAuth(c.login, c.password)
 	hreq.Header.Set("Content-Type", "application/json")
 	hreq.Header.Set("Accept", "application/json")
+	sentAt := time.Now()
 	resp, err := c.hc.Do(hreq)
 	if err != nil {
 		return nil, c.redact(providers.TransportError(Name, u, err))
@@ -161,12 +170,13 @@ func (c *Client) Fetch(ctx context.Context, req providers.Request) (*providers.P
 	// The Content-Type is not checked: the body decides. An HTML page
 	// from a gateway fails to decode and is retried like any bad body.
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, c.redact(httpError(resp.StatusCode, resp.Header.Get("Retry-After"), b))
+		return nil, c.redact(liftsAt(httpError(resp.StatusCode, resp.Header.Get("Retry-After"), b), sentAt))
 	}
 	page, perr := decode(e, b)
 	if perr != nil {
-		return nil, c.redact(perr)
+		return nil, c.redact(liftsAt(perr, sentAt))
 	}
+	page.Next = makeCursor(wire.offset, wire.limit, page.Next)
 	return page, nil
 }
 
@@ -180,45 +190,55 @@ func (c *Client) redact(e *providers.Error) *providers.Error {
 	return e
 }
 
+// sent is the paging a backlinks request was sent with, from which the
+// cursor of its answer is made.
+type sent struct{ offset, limit int }
+
 // buildTask writes the POST body: an array with exactly one task (live
 // endpoints run only the first; further tasks come back 40000 unrun).
 // Members are in a fixed order (target, paging, then options sorted by
-// name) so the same request always sends the same bytes.
-func buildTask(e *endpoint, req providers.Request) ([]byte, error) {
+// name) so the same request always sends the same bytes, and a request
+// of a token chain the same bytes as its predecessor but for the token.
+func buildTask(e *endpoint, req providers.Request) ([]byte, sent, error) {
+	var s sent
 	if strings.TrimSpace(req.Domain) == "" {
-		return nil, errors.New("no target domain")
+		return nil, s, errors.New("no target domain")
 	}
 	buf := make([]byte, 0, 256)
 	buf = append(buf, `[{"target":`...)
 	buf = appendString(buf, req.Domain)
 	if e.paged {
-		limit := req.Limit
+		limit, offset := req.Limit, req.Offset
+		var chain chainPos
+		if req.Cursor != "" {
+			var ok bool
+			if chain, ok = parseCursor(req.Cursor); !ok {
+				return nil, s, errors.New("the cursor is not one this client made")
+			}
+			if !chain.bare {
+				// The chain's own offset and limit (see cursor.go).
+				limit, offset = chain.limit, chain.offset
+			}
+		}
 		if limit == 0 {
 			limit = maxLimit
 		}
 		if limit < 0 || limit > maxLimit {
-			return nil, fmt.Errorf("limit %d: the vendor takes 1 to %d rows a call", limit, maxLimit)
+			return nil, s, fmt.Errorf("limit %d: the vendor takes 1 to %d rows a call", limit, maxLimit)
 		}
+		if offset < 0 || (offset > maxOffset && req.Cursor == "") {
+			return nil, s, fmt.Errorf("offset %d: the vendor takes 0 to %d; past that, pages need search_after_token", offset, maxOffset)
+		}
+		s = sent{offset: offset, limit: limit}
 		buf = append(buf, `,"limit":`...)
 		buf = strconv.AppendInt(buf, int64(limit), 10)
-		if req.Cursor == "" {
-			if req.Offset < 0 || req.Offset > maxOffset {
-				return nil, fmt.Errorf("offset %d: the vendor takes 0 to %d; past that, pages need search_after_token", req.Offset, maxOffset)
-			}
+		if !chain.bare {
 			buf = append(buf, `,"offset":`...)
-			buf = strconv.AppendInt(buf, int64(req.Offset), 10)
-		} else {
-			// The docs: search_after_token continues "the initial task"
-			// and "all other parameters must stay identical". We read
-			// offset as not one of them: the token carries the position
-			// (the vendor's own tokens encode CurrentOffset and
-			// TokenRealOffset), and the position we would have to send
-			// (past 20,000) is one the vendor rejects as an offset. So the
-			// offset is omitted, target and options are sent unchanged,
-			// and limit is this page's (the last page may be shorter).
-			// The sandbox accepts a token with or without an offset.
+			buf = strconv.AppendInt(buf, int64(offset), 10)
+		}
+		if req.Cursor != "" {
 			buf = append(buf, `,"search_after_token":`...)
-			buf = appendString(buf, req.Cursor)
+			buf = appendString(buf, chain.token)
 		}
 	}
 	keys := make([]string, 0, len(req.Params))
@@ -232,11 +252,11 @@ func buildTask(e *endpoint, req providers.Request) ([]byte, error) {
 		buf = append(buf, ':')
 		var v bytes.Buffer
 		if err := json.Compact(&v, req.Params[k]); err != nil {
-			return nil, fmt.Errorf("option %q is not valid JSON", k)
+			return nil, s, fmt.Errorf("option %q is not valid JSON", k)
 		}
 		buf = append(buf, v.Bytes()...)
 	}
-	return append(buf, "}]"...), nil
+	return append(buf, "}]"...), s, nil
 }
 
 // appendString appends s as a JSON string. Valid UTF-8 passes through

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/linkharvest/linkharvest/providers"
 )
@@ -223,7 +224,13 @@ func TestRequestBody(t *testing.T) {
 			map[string]string{"limit": `1000`, "offset": `2000`}},
 		{"last offset page", providers.Request{Endpoint: "backlinks", Domain: "example.com", Page: 21, Offset: 20000, Limit: 1000},
 			map[string]string{"offset": `20000`, "search_after_token": "-"}},
-		{"cursor page", providers.Request{Endpoint: "backlinks", Domain: "example.com", Page: 22, Offset: 21000, Limit: 500, Cursor: "dG9rZW4="},
+		// The chain's request repeats the offset and limit of the request
+		// that produced the token, whatever the page's planned position
+		// and size (a shorter last page included).
+		{"cursor page", providers.Request{Endpoint: "backlinks", Domain: "example.com", Page: 22, Offset: 21000, Limit: 500, Cursor: makeCursor(20000, 1000, "dG9rZW4=")},
+			map[string]string{"target": `"example.com"`, "limit": `1000`, "offset": "20000", "search_after_token": `"dG9rZW4="`}},
+		// A bare vendor token (a task enqueued by an older version).
+		{"bare token", providers.Request{Endpoint: "backlinks", Domain: "example.com", Page: 22, Offset: 21000, Limit: 500, Cursor: "dG9rZW4="},
 			map[string]string{"target": `"example.com"`, "limit": `500`, "offset": "-", "search_after_token": `"dG9rZW4="`}},
 		{"idn target", providers.Request{Endpoint: "backlinks", Domain: "xn--bcher-kva.example", Limit: 10},
 			map[string]string{"target": `"xn--bcher-kva.example"`, "limit": `10`}},
@@ -247,25 +254,45 @@ func TestRequestBody(t *testing.T) {
 			for k, v := range params {
 				sameJSON(t, k, task[k], v)
 			}
-			n := len(params) + 3 // target, limit, offset or token
+			n := len(params) + 1 // target
+			for _, k := range []string{"limit", "offset", "search_after_token"} {
+				if v, ok := tc.want[k]; (ok && v != "-") || (!ok && k != "search_after_token") {
+					n++
+				}
+			}
 			if len(task) != n {
 				t.Errorf("%d members, want %d: %s", len(task), n, rp.last(t).body)
 			}
 		})
 	}
 
-	// A cursor page differs from its predecessor only in limit/offset/token.
+	// A token chain as the pipeline plans it (the page at 20,000, then
+	// pages by cursor at planned positions 21,000 and 22,000, the last one
+	// planned shorter): every request of the chain is its predecessor
+	// but for the token, as the vendor requires.
 	c, rp := replayClient(t, 200, []byte(okEmpty))
 	req := providers.Request{Endpoint: "backlinks", Domain: "example.com", Offset: 20000, Limit: 1000, Params: params}
-	c.Fetch(context.Background(), req)
-	a := postedTask(t, rp.last(t).body)
-	req.Cursor, req.Offset = "tok", 21000
-	c.Fetch(context.Background(), req)
-	b := postedTask(t, rp.last(t).body)
-	for k := range a {
-		if k != "offset" {
-			sameJSON(t, "cursor page "+k, b[k], a[k])
+	page, err := c.Fetch(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev := postedTask(t, rp.last(t).body)
+	for i, next := range []providers.Request{{Offset: 21000, Limit: 1000}, {Offset: 22000, Limit: 300}} {
+		req.Offset, req.Limit, req.Cursor = next.Offset, next.Limit, page.Next
+		if page, err = c.Fetch(context.Background(), req); err != nil {
+			t.Fatal(err)
 		}
+		cur := postedTask(t, rp.last(t).body)
+		if len(cur) != len(prev)+1-min(i, 1) {
+			t.Errorf("chain request %d has %d members after %d: %s", i+1, len(cur), len(prev), rp.last(t).body)
+		}
+		for k := range prev {
+			if k != "search_after_token" {
+				sameJSON(t, fmt.Sprintf("chain request %d %s", i+1, k), cur[k], prev[k])
+			}
+		}
+		sameJSON(t, "token", cur["search_after_token"], json.RawMessage(`"tok"`))
+		prev = cur
 	}
 
 	// Summary: target and options only.
@@ -321,7 +348,9 @@ func TestClassification(t *testing.T) {
 		50304: {providers.Retryable, false}, 50401: {providers.Retryable, false},
 		40100: {providers.Fatal, true}, 40104: {providers.Fatal, true}, 40200: {providers.Fatal, true}, 40201: {providers.Fatal, true},
 		40203: {providers.Fatal, true}, 40204: {providers.Fatal, true}, 40210: {providers.Fatal, true},
-		40000: {providers.Fatal, false}, 40006: {providers.Fatal, false}, 40400: {providers.Fatal, false}, 40402: {providers.Fatal, false},
+		40000: {providers.Fatal, false}, 40006: {providers.Fatal, false},
+		// A path the vendor does not know: the base URL is wrong for every call.
+		40400: {providers.Fatal, true}, 40402: {providers.Fatal, true},
 		40501: {providers.Fatal, false}, 40502: {providers.Fatal, false}, 40503: {providers.Fatal, false}, 40506: {providers.Fatal, false},
 		// Codes outside the table, judged by range.
 		40999: {providers.Fatal, false}, 50999: {providers.Retryable, false}, 10000: {providers.Retryable, false},
@@ -352,8 +381,8 @@ func TestClassification(t *testing.T) {
 		tcase{"http 401 bare", 401, `Unauthorized`, want{providers.Fatal, true}, "http 401", "Unauthorized"},
 		tcase{"http 402 envelope", 402, `{"status_code":40200,"status_message":"Payment Required."}`, want{providers.Fatal, true}, "40200", "Payment Required."},
 		tcase{"http 402 bare", 402, ``, want{providers.Fatal, true}, "http 402", "Payment Required"},
-		tcase{"http 404 envelope", 404, `{"status_code":40400,"status_message":"Not Found."}`, want{providers.Fatal, false}, "40400", "Not Found."},
-		tcase{"http 404 html", 404, `<html>nope</html>`, want{providers.Fatal, false}, "http 404", "Not Found"},
+		tcase{"http 404 envelope", 404, `{"status_code":40400,"status_message":"Not Found."}`, want{providers.Fatal, true}, "40400", "Not Found."},
+		tcase{"http 404 html", 404, `<html>nope</html>`, want{providers.Fatal, true}, "http 404", "Not Found"},
 		tcase{"http 500 envelope", 500, `{"status_code":50000,"status_message":"Internal Server Error."}`, want{providers.Retryable, false}, "http 500 / 50000", "Internal Server Error."},
 		tcase{"http 500 with a 4xxxx body", 500, `{"status_code":40501,"status_message":"odd"}`, want{providers.Retryable, false}, "http 500 / 40501", "odd"},
 		tcase{"http 502 html", 502, `<html>bad gateway</html>`, want{providers.Retryable, false}, "http 502", "Bad Gateway"},
@@ -395,6 +424,16 @@ func TestClassification(t *testing.T) {
 			}
 			if e.RetryAfter != 0 {
 				t.Errorf("RetryAfter %v: the vendor sends none", e.RetryAfter)
+			}
+			// Only the daily cost limit lifts by itself, at the next 00:00 UTC.
+			if e.Code == "40203" {
+				now := time.Now().UTC()
+				if e.Until.Hour() != 0 || e.Until.Minute() != 0 || e.Until.Location() != time.UTC ||
+					!e.Until.After(now.Add(-time.Minute)) || e.Until.After(now.Add(24*time.Hour)) {
+					t.Errorf("40203 lifts at %v, want the next 00:00 UTC after %v", e.Until, now)
+				}
+			} else if !e.Until.IsZero() {
+				t.Errorf("%s lifts by itself at %v", e.Code, e.Until)
 			}
 			if strings.Contains(err.Error(), testPassword) {
 				t.Errorf("error leaks the password: %v", err)
@@ -467,7 +506,8 @@ func TestEmptyResults(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(page.Items) != 0 || page.Total != tc.total || page.Next != tc.next || page.Cost != 0.02 || page.CostUnit != "usd" {
+			cur, _ := parseCursor(page.Next)
+			if len(page.Items) != 0 || page.Total != tc.total || cur.token != tc.next || page.Cost != 0.02 || page.CostUnit != "usd" {
 				t.Errorf("page %+v", page)
 			}
 		})

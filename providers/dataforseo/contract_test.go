@@ -216,8 +216,9 @@ func TestContractBacklinksSeed002(t *testing.T) {
 		t.Errorf("Total = %d", page.Total)
 	}
 	const token = "eyJDdXJyZW50T2Zmc2V0IjowLCJSYXdSZXF1ZXN0Ijp7InRhcmdldCI6ImZvcmJlcy5jb20iLCJxdWVyeSI6eyJmaWVsZCI6ImFuY2hvciIsInR5cGUiOiJsaWtlIiwidmFsdWUiOiIlZm9yYmVzJSJ9LCJvcmRlcl9ieSI6eyJvcmRlcl9maWVsZCI6ImRvbWFpbl9mcm9tIiwib3JkZXJfdHlwZSI6ImRlc2MifSwibGltaXQiOjUsImJhY2tsaW5rc19zdGF0dXNfdHlwZSI6ImxpdmUiLCJpbmNsdWRlX3N1YmRvbWFpbnMiOnRydWUsImV4dGVuZGVkX21vZGUiOnsiZmllbGQiOiJkb21haW5fZnJvbSIsImxpbWl0X3Blcl9maWVsZCI6MTAwfSwiYWlkIjoxNTM1fSwiU2VhcmNoQWZ0ZXJEYXRhIjp7IlZlcnNpb24iOjEsIlNlYXJjaEFmdGVyVmFsdWVzIjp7ImRvbWFpbl9mcm9tIjoiencuY28udmVsb2NpdHlicm9hZGJhbmQud3d3LiIsImxhc3Rfc2VlbiI6IjIwMjItMTItMTFUMDg6NDA6MjErMDA6MDAifSwiVG9rZW5SZWFsT2Zmc2V0Ijo1fX0="
-	if page.Next != token {
-		t.Errorf("Next = %q", page.Next)
+	// The cursor carries the vendor's token and the paging it was asked with.
+	if cur, ok := parseCursor(page.Next); !ok || cur.token != token || cur.offset != 0 || cur.limit != 5 {
+		t.Errorf("Next = %q (%+v)", page.Next, cur)
 	}
 	if page.Cost != 0.02015 || page.CostUnit != "usd" {
 		t.Errorf("Cost = %v %s", page.Cost, page.CostUnit)

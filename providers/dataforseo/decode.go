@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/linkharvest/linkharvest/providers"
 )
@@ -37,14 +38,17 @@ var codes = map[int]codeClass{
 	40104: {class: providers.Fatal, account: true}, // verify the account
 	40200: {class: providers.Fatal, account: true}, // payment required
 	40201: {class: providers.Fatal, account: true}, // access paused
-	40203: {class: providers.Fatal, account: true}, // daily cost limit exceeded
+	40203: {class: providers.Fatal, account: true}, // daily cost limit exceeded: lifts at 00:00 UTC (Until)
 	40204: {class: providers.Fatal, account: true}, // access denied (subscription)
 	40210: {class: providers.Fatal, account: true}, // insufficient funds
+	// The configuration: the client posts to two fixed paths, so a path
+	// the vendor does not know means a wrong base URL, and every call
+	// fails the same way.
+	40400: {class: providers.Fatal, account: true}, // not found
+	40402: {class: providers.Fatal, account: true}, // invalid path
 	// This request: sending it again gets the same answer.
 	40000: {class: providers.Fatal}, // only one task at a time
 	40006: {class: providers.Fatal}, // at most 100 tasks
-	40400: {class: providers.Fatal}, // not found
-	40402: {class: providers.Fatal}, // invalid path
 	40501: {class: providers.Fatal}, // invalid field
 	40502: {class: providers.Fatal}, // POST data empty
 	40503: {class: providers.Fatal}, // POST data invalid
@@ -93,6 +97,26 @@ func httpError(status int, retryAfter string, body []byte) *providers.Error {
 	e := providers.HTTPStatus(Name, status, retryAfter, msg)
 	if env.StatusCode.ok {
 		e.Code = fmt.Sprintf("http %d / %d", status, env.StatusCode.n)
+	}
+	if status == http.StatusNotFound {
+		// A 404 without the vendor's envelope (a proxy's page, another
+		// server): the base URL is wrong for every call alike.
+		e.Account = true
+	}
+	return e
+}
+
+// costLimitCode is the owner's daily cost limit, which the vendor lifts
+// at 00:00 UTC.
+const costLimitCode = "40203"
+
+// liftsAt sets Until on an error that lifts by itself: for the daily cost
+// limit, the first 00:00 UTC after the call was sent (not after its
+// answer came: an answer that crosses midnight must not wait a day more).
+func liftsAt(e *providers.Error, sent time.Time) *providers.Error {
+	if e != nil && e.Code == costLimitCode {
+		y, m, d := sent.UTC().Date()
+		e.Until = time.Date(y, m, d+1, 0, 0, 0, 0, time.UTC)
 	}
 	return e
 }

@@ -34,15 +34,67 @@ import (
 // the same order, so paging with any options visits every row once.
 //
 // search_after_token is base64 of {"v":1,"h":hash,"p":position}: the hash
-// covers every task member but limit, offset and the token itself, the
+// covers every task member but the token itself (limit and offset too, as
+// sent: a member left out differs from one sent with its default), the
 // position is the row after the last one returned. A token request starts
 // at its position whatever its offset says, and is refused (40501) if any
-// other member differs from the request that produced the token.
+// other member differs from the request that produced the token: the
+// vendor's rule is that "all other parameters should be identical to the
+// previous request".
+//
+// Accounts, by login: `nofunds` gets HTTP 402 with 40200 (payment
+// required), `insufficient` the task error 40210 (insufficient funds),
+// `costlimit` the task error 40203 (the owner's daily cost limit). Any
+// other path under /v3/ is answered HTTP 404 with 40400 (not found), or
+// 40402 (invalid path) below /v3/backlinks/, as a wrong base URL or path
+// would be. Every answer of the live endpoints carries X-RateLimit-Limit
+// (the sandbox's rate as calls a minute, when it has one) and
+// X-RateLimit-Remaining.
 func Mount(s *sandbox.Server) {
 	m := s.Meter(Name)
 	for _, e := range endpoints {
 		s.Handle("POST "+e.path, &sbHandler{m: m, e: e})
 	}
+	s.Handle("/v3/", sbNotFound{m})
+}
+
+// Sandbox logins with their own answers (see Mount).
+const (
+	sbInsufficient = "insufficient"
+	sbCostLimit    = "costlimit"
+)
+
+// sbNotFound answers the paths under /v3/ that are not served; they are
+// calls to the vendor too, and counted.
+type sbNotFound struct{ m *sandbox.Meter }
+
+func (h sbNotFound) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	call := h.m.Begin()
+	defer call.End()
+	for _, e := range endpoints {
+		if r.URL.Path == e.path { // a live endpoint asked with another method
+			w.Header().Set("Allow", http.MethodPost)
+			http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+			return
+		}
+	}
+	code, msg := 40400, "Not Found."
+	if strings.HasPrefix(r.URL.Path, "/v3/backlinks/") {
+		code, msg = 40402, "Invalid Path."
+	}
+	b := appendEnvelopeHead(nil, code, msg, 0, 0, 0, 0)
+	writeBody(w, http.StatusNotFound, append(b, "null}"...))
+}
+
+// rateHeaders states the account's ceiling a minute and what is left of
+// it in the current window, as the vendor does on every answer.
+func (h *sbHandler) rateHeaders(w http.ResponseWriter, call *sandbox.Call) {
+	per := h.m.Options().PerMinute()
+	if per == 0 {
+		return
+	}
+	w.Header().Set("X-RateLimit-Limit", strconv.Itoa(per))
+	w.Header().Set("X-RateLimit-Remaining", strconv.Itoa(max(h.m.Options().Rate-call.InWindow, 0)))
 }
 
 type sbHandler struct {
@@ -82,9 +134,14 @@ func (h *sbHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := h.m.Wait(r.Context()); err != nil {
 		return
 	}
+	h.rateHeaders(w, call)
 	login, pass, ok := r.BasicAuth()
-	if !ok || login == "" || pass == "" || login == "bad" || pass == "bad" {
+	if !ok || login == "" || pass == "" || login == sandbox.BadCredential || pass == sandbox.BadCredential {
 		h.writeTop(w, http.StatusUnauthorized, start, 40100, "You are not authorized to access this resource.")
+		return
+	}
+	if login == sandbox.NoFunds {
+		h.writeTop(w, http.StatusPaymentRequired, start, 40200, "Payment Required.")
 		return
 	}
 	body, rerr := io.ReadAll(http.MaxBytesReader(w, r.Body, sbMaxBody))
@@ -92,6 +149,15 @@ func (h *sbHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var data json.RawMessage // echo of the first task for error tasks, if any
 	if len(tasks) > 0 {
 		data = tasks[0]
+	}
+	switch {
+	case code != 0:
+	case login == sbInsufficient:
+		h.writeTaskError(w, start, 40210, "Insufficient Funds.", data, false)
+		return
+	case login == sbCostLimit:
+		h.writeTaskError(w, start, 40203, "Daily Cost Limit Exceeded.", data, false)
+		return
 	}
 
 	switch {
@@ -424,15 +490,14 @@ func (e *endpoint) run(seed int64, raw json.RawMessage) sbResult {
 	}}
 }
 
-// taskHash identifies a request apart from its page: every member but
-// limit, offset and search_after_token, values compacted.
+// taskHash identifies a request apart from its token: every member but
+// search_after_token, values compacted.
 func taskHash(seed int64, keys []string, t map[string]json.RawMessage) uint64 {
 	parts := make([]string, 0, 2*len(keys)+1)
 	parts = append(parts, "search_after")
 	var c bytes.Buffer
 	for _, k := range keys {
-		switch k {
-		case "limit", "offset", "search_after_token":
+		if k == "search_after_token" {
 			continue
 		}
 		c.Reset()

@@ -168,41 +168,72 @@ func TestSandboxTokenChain(t *testing.T) {
 	}
 }
 
-// A token is refused (40501, fatal) when anything but limit/offset differs.
+// A token request is refused (40501) when any member but the token
+// differs from the request that produced the token, limit and offset
+// included; the vendor: "all other parameters should be identical to the
+// previous request". Raw requests, so that the client's own care cannot
+// hide a lax sandbox.
 func TestSandboxTokenMismatch(t *testing.T) {
-	c, _, _ := newSandbox(t, sandbox.Options{Seed: 3})
-	params := map[string]json.RawMessage{"mode": json.RawMessage(`"as_is"`)}
-	p, err := c.Fetch(context.Background(), providers.Request{Domain: "rows-5000.example", Limit: 1000, Params: params})
-	if err != nil {
-		t.Fatal(err)
+	_, _, base := newSandbox(t, sandbox.Options{Seed: 3})
+	bl := base + "/v3/backlinks/backlinks/live"
+	const first = `{"target":"rows-5000.example","limit":1000,"offset":0,"mode":"as_is"}`
+	status, env := post(t, bl, "sandbox", "["+first+"]")
+	if status != 200 || env.StatusCode != 20000 || len(env.Tasks) != 1 || env.Tasks[0].StatusCode != 20000 {
+		t.Fatalf("first page: %d %+v", status, env)
+	}
+	var res []struct {
+		Token string `json:"search_after_token"`
+	}
+	if err := json.Unmarshal(env.Tasks[0].Result[0], &res); err != nil {
+		// Result is one object, not a list.
+		var one struct {
+			Token string `json:"search_after_token"`
+		}
+		if err := json.Unmarshal(env.Tasks[0].Result[0], &one); err != nil || one.Token == "" {
+			t.Fatalf("no token in %s", env.Tasks[0].Result[0])
+		}
+		res = append(res, one)
+	}
+	tok := res[0].Token
+	with := func(members string) string {
+		return `[{"target":"rows-5000.example",` + members + `,"search_after_token":"` + tok + `"}]`
 	}
 	for _, tc := range []struct {
-		name   string
-		req    providers.Request
-		wantOK bool
+		name, body string
+		wantOK     bool
 	}{
-		{"same", providers.Request{Domain: "rows-5000.example", Limit: 1000, Cursor: p.Next, Params: params}, true},
-		{"other limit", providers.Request{Domain: "rows-5000.example", Limit: 10, Cursor: p.Next, Params: params}, true},
-		{"other target", providers.Request{Domain: "rows-5001.example", Limit: 1000, Cursor: p.Next, Params: params}, false},
-		{"other option", providers.Request{Domain: "rows-5000.example", Limit: 1000, Cursor: p.Next,
-			Params: map[string]json.RawMessage{"mode": json.RawMessage(`"one_per_anchor"`)}}, false},
-		{"option dropped", providers.Request{Domain: "rows-5000.example", Limit: 1000, Cursor: p.Next}, false},
-		{"garbage", providers.Request{Domain: "rows-5000.example", Limit: 1000, Cursor: "not a token", Params: params}, false},
+		{"identical", with(`"limit":1000,"offset":0,"mode":"as_is"`), true},
+		{"members in another order", `[{"search_after_token":"` + tok + `","mode":"as_is","offset":0,"limit":1000,"target":"rows-5000.example"}]`, true},
+		{"other limit", with(`"limit":500,"offset":0,"mode":"as_is"`), false},
+		{"other offset", with(`"limit":1000,"offset":1000,"mode":"as_is"`), false},
+		{"offset dropped", with(`"limit":1000,"mode":"as_is"`), false},
+		{"other option", with(`"limit":1000,"offset":0,"mode":"one_per_anchor"`), false},
+		{"option dropped", with(`"limit":1000,"offset":0`), false},
+		{"other target", strings.Replace(with(`"limit":1000,"offset":0,"mode":"as_is"`), "rows-5000", "rows-5001", 1), false},
+		{"garbage", `[{"target":"rows-5000.example","limit":1000,"offset":0,"mode":"as_is","search_after_token":"not a token"}]`, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := c.Fetch(context.Background(), tc.req)
-			if tc.wantOK {
-				if err != nil {
-					t.Fatal(err)
-				}
-				if len(got.Items) != tc.req.Limit || !strings.HasSuffix(*got.Items[0].SourceURL, "-1000") {
-					t.Errorf("token page starts at %s with %d rows", *got.Items[0].SourceURL, len(got.Items))
+			status, env := post(t, bl, "sandbox", tc.body)
+			if status != 200 || env.StatusCode != 20000 || len(env.Tasks) != 1 {
+				t.Fatalf("%d %+v", status, env)
+			}
+			task := env.Tasks[0]
+			if !tc.wantOK {
+				if task.StatusCode != 40501 || !strings.Contains(task.StatusMessage, "search_after_token") {
+					t.Errorf("task %d %q, want 40501 on search_after_token", task.StatusCode, task.StatusMessage)
 				}
 				return
 			}
-			e, ok := providers.AsError(err)
-			if !ok || e.Class != providers.Fatal || e.Code != "40501" {
-				t.Errorf("err = %v, want fatal 40501", err)
+			if task.StatusCode != 20000 {
+				t.Fatalf("task %d %q", task.StatusCode, task.StatusMessage)
+			}
+			var r struct {
+				Items []struct {
+					URL string `json:"url_from"`
+				} `json:"items"`
+			}
+			if err := json.Unmarshal(task.Result[0], &r); err != nil || len(r.Items) != 1000 || !strings.HasSuffix(r.Items[0].URL, "-1000") {
+				t.Errorf("token page: %d rows, first %v (%v)", len(r.Items), r.Items[:min(1, len(r.Items))], err)
 			}
 		})
 	}
@@ -234,6 +265,75 @@ func TestSandboxAuth(t *testing.T) {
 	status, env := post(t, base+"/v3/backlinks/backlinks/live", "", `[{"target":"a.com"}]`)
 	if status != 401 || env.StatusCode != 40100 {
 		t.Errorf("no auth: %d %+v", status, env)
+	}
+}
+
+// The sandbox's accounts and paths that fail as a real account would:
+// each answers the vendor's code, which the client classifies as a
+// failure of the account (the provider is paused); 40203 lifts by itself.
+func TestSandboxAccountFailures(t *testing.T) {
+	_, s, base := newSandbox(t, sandbox.Options{Seed: 1})
+	for _, tc := range []struct {
+		name, login, base, code string
+		until                   bool
+	}{
+		{"no funds", sandbox.NoFunds, base, "40200", false},
+		{"insufficient funds", "insufficient", base, "40210", false},
+		{"daily cost limit", "costlimit", base, "40203", true},
+		{"base URL ending in /v3", "sandbox", base + "/v3", "40400", false},
+		{"base URL below backlinks", "sandbox", base + "/v3/backlinks", "40402", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := New(Config{Login: tc.login, Password: "pw", BaseURL: tc.base})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.Fetch(context.Background(), providers.Request{Domain: "rows-10.example"})
+			e, ok := providers.AsError(err)
+			if !ok || e.Class != providers.Fatal || !e.Account || e.Code != tc.code || e.Until.IsZero() == tc.until {
+				t.Errorf("err = %v (until %v), want fatal account %s", err, e.Until, tc.code)
+			}
+		})
+	}
+	if st := s.Stats()[Name]; st.Calls != 5 {
+		t.Errorf("%d calls, want 5", st.Calls)
+	}
+	// The vendor sends out of funds as HTTP 402.
+	status, env := post(t, base+"/v3/backlinks/backlinks/live", sandbox.NoFunds, `[{"target":"a.com"}]`)
+	if status != http.StatusPaymentRequired || env.StatusCode != 40200 {
+		t.Errorf("nofunds: %d %+v", status, env)
+	}
+}
+
+// X-RateLimit-Limit states the sandbox's rate as calls a minute, on every
+// answer, errors and throttles included; Remaining counts down.
+func TestSandboxRateLimitHeaders(t *testing.T) {
+	_, _, base := newSandbox(t, sandbox.Options{Seed: 1, Rate: 3, Period: 10 * time.Second})
+	var got [][2]string
+	for _, login := range []string{"sandbox", "sandbox", sandbox.BadCredential, "sandbox", "sandbox"} {
+		req, _ := http.NewRequest(http.MethodPost, base+"/v3/backlinks/backlinks/live", strings.NewReader(`[{"target":"a.com","limit":1}]`))
+		req.SetBasicAuth(login, "pw")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		got = append(got, [2]string{resp.Header.Get("X-RateLimit-Limit"), resp.Header.Get("X-RateLimit-Remaining")})
+	}
+	want := [][2]string{{"18", "2"}, {"18", "1"}, {"18", "0"}, {"18", "0"}, {"18", "0"}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("headers %v, want %v", got, want)
+	}
+	// Unlimited: no ceiling to state.
+	_, _, free := newSandbox(t, sandbox.Options{})
+	resp, err := http.Post(free+"/v3/backlinks/backlinks/live", "application/json", strings.NewReader(`[]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if v := resp.Header.Get("X-RateLimit-Limit"); v != "" {
+		t.Errorf("unlimited sandbox sends X-RateLimit-Limit %q", v)
 	}
 }
 

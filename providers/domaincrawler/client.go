@@ -36,29 +36,58 @@ type Config struct {
 	// MaxBody caps a response body (0: providers.DefaultMaxBody). A page of
 	// 10,000 backlinks is about 6 MB.
 	MaxBody int64
-	// AcceptUnfinished keeps pages answered with "exportFinished": false.
-	// By default such a page is a retryable error: the vendor says its
-	// index does not yet hold all of the domain's data, and a page (and the
-	// count that plans the other pages) taken now would be incomplete.
+	// AcceptUnfinished keeps pages answered with "exportFinished": false
+	// (DOMAINCRAWLER_ACCEPT_UNFINISHED=true). By default such a page
+	// waits: the vendor says its search index does not yet hold all of the
+	// domain's data (the docs' iscached checks the same flag), so a page,
+	// and the count that plans the other pages, taken now would be
+	// incomplete. Not finished yet is the normal state of a domain being
+	// exported, not a failure: the page is asked again after
+	// UnfinishedWait without spending its retries (class Pending).
 	AcceptUnfinished bool
+	// UnfinishedWait is how long a page waits for an unfinished export
+	// before asking again (DOMAINCRAWLER_UNFINISHED_WAIT; default
+	// DefaultUnfinishedWait). A Retry-After from the vendor wins.
+	UnfinishedWait time.Duration
+
+	// envErr is a setting ConfigFromEnv could not read; New reports it.
+	envErr error
 }
 
 // DefaultTimeout bounds one call when Config.HTTPClient is nil. A page of
 // 10,000 rows from a search index takes seconds, not minutes.
 const DefaultTimeout = 2 * time.Minute
 
-// unfinishedRetryAfter is how long to wait for the vendor's export into
-// its search index before asking again.
-const unfinishedRetryAfter = 30 * time.Second
+// DefaultUnfinishedWait is how long to wait for the vendor's export into
+// its search index before asking again. The docs give no figure; a minute
+// keeps a domain being exported from costing more than a call a minute.
+const DefaultUnfinishedWait = time.Minute
 
-// ConfigFromEnv reads DOMAINCRAWLER_USER, DOMAINCRAWLER_PASSWORD and
-// DOMAINCRAWLER_BASE_URL.
+// ConfigFromEnv reads DOMAINCRAWLER_USER, DOMAINCRAWLER_PASSWORD,
+// DOMAINCRAWLER_BASE_URL, DOMAINCRAWLER_ACCEPT_UNFINISHED (true or false,
+// default false) and DOMAINCRAWLER_UNFINISHED_WAIT (a duration, default
+// 1m). A value that does not parse is reported by New.
 func ConfigFromEnv(getenv func(string) string) Config {
-	return Config{
+	c := Config{
 		User:     getenv("DOMAINCRAWLER_USER"),
 		Password: getenv("DOMAINCRAWLER_PASSWORD"),
 		BaseURL:  strings.TrimSpace(getenv("DOMAINCRAWLER_BASE_URL")),
 	}
+	if v := strings.TrimSpace(getenv("DOMAINCRAWLER_ACCEPT_UNFINISHED")); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			c.envErr = fmt.Errorf("DOMAINCRAWLER_ACCEPT_UNFINISHED=%q: want true or false", v)
+		}
+		c.AcceptUnfinished = b
+	}
+	if v := strings.TrimSpace(getenv("DOMAINCRAWLER_UNFINISHED_WAIT")); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			c.envErr = errors.Join(c.envErr, fmt.Errorf("DOMAINCRAWLER_UNFINISHED_WAIT=%q: want a positive duration such as 1m", v))
+		}
+		c.UnfinishedWait = d
+	}
+	return c
 }
 
 // Client calls the Backlink API: one call, one page.
@@ -68,10 +97,17 @@ type Client struct {
 	hc             *http.Client
 	maxBody        int64
 	acceptUnfin    bool
+	unfinWait      time.Duration
 }
 
 // New checks the account and builds a client.
 func New(cfg Config) (*Client, error) {
+	if cfg.envErr != nil {
+		return nil, fmt.Errorf("domaincrawler: %w", cfg.envErr)
+	}
+	if cfg.UnfinishedWait <= 0 {
+		cfg.UnfinishedWait = DefaultUnfinishedWait
+	}
 	if cfg.User == "" || cfg.Password == "" {
 		return nil, errors.New("domaincrawler: DOMAINCRAWLER_USER and DOMAINCRAWLER_PASSWORD are required")
 	}
@@ -93,7 +129,7 @@ func New(cfg Config) (*Client, error) {
 	if hc == nil {
 		hc = &http.Client{Timeout: DefaultTimeout}
 	}
-	return &Client{user: cfg.User, password: cfg.Password, base: u, hc: hc, maxBody: cfg.MaxBody, acceptUnfin: cfg.AcceptUnfinished}, nil
+	return &Client{user: cfg.User, password: cfg.Password, base: u, hc: hc, maxBody: cfg.MaxBody, acceptUnfin: cfg.AcceptUnfinished, unfinWait: cfg.UnfinishedWait}, nil
 }
 
 // Endpoints lists the endpoint names, "backlinks" (the default) first.
@@ -110,7 +146,7 @@ func (c *Client) Paging(name string) (providers.Paging, error) {
 		// No offset cap is documented.
 		return providers.Paging{Kind: providers.PagingOffset, PageSize: maxLimit}, nil
 	case pageNext:
-		return providers.Paging{Kind: providers.PagingCursor, PageSize: maxLimit}, nil
+		return providers.Paging{Kind: providers.PagingCursor, PageSize: e.pageSize()}, nil
 	}
 	return providers.Paging{Kind: providers.PagingNone}, nil
 }
@@ -158,7 +194,7 @@ func (c *Client) build(e *endpoint, req providers.Request, o *options) (*call, e
 	case pageOffset, pageNext:
 		limit := req.Limit
 		if limit == 0 {
-			limit = maxLimit
+			limit = e.pageSize()
 		}
 		if limit < 0 || limit > maxLimit {
 			return nil, fmt.Errorf("limit %d: the API takes 1 to %d rows", limit, maxLimit)
@@ -255,7 +291,7 @@ func (c *Client) Fetch(ctx context.Context, req providers.Request) (*providers.P
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return nil, c.redact(providers.HTTPStatus(Name, resp.StatusCode, resp.Header.Get("Retry-After"), errorMessage(b, resp.StatusCode)))
 	}
-	page, err := decode(e, b, req.Offset, c.acceptUnfin, resp.Header.Get("Retry-After"))
+	page, err := decode(e, b, req.Offset, c.acceptUnfin, c.unfinWait, resp.Header.Get("Retry-After"))
 	if pe, ok := providers.AsError(err); ok {
 		return nil, c.redact(pe)
 	}

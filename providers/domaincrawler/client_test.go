@@ -119,7 +119,7 @@ func TestRequestBuilding(t *testing.T) {
 			query: "url=example.com&limit=10000"},
 		{name: "exportbacklinks with next", req: providers.Request{Endpoint: "exportbacklinks", Domain: "example.com", Offset: 10000, Limit: 300,
 			Cursor: "u-FqSXwgyTuGfEDg8P99Yylh+/="}, query: "url=example.com&limit=300&next=u-FqSXwgyTuGfEDg8P99Yylh%2B%2F%3D"},
-		{name: "exportpages", req: providers.Request{Endpoint: "exportpages", Domain: "example.com", Cursor: "abc"}, query: "url=example.com&limit=10000&next=abc"},
+		{name: "exportpages", req: providers.Request{Endpoint: "exportpages", Domain: "example.com", Cursor: "abc"}, query: "url=example.com&limit=100&next=abc"},
 		{name: "iscached", req: providers.Request{Endpoint: "iscached", Domain: "example.com", Params: map[string]json.RawMessage{"resources": raw(`"backlinks,referringdomains"`)}},
 			query: "url=example.com&resources=backlinks,referringdomains"},
 		{name: "domain needing escapes", req: providers.Request{Endpoint: "sr", Domain: "xn--bcher-kva.example"}, query: "url=xn--bcher-kva.example"},
@@ -196,7 +196,7 @@ func TestEndpointsAndPaging(t *testing.T) {
 		"backlinks": offset, "linktexts": offset, "linkedpages": offset, "tagtypes": offset, "referringdomains": offset,
 		"iplist": offset, "tldlist": offset, "geolocationshort": offset, "outgoinghosts": offset, "outgoinglinktexts": offset,
 		"outgoinglinkcount": offset, "outgoingtoppages": offset, "outgoinglinks": offset,
-		"exportbacklinks": cursor, "exportpages": cursor,
+		"exportbacklinks": cursor, "exportpages": {Kind: providers.PagingCursor, PageSize: exportPagesLimit},
 		"anabacklinks": none, "domainpopularity": none, "ippopularity": none, "linkratio": none, "linkspread": none,
 		"linktypes": none, "linktextdistribution": none, "pagedistribution": none, "edugovlinks": none,
 		"backlinks-histogram": none, "newandlost-histogram": none, "backlinkshort": none, "anaurls": none,
@@ -289,7 +289,7 @@ func TestErrorClasses(t *testing.T) {
 		{name: "status 400 in body", status: 200, body: `{"response":[],"status":"400"}`, class: providers.Fatal, code: "status 400"},
 		{name: "status 429 in body", status: 200, header: map[string]string{"Retry-After": "3"}, body: `{"status":429}`, class: providers.Throttled, code: "status 429", retryAfter: 3 * time.Second},
 		{name: "status 500 in body", status: 200, body: `{"status":500,"response":[]}`, class: providers.Retryable, code: "status 500"},
-		{name: "export unfinished", status: 200, body: `{"exportFinished":false,"response":[],"count":0,"status":200}`, class: providers.Retryable, code: "export unfinished", retryAfter: 30 * time.Second},
+		{name: "export unfinished", status: 200, body: `{"exportFinished":false,"response":[],"count":0,"status":200}`, class: providers.Pending, code: "export unfinished", retryAfter: time.Minute},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -317,6 +317,56 @@ func TestErrorClasses(t *testing.T) {
 				t.Errorf("the password leaks: %v", err)
 			}
 		})
+	}
+}
+
+// Unfinished exports: kept when accepted, waited for otherwise, and both
+// settings read strictly from the environment.
+func TestUnfinishedFromEnv(t *testing.T) {
+	env := func(kv ...string) func(string) string {
+		m := map[string]string{"DOMAINCRAWLER_USER": "u", "DOMAINCRAWLER_PASSWORD": "p", "DOMAINCRAWLER_BASE_URL": "http://x.invalid"}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return func(k string) string { return m[k] }
+	}
+	for _, tc := range []struct {
+		name   string
+		env    []string
+		accept bool
+		wait   time.Duration
+		bad    string
+	}{
+		{"defaults", nil, false, DefaultUnfinishedWait, ""},
+		{"accept", []string{"DOMAINCRAWLER_ACCEPT_UNFINISHED", "true"}, true, DefaultUnfinishedWait, ""},
+		{"accept 0", []string{"DOMAINCRAWLER_ACCEPT_UNFINISHED", "0"}, false, DefaultUnfinishedWait, ""},
+		{"wait", []string{"DOMAINCRAWLER_UNFINISHED_WAIT", "5s"}, false, 5 * time.Second, ""},
+		{"bad accept", []string{"DOMAINCRAWLER_ACCEPT_UNFINISHED", "yes please"}, false, 0, "DOMAINCRAWLER_ACCEPT_UNFINISHED"},
+		{"bad wait", []string{"DOMAINCRAWLER_UNFINISHED_WAIT", "30"}, false, 0, "DOMAINCRAWLER_UNFINISHED_WAIT"},
+		{"negative wait", []string{"DOMAINCRAWLER_UNFINISHED_WAIT", "-1s"}, false, 0, "DOMAINCRAWLER_UNFINISHED_WAIT"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := New(ConfigFromEnv(env(tc.env...)))
+			if tc.bad != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.bad) {
+					t.Fatalf("err = %v, want one naming %s", err, tc.bad)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.acceptUnfin != tc.accept || c.unfinWait != tc.wait {
+				t.Errorf("accept %v wait %v, want %v %v", c.acceptUnfin, c.unfinWait, tc.accept, tc.wait)
+			}
+		})
+	}
+	// The configured wait is the page's RetryAfter.
+	srv := serveFile(t, []byte(`{"exportFinished":false,"response":[],"count":0,"status":200}`))
+	c, _ := New(Config{User: "u", Password: "p", BaseURL: srv.URL, UnfinishedWait: 7 * time.Second})
+	_, err := c.Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "example.com"})
+	if pe, ok := providers.AsError(err); !ok || pe.Class != providers.Pending || pe.RetryAfter != 7*time.Second {
+		t.Errorf("unfinished: %v, want pending after 7s", err)
 	}
 }
 

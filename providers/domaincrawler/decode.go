@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/linkharvest/linkharvest/providers"
@@ -27,7 +28,7 @@ type envelope struct {
 
 // decode turns a 2xx body into a page. offset is the request's first row
 // (it tells a page count from a total on the export endpoints).
-func decode(e *endpoint, body []byte, offset int, acceptUnfinished bool, retryAfter string) (*providers.Page, error) {
+func decode(e *endpoint, body []byte, offset int, acceptUnfinished bool, unfinishedWait time.Duration, retryAfter string) (*providers.Page, error) {
 	if first(body) != '{' {
 		return nil, providers.BadBody(Name, fmt.Errorf("the body is not a JSON object"))
 	}
@@ -43,9 +44,13 @@ func decode(e *endpoint, body []byte, offset int, acceptUnfinished bool, retryAf
 		return nil, perr
 	}
 	if !acceptUnfinished && isFalse(env.ExportFinished) {
-		return nil, &providers.Error{Provider: Name, Class: providers.Retryable, Code: "export unfinished",
+		wait := providers.ParseRetryAfter(retryAfter, time.Now())
+		if wait <= 0 {
+			wait = unfinishedWait
+		}
+		return nil, &providers.Error{Provider: Name, Class: providers.Pending, Code: "export unfinished",
 			Message:    e.name + ": the vendor has not finished exporting this domain's data into its index (exportFinished: false)",
-			RetryAfter: unfinishedRetryAfter}
+			RetryAfter: wait}
 	}
 
 	var rows []json.RawMessage

@@ -55,10 +55,30 @@ type endpoint struct {
 	// Members of the documented envelope besides response and status;
 	// the sandbox answers alike (next and calendar follow from paging).
 	exportFinished, count, hasRange bool
+	// limit is the rows a call asks for, when not maxLimit (pageSize).
+	limit int
 }
 
 // maxLimit is the documented upper limit of `limit` ("10.000 rows").
 const maxLimit = 10000
+
+// exportPagesLimit is the rows a call of exportpages asks for. Each row is
+// a page of the site with every internal and external link on it: a page
+// with a hundred links is over 10 KB, and pages with a thousand are
+// common (navigation, footers, sitemaps), so 10,000 rows could be a body of
+// 100 MB or more, past the body cap, and the export of the domain would
+// fail at its first page. 100 rows keep a call at about 1 MB at a hundred
+// links a page and about 11 MB at a thousand, well under the cap of
+// providers.DefaultMaxBody (64 MiB); more calls, none too big to read.
+const exportPagesLimit = 100
+
+// pageSize is the rows a paged endpoint asks for a call.
+func (e *endpoint) pageSize() int {
+	if e.limit > 0 {
+		return e.limit
+	}
+	return maxLimit
+}
 
 // both returns each field ascending and descending (order[] accepts f and -f).
 func both(fields ...string) []string {
@@ -128,7 +148,7 @@ var endpoints = []endpoint{
 	{name: "sr", kind: "search_rank"},
 	{name: "srspread", kind: "sr_spread", showgroup: true},
 	{name: "exportbacklinks", kind: "backlink", paging: pageNext, count: true},
-	{name: "exportpages", kind: "page", paging: pageNext, count: true},
+	{name: "exportpages", kind: "page", paging: pageNext, count: true, limit: exportPagesLimit},
 	{name: "iscached", kind: "cache_status", post: postObject, resources: true},
 }
 

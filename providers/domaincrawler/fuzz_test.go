@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/linkharvest/linkharvest/providers"
 )
@@ -24,10 +25,10 @@ func FuzzDecode(f *testing.F) {
 	f.Add(uint8(0), 5, []byte(`{"response":[null,1,"x",{"backlinkpage":7,"nofollow":"1"}],"count":"2.0e0"}`))
 	f.Fuzz(func(t *testing.T, ep uint8, offset int, body []byte) {
 		e := &endpoints[int(ep)%len(endpoints)]
-		page, err := decode(e, body, offset, false, "5")
+		page, err := decode(e, body, offset, false, time.Minute, "5")
 		if err != nil {
 			pe, ok := providers.AsError(err)
-			if !ok || pe.Provider != Name || (pe.Class != providers.Retryable && pe.Class != providers.Throttled && pe.Class != providers.Fatal) {
+			if !ok || pe.Provider != Name || (pe.Class != providers.Retryable && pe.Class != providers.Throttled && pe.Class != providers.Fatal && pe.Class != providers.Pending) {
 				t.Fatalf("unclassified error %v", err)
 			}
 			return

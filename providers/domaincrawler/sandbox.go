@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/linkharvest/linkharvest/providers"
@@ -19,14 +21,19 @@ import (
 
 // Mount serves every endpoint on its documented path (GET; backlinkshort
 // and iscached also take their documented POST forms), with HTTP Basic
-// auth, HTTP 429 past the sandbox's limits and the vendor's transient
-// faults under --fail.
+// auth and the vendor's transient faults under --fail. The vendor
+// documents no rate limit: past the sandbox's limits nothing is refused,
+// the calls are only counted.
 //
 // Data: rows come from sandbox.Rand(seed, "domaincrawler", dataset, domain,
 // row), where the dataset is the endpoint's name except that backlinks and
 // exportbacklinks share "backlinks" (two ways to read the same backlinks).
 // The sandbox checks order[] and where as the client does, but does not
-// sort or filter: rows always come in the same order.
+// sort or filter: rows always come in the same order. exportpages pages
+// carry Options.LinksPerPage links each. With Options.Unfinished N, the
+// first N answers per endpoint and domain of the endpoints that have
+// exportFinished say false and hold half of the rows (what the index
+// holds so far).
 func Mount(s *sandbox.Server) {
 	m := s.Meter(Name)
 	for i := range endpoints {
@@ -42,6 +49,20 @@ func Mount(s *sandbox.Server) {
 type sbHandler struct {
 	m *sandbox.Meter
 	e *endpoint
+	// calls counts the answers per domain, for Options.Unfinished.
+	calls sync.Map // domain -> *atomic.Int64
+}
+
+// finished reports whether this answer for domain says the export is
+// done: the first Options.Unfinished answers per endpoint and domain say
+// it is not.
+func (h *sbHandler) finished(domain string) bool {
+	n := h.m.Options().Unfinished
+	if n <= 0 || !h.e.exportFinished {
+		return true
+	}
+	v, _ := h.calls.LoadOrStore(domain, new(atomic.Int64))
+	return v.(*atomic.Int64).Add(1) > int64(n)
 }
 
 // failKinds: 500, 502, 503, truncated JSON, malformed JSON, dropped connection.
@@ -53,13 +74,9 @@ func (h *sbHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := h.m.Wait(r.Context()); err != nil {
 		return
 	}
-	if call.OverRate || call.OverConcurrency {
-		// Undocumented by the vendor; answered the common way.
-		h.m.Throttled()
-		w.Header().Set("Retry-After", "1")
-		sbError(w, http.StatusTooManyRequests, "Too Many Requests – slow down.")
-		return
-	}
+	// The vendor documents no rate limit (its errors are 400, 401, 404,
+	// 405 and 500), so the sandbox's --rate and --concurrency only count
+	// (max_calls_in_window, max_in_flight in /stats).
 	kind, fail := h.m.Inject(failKinds)
 	if fail && kind < 3 {
 		sbError(w, []int{500, 502, 503}[kind], "Internal Server Error – We had a problem with our server. Try again later.")
@@ -212,7 +229,7 @@ func (h *sbHandler) respond(r *http.Request) (obj, badRequest) {
 	resp := g.all(&req)
 	env := obj{}
 	if e.exportFinished {
-		env = append(env, kv{"exportFinished", true})
+		env = append(env, kv{"exportFinished", h.finished(req.domain)})
 	}
 	env = append(env, kv{"response", resp})
 	if e.count {
@@ -253,9 +270,23 @@ func (h *sbHandler) listPage(q url.Values, req *sbReq, g sbGen) (obj, badRequest
 		offset = n
 	}
 	total := g.total(req.seed, req.domain)
+	done := true
+	if e.exportFinished {
+		if done = h.finished(req.domain); !done {
+			total /= 2 // what the index holds so far
+		}
+	}
 	end := min(offset+limit, total)
 	rows := make([]any, 0, max(end-offset, 0))
+	links := h.m.Options().LinksPerPage
+	if links <= 0 {
+		links = sandbox.DefaultLinksPerPage
+	}
 	for i := offset; i < end; i++ {
+		if e.name == "exportpages" {
+			rows = append(rows, exportPage(req.seed, req.domain, i, links))
+			continue
+		}
 		rows = append(rows, g.row(req.seed, req.domain, i))
 	}
 	if e.paging == pageNext {
@@ -268,7 +299,7 @@ func (h *sbHandler) listPage(q url.Values, req *sbReq, g sbGen) (obj, badRequest
 	}
 	env := obj{}
 	if e.exportFinished {
-		env = append(env, kv{"exportFinished", true})
+		env = append(env, kv{"exportFinished", done})
 	}
 	env = append(env, kv{"response", rows}, kv{"count", total})
 	if e.hasRange {
@@ -556,19 +587,7 @@ var sbGens = map[string]sbGen{
 			{"pos", 1 + r.IntN(100)}, {"sr", sr(r)}, {"cdate", atoi(day(r).Format("20060102"))}}
 	}},
 	"exportpages": {total: totalOf("exportpages"), row: func(s int64, d string, i int) any {
-		r := rnd(s, "exportpages", d, i)
-		link := func(url string) obj {
-			return obj{{"nofollow", r.IntN(5) == 0}, {"pos", 1 + r.IntN(100)}, {"anchor", sandbox.Word(r)}, {"tag", "a"}, {"url", url}}
-		}
-		page := fmt.Sprintf("https://%s/%s-%d/", d, sandbox.Word(r), i)
-		p := places[r.IntN(len(places))]
-		return obj{
-			{"extL", []obj{link(fmt.Sprintf("https://www.%s.example.com/", sandbox.Word(r)))}},
-			{"intL", []obj{link(fmt.Sprintf("https://%s/%s/", d, sandbox.Word(r)))}},
-			{"info", obj{{"ccode", p.ccode}, {"charset", "utf-8"}, {"insDate", day(r).Format("20060102")}, {"ip", ip(r)},
-				{"description", word2(r)}, {"content-type", "text/html"}, {"title", word2(r)}, {"http-code", 200},
-				{"url", page}, {"sr", sr(r)}}},
-		}
+		return exportPage(s, d, i, sandbox.DefaultLinksPerPage)
 	}},
 
 	"anabacklinks": {all: func(q *sbReq) any {
@@ -693,4 +712,28 @@ func histogram(row func(r *rand.Rand, date int) any) func(*sbReq, string) ([]any
 func atoi(s string) int {
 	n, _ := strconv.Atoi(s)
 	return n
+}
+
+// exportPage is row i of exportpages: a page of the domain carrying every
+// link on it, as the docs' example shows them (intL and extL, each link
+// with nofollow, pos, anchor, tag and url), links in all: about seven in
+// ten internal, in order of appearance. The page's own fields come first
+// from the row's generator, so the number of links changes only the lists.
+func exportPage(s int64, d string, i, links int) obj {
+	r := rnd(s, "exportpages", d, i)
+	page := fmt.Sprintf("https://%s/%s-%d/", d, sandbox.Word(r), i)
+	p := places[r.IntN(len(places))]
+	info := obj{{"ccode", p.ccode}, {"charset", "utf-8"}, {"insDate", day(r).Format("20060102")}, {"ip", ip(r)},
+		{"description", word2(r)}, {"content-type", "text/html"}, {"title", word2(r)}, {"http-code", 200},
+		{"url", page}, {"sr", sr(r)}}
+	intL, extL := make([]obj, 0, links*7/10+1), make([]obj, 0, links*3/10+1)
+	for pos := 1; pos <= links; pos++ {
+		link := obj{{"nofollow", r.IntN(5) == 0}, {"pos", pos}, {"anchor", word2(r)}, {"tag", "a"}}
+		if r.IntN(10) < 7 {
+			intL = append(intL, append(link, kv{"url", fmt.Sprintf("https://%s/%s/%s-%d/", d, sandbox.Word(r), sandbox.Word(r), pos)}))
+		} else {
+			extL = append(extL, append(link, kv{"url", fmt.Sprintf("https://www.%s-%d.example.com/%s/", sandbox.Word(r), r.IntN(1000), sandbox.Word(r))}))
+		}
+	}
+	return obj{{"extL", extL}, {"intL", intL}, {"info", info}}
 }

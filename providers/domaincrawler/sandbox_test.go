@@ -438,41 +438,24 @@ func TestSandboxBadRequests(t *testing.T) {
 	}
 }
 
-// TestSandboxThrottle: past --rate and --concurrency, HTTP 429 with
-// Retry-After, counted as throttled.
-func TestSandboxThrottle(t *testing.T) {
-	s, base := startSandbox(t, sandbox.Options{Seed: 1, Rate: 2, Period: time.Minute})
+// TestSandboxNoThrottle: the vendor documents no rate limit and no
+// throttle answer, so past --rate and --concurrency every call is still
+// answered, and only counted.
+func TestSandboxNoThrottle(t *testing.T) {
+	s, base := startSandbox(t, sandbox.Options{Seed: 1, Rate: 2, Period: time.Minute, Concurrency: 1, Latency: 100 * time.Millisecond})
 	c := sandboxClient(t, base)
 	req := providers.Request{Endpoint: "sr", Domain: "example.com"}
-	for i := 0; i < 2; i++ {
-		if _, err := c.Fetch(context.Background(), req); err != nil {
-			t.Fatal(err)
+	errs := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		go func() { _, err := c.Fetch(context.Background(), req); errs <- err }()
+	}
+	for i := 0; i < 4; i++ {
+		if err := <-errs; err != nil {
+			t.Errorf("call past the sandbox's limits: %v", err)
 		}
 	}
-	_, err := c.Fetch(context.Background(), req)
-	pe, ok := providers.AsError(err)
-	if !ok || pe.Class != providers.Throttled || pe.Code != "http 429" || pe.RetryAfter != time.Second {
-		t.Fatalf("%v", err)
-	}
-	if st := s.Stats()[Name]; st.Throttled != 1 || st.Calls != 3 {
-		t.Errorf("stats %+v", st)
-	}
-
-	// Concurrency: with latency, the second call at once is over the limit.
-	s2, base2 := startSandbox(t, sandbox.Options{Seed: 1, Concurrency: 1, Latency: 200 * time.Millisecond})
-	c2 := sandboxClient(t, base2)
-	errs := make(chan error, 2)
-	for i := 0; i < 2; i++ {
-		go func() { _, err := c2.Fetch(context.Background(), req); errs <- err }()
-	}
-	var throttled int
-	for i := 0; i < 2; i++ {
-		if providers.ClassOf(<-errs) == providers.Throttled {
-			throttled++
-		}
-	}
-	if throttled != 1 || s2.Stats()[Name].Throttled != 1 {
-		t.Errorf("throttled %d, stats %+v", throttled, s2.Stats()[Name])
+	if st := s.Stats()[Name]; st.Throttled != 0 || st.Calls != 4 || st.MaxCallsInWindow != 4 || st.MaxInFlight < 2 {
+		t.Errorf("stats %+v: want 4 calls counted, none throttled", st)
 	}
 }
 
@@ -511,5 +494,93 @@ func BenchmarkSandboxBacklinksPage(b *testing.B) {
 		if _, err := c.Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "rows-25000.example", Limit: 10000}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestExportPagesUnderTheCap: exportpages pages carry all their links
+// (--links-per-page), and the client's page size keeps a call well under
+// the body cap even at a thousand links a page, ten times the sandbox's
+// default, where 10,000 pages a call would pass it.
+func TestExportPagesUnderTheCap(t *testing.T) {
+	pg, err := sandboxClient(t, "http://x.invalid").Paging("exportpages")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, links := range []int{0, 1000} {
+		t.Run(fmt.Sprint("links ", links), func(t *testing.T) {
+			_, base := startSandbox(t, sandbox.Options{Seed: 1, LinksPerPage: links})
+			want := links
+			if want == 0 {
+				want = sandbox.DefaultLinksPerPage
+			}
+			req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/exportpages?url=rows-20000.example&limit=%d", base, pg.PageSize), nil)
+			req.SetBasicAuth("sandbox", "sandbox")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var env struct {
+				Next     string `json:"next"`
+				Response []struct {
+					IntL []json.RawMessage `json:"intL"`
+					ExtL []json.RawMessage `json:"extL"`
+				} `json:"response"`
+			}
+			if err := json.Unmarshal(body, &env); err != nil || len(env.Response) != pg.PageSize || env.Next == "" {
+				t.Fatalf("%d rows, next %q, %v", len(env.Response), env.Next, err)
+			}
+			for i, p := range env.Response {
+				if len(p.IntL)+len(p.ExtL) != want || len(p.IntL) == 0 || len(p.ExtL) == 0 {
+					t.Fatalf("page %d: %d internal + %d external links, want %d", i, len(p.IntL), len(p.ExtL), want)
+				}
+			}
+			perPage := len(body) / pg.PageSize
+			t.Logf("%d links a page: %d bytes a page, %d a call of %d pages", want, perPage, len(body), pg.PageSize)
+			if want >= 100 && perPage < 10_000 {
+				t.Errorf("a page with %d links is %d bytes; a real one is over 10 KB", want, perPage)
+			}
+			if len(body) > providers.DefaultMaxBody/4 {
+				t.Errorf("a call is %d bytes, not well under the cap of %d", len(body), providers.DefaultMaxBody)
+			}
+			if want == 1000 && int64(perPage)*maxLimit <= providers.DefaultMaxBody {
+				t.Errorf("at %d bytes a page the vendor's maximum of %d pages a call would fit the cap: the test proves nothing", perPage, maxLimit)
+			}
+		})
+	}
+}
+
+// TestSandboxUnfinished: with --unfinished N the first N answers per
+// endpoint and domain say exportFinished: false and hold part of the
+// data; then the export is done. The client waits (Pending) by default
+// and keeps the partial page when told to accept it.
+func TestSandboxUnfinished(t *testing.T) {
+	_, base := startSandbox(t, sandbox.Options{Seed: 1, Unfinished: 2})
+	c := sandboxClient(t, base)
+	accept, _ := New(Config{User: "sandbox", Password: "sandbox", BaseURL: base, AcceptUnfinished: true})
+	req := providers.Request{Endpoint: "backlinks", Domain: "rows-100.example"}
+	_, err := c.Fetch(context.Background(), req)
+	if pe, ok := providers.AsError(err); !ok || pe.Class != providers.Pending || pe.Code != "export unfinished" || pe.RetryAfter != DefaultUnfinishedWait {
+		t.Fatalf("first answer: %v, want pending", err)
+	}
+	p, err := accept.Fetch(context.Background(), req)
+	if err != nil || p.Total != 50 || len(p.Items) != 50 {
+		t.Fatalf("second answer, accepted: total %d, %d rows, %v; want the 50 rows indexed so far", p.Total, len(p.Items), err)
+	}
+	p, err = c.Fetch(context.Background(), req)
+	if err != nil || p.Total != 100 || len(p.Items) != 100 {
+		t.Fatalf("third answer: %+v %v, want the finished export", p, err)
+	}
+	// Another domain and another endpoint have their own exports.
+	if _, err := c.Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "rows-7.example"}); providers.ClassOf(err) != providers.Pending {
+		t.Errorf("another domain: %v, want pending", err)
+	}
+	if _, err := c.Fetch(context.Background(), providers.Request{Endpoint: "referringdomains", Domain: "rows-100.example"}); providers.ClassOf(err) != providers.Pending {
+		t.Errorf("another endpoint: %v, want pending", err)
+	}
+	// Endpoints without the flag (the exports) are never unfinished.
+	if _, err := c.Fetch(context.Background(), providers.Request{Endpoint: "exportbacklinks", Domain: "rows-9.example"}); err != nil {
+		t.Errorf("exportbacklinks: %v", err)
 	}
 }

@@ -13,7 +13,8 @@ import (
 
 // Mount serves GET /api2/getBacklinks.php as the vendor documents it:
 // apikey, app and domain required, onePerDomain optional (0 or 1); 401 for
-// a missing key or the key `bad`, 400 for a missing or invalid parameter,
+// a missing key or the key `bad`, 402 (out of credits) for the key
+// `nofunds`, 400 for a missing or invalid parameter,
 // HTTP 429 with Retry-After: 1 past the sandbox's limits, and under --fail
 // the vendor's transient faults (500, 502, 503, a truncated body, a
 // malformed body, a dropped connection).
@@ -91,8 +92,14 @@ func (h *sbHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sbError(w, http.StatusBadRequest, "invalid_parameter", "onePerDomain must be 0 or 1")
 		return
 	}
-	if key == "bad" {
+	if key == sandbox.BadCredential {
 		sbError(w, http.StatusUnauthorized, "invalid_api_key", "API key not found or inactive")
+		return
+	}
+	if key == sandbox.NoFunds {
+		// The seed documents the 402, not its body; answered in the
+		// documented error shape.
+		sbError(w, http.StatusPaymentRequired, "insufficient_credits", "Out of credits: a backlinks call costs 3")
 		return
 	}
 	body, err := json.Marshal(sbAnswer(h.m.Options().Seed, domain, one))

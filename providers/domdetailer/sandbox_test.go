@@ -218,6 +218,13 @@ func TestSandboxAuthAndParams(t *testing.T) {
 	if !ok || pe.Class != providers.Fatal || !pe.Account || pe.Code != "http 401" || pe.Message != "invalid_api_key: API key not found or inactive" {
 		t.Errorf("bad key: %v", err)
 	}
+	// Out of credits: HTTP 402, a failure of the account.
+	c, _ = New(Config{APIKey: sandbox.NoFunds, App: "a", BaseURL: srv.URL})
+	_, err = c.Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "example.com"})
+	pe, ok = providers.AsError(err)
+	if !ok || pe.Class != providers.Fatal || !pe.Account || pe.Code != "http 402" || !strings.Contains(pe.Message, "Out of credits") {
+		t.Errorf("nofunds key: %v", err)
+	}
 	// The vendor's documented error bodies, straight from the handler.
 	for _, tc := range []struct {
 		query  string
@@ -241,7 +248,7 @@ func TestSandboxAuthAndParams(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d %s", tc.query, resp.StatusCode, b, tc.status, tc.body)
 		}
 	}
-	if st := s.Stats()[Name]; st.Calls != 7 || st.Throttled != 0 {
+	if st := s.Stats()[Name]; st.Calls != 8 || st.Throttled != 0 {
 		t.Errorf("stats %+v", st)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/linkharvest/linkharvest/providers"
 	"github.com/linkharvest/linkharvest/providers/dataforseo"
@@ -35,6 +36,10 @@ type vendor struct {
 	// options, needing no credentials (enqueue runs without them).
 	spec  func() Client
 	mount func(*sandbox.Server)
+	// limitHeader names the response header in which the vendor states
+	// the account's limit, in calls per limitPer ("" if it states none).
+	limitHeader string
+	limitPer    time.Duration
 }
 
 var vendors = map[string]vendor{
@@ -48,7 +53,9 @@ var vendors = map[string]vendor{
 			c, _ := dataforseo.New(dataforseo.Config{Login: "spec", Password: "spec", BaseURL: "http://spec.invalid"})
 			return c
 		},
-		mount: dataforseo.Mount,
+		mount:       dataforseo.Mount,
+		limitHeader: dataforseo.RateLimitHeader,
+		limitPer:    dataforseo.RateLimitPer,
 	},
 	domdetailer.Name: {
 		build: func(getenv func(string) string, hc *http.Client) (Client, error) {
@@ -109,6 +116,13 @@ func New(name string, getenv func(string) string, hc *http.Client) (Client, erro
 		return nil, fmt.Errorf("provider %s: %w", name, err)
 	}
 	return c, nil
+}
+
+// AccountLimitHeader names the response header in which a vendor states
+// its account's limit, and that limit's period; "" if it states none.
+func AccountLimitHeader(name string) (string, time.Duration) {
+	v := vendors[name]
+	return v.limitHeader, v.limitPer
 }
 
 // Describe returns a client for checking a provider's endpoints and

@@ -26,7 +26,20 @@ type Options struct {
 	Concurrency int           // calls allowed at once; 0 = unlimited
 	Fail        float64       // probability of an injected transient failure
 	Seed        int64         // data and failure seed
+	// LinksPerPage is the links (internal and external) on each page an
+	// export of pages returns (DomainCrawler exportpages); 0 means
+	// DefaultLinksPerPage.
+	LinksPerPage int
+	// Unfinished is how many answers per endpoint and domain say the
+	// vendor's export into its index has not finished (DomainCrawler
+	// "exportFinished": false, with part of the data) before the export
+	// is done; 0: always finished.
+	Unfinished int
 }
+
+// DefaultLinksPerPage is a page of a real site: a hundred links, over
+// 10 KB of them.
+const DefaultLinksPerPage = 100
 
 // ParseRate reads "2000/1m" (also "2000/60s", "33/s"). "" or "0" is unlimited.
 func ParseRate(s string) (n int, period time.Duration, err error) {
@@ -85,7 +98,33 @@ type Call struct {
 	OverConcurrency bool
 	// OverRate: the sliding window ending at this arrival holds more than Rate calls.
 	OverRate bool
+	// InWindow is the number of calls in that window, this one included.
+	InWindow int
 	once     sync.Once
+}
+
+// Credentials every sandbox treats specially (any other non-empty login
+// or key is accepted).
+const (
+	// BadCredential gets each vendor's authentication error.
+	BadCredential = "bad"
+	// NoFunds gets each vendor's documented out-of-funds error (DataForSEO
+	// 40200 as HTTP 402, DomDetailer HTTP 402, XOVI "cost error"), so that
+	// a job's pause on an account without money can be tried end to end.
+	NoFunds = "nofunds"
+)
+
+// PerMinute is the sandbox's rate as calls a minute (what DataForSEO's
+// X-RateLimit-Limit header states), 0 when the rate is not limited.
+func (o Options) PerMinute() int {
+	if o.Rate <= 0 {
+		return 0
+	}
+	p := o.Period
+	if p <= 0 {
+		p = time.Minute
+	}
+	return int(int64(o.Rate) * int64(time.Minute) / int64(p))
 }
 
 // Begin records an arriving call. Every arrival counts toward the window
@@ -116,6 +155,7 @@ func (m *Meter) Begin() *Call {
 		m:               m,
 		OverConcurrency: m.opts.Concurrency > 0 && m.inFlight > int64(m.opts.Concurrency),
 		OverRate:        m.opts.Rate > 0 && n > int64(m.opts.Rate),
+		InWindow:        int(n),
 	}
 }
 

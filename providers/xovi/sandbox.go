@@ -21,10 +21,11 @@ import (
 //	GET {,/api}/?service=links&method=getBacklinks&key=…&domain=…           (query form, QueryPath)
 //
 // Errors come as the vendor sends them, in the body with HTTP 200: the key
-// `bad` gets "no permission", a missing parameter "param missing", a
-// malformed one "param invalid", limit > 1000 "maximum limit exeeded", a
-// page past the last row "result empty". Past the sandbox's limits: HTTP
-// 429 with Retry-After: 1. Under --fail: "internal error" in the body,
+// `bad` gets "no permission", the key `nofunds` "cost error", a missing
+// parameter "param missing", a malformed one "param invalid", limit >
+// 1000 "maximum limit exeeded", a page past the last row "result empty".
+// XOVI documents no rate limit: past the sandbox's limits nothing is
+// refused, the calls are only counted. Under --fail: "internal error" in the body,
 // HTTP 500, HTTP 503, a truncated body (JSON or XML) or a dropped
 // connection.
 //
@@ -67,13 +68,10 @@ func (h *sbHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if format != FormatXML {
 		format = FormatJSON
 	}
-	if call.OverRate || call.OverConcurrency {
-		// Undocumented by the vendor; answered the common way.
-		h.m.Throttled()
-		w.Header().Set("Retry-After", "1")
-		sbWrite(w, http.StatusTooManyRequests, format, sbError(q, "too many requests"))
-		return
-	}
+	// The vendor documents no rate limit and no throttle answer, so the
+	// sandbox's --rate and --concurrency only count (max_calls_in_window,
+	// max_in_flight in /stats): what a client configured for XOVI sends
+	// is measured, not refused with an answer XOVI never gives.
 	kind, fail := h.m.Inject(failKinds)
 	switch {
 	case fail && kind == 0:
@@ -161,7 +159,7 @@ type sbRow struct {
 // gives the messages only; the numbers are the sandbox's own.
 var sbCodes = map[string]int{
 	"0k.": 0, "result empty": 0, "maximum limit exeeded": 1, "no permission": 2, "internal error": 3,
-	"param missing": 4, "param invalid": 5, "cost error": 6, "too many requests": 7,
+	"param missing": 4, "param invalid": 5, "cost error": 6,
 }
 
 func sbError(q sbReq, msg string) *sbAnswer {
@@ -183,8 +181,11 @@ func (h *sbHandler) answer(q sbReq) *sbAnswer {
 	if q.key == "" || q.domain == "" {
 		return sbError(q, "param missing")
 	}
-	if q.key == "bad" {
+	if q.key == sandbox.BadCredential {
 		return sbError(q, "no permission")
+	}
+	if q.key == sandbox.NoFunds {
+		return sbError(q, "cost error") // the credit pool is used up
 	}
 	switch q.format {
 	case "":

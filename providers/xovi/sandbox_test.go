@@ -288,31 +288,14 @@ func TestSandboxMessages(t *testing.T) {
 	}
 }
 
-func TestSandboxRateLimit(t *testing.T) {
-	sb := newSandbox(t, sandbox.Options{Rate: 2, Period: time.Minute})
-	c := sbClient(t, sb.URL, "sandbox", false)
-	for i := 0; i < 4; i++ {
-		_, err := c.Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "rows-3.example"})
-		if i < 2 && err != nil {
-			t.Fatalf("call %d: %v", i, err)
-		}
-		if i >= 2 {
-			pe, ok := providers.AsError(err)
-			if !ok || pe.Class != providers.Throttled || pe.RetryAfter != time.Second || pe.Code != "http 429" {
-				t.Fatalf("call %d: %v, want throttled with Retry-After 1s", i, err)
-			}
-		}
-	}
-	if st := sb.s.Stats()[Name]; st.Calls != 4 || st.Throttled != 2 {
-		t.Errorf("stats %+v", st)
-	}
-}
-
-func TestSandboxConcurrencyLimit(t *testing.T) {
-	sb := newSandbox(t, sandbox.Options{Concurrency: 1, Latency: 300 * time.Millisecond})
+// TestSandboxNoThrottle: XOVI documents no rate limit and no throttle
+// answer, so past --rate and --concurrency every call is still answered,
+// and only counted.
+func TestSandboxNoThrottle(t *testing.T) {
+	sb := newSandbox(t, sandbox.Options{Rate: 2, Period: time.Minute, Concurrency: 1, Latency: 100 * time.Millisecond})
 	c := sbClient(t, sb.URL, "sandbox", false)
 	var wg sync.WaitGroup
-	errs := make([]error, 3)
+	errs := make([]error, 4)
 	for i := range errs {
 		wg.Add(1)
 		go func() {
@@ -321,19 +304,24 @@ func TestSandboxConcurrencyLimit(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	ok, throttled := 0, 0
-	for _, err := range errs {
-		switch providers.ClassOf(err) {
-		case 0:
-			ok++
-		case providers.Throttled:
-			throttled++
-		default:
-			t.Errorf("unexpected %v", err)
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("call %d past the sandbox's limits: %v", i, err)
 		}
 	}
-	if ok < 1 || throttled < 1 || int64(throttled) != sb.s.Stats()[Name].Throttled {
-		t.Errorf("%d ok, %d throttled, stats %+v", ok, throttled, sb.s.Stats()[Name])
+	if st := sb.s.Stats()[Name]; st.Calls != 4 || st.Throttled != 0 || st.MaxCallsInWindow != 4 || st.MaxInFlight < 2 {
+		t.Errorf("stats %+v: want 4 calls counted, none throttled", st)
+	}
+}
+
+// The key nofunds gets "cost error": the account's credits are used up.
+func TestSandboxNoFunds(t *testing.T) {
+	sb := newSandbox(t, sandbox.Options{})
+	c := sbClient(t, sb.URL, sandbox.NoFunds, false)
+	_, err := c.Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "rows-3.example"})
+	pe, ok := providers.AsError(err)
+	if !ok || pe.Class != providers.Fatal || !pe.Account || !strings.Contains(pe.Error(), "cost error") {
+		t.Errorf("err = %v, want a fatal account failure \"cost error\"", err)
 	}
 }
 
