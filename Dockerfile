@@ -66,6 +66,7 @@ RUN cd /httpcheck && go mod init httpcheck && \
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/ /usr/local/bin/
 USER 65532:65532
-# 9090 worker metrics and /healthz, 8080 asynqmon, 8089 sandbox.
+# 9090 worker metrics and /healthz, 8080 asynqmon, 8089 sandbox. Their defaults listen on loopback
+# only: a container sets METRICS_ADDR=:9090 (as docker-compose.yml and deploy/k8s do) to be reached.
 EXPOSE 9090 8080 8089
 CMD ["/usr/local/bin/worker"]

@@ -33,6 +33,22 @@ func openDir(dir string) (*Sink, error) {
 	return &Sink{b: &dirSink{root: abs}, url: "file://" + filepath.ToSlash(abs)}, nil
 }
 
+func (d *dirSink) check(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(d.root, tmpPrefix+"check-*")
+	if err != nil {
+		return err
+	}
+	name := f.Name()
+	err = f.Close()
+	if rerr := os.Remove(name); err == nil {
+		err = rerr
+	}
+	return err
+}
+
 func (d *dirSink) path(key string) string { return filepath.Join(d.root, filepath.FromSlash(key)) }
 
 // put writes a temporary file next to the target, syncs it and renames it

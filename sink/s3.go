@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"strconv"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -15,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/linkharvest/linkharvest/internal/settings"
 )
 
 // s3Sink keeps objects in a bucket under a prefix.
@@ -30,35 +30,50 @@ type s3Sink struct {
 // (MinIO) ignore it, but the SDK refuses to sign without one.
 const defaultRegion = "us-east-1"
 
-func openS3(ctx context.Context, bucket, prefix string) (*Sink, error) {
+// S3Options are the sink's own S3 settings; the rest (region, endpoint,
+// credentials) comes from the AWS SDK's default chain.
+type S3Options struct {
+	// ForcePathStyle addresses buckets as a path (MinIO and other
+	// S3-compatible stores): S3_FORCE_PATH_STYLE.
+	ForcePathStyle bool
+	// SSE is the server-side encryption of every object: S3_SSE.
+	SSE types.ServerSideEncryption
+	// KMSKeyID is the KMS key for aws:kms (default the account's): S3_SSE_KMS_KEY_ID.
+	KMSKeyID string
+}
+
+// S3OptionsFromEnv reads S3_FORCE_PATH_STYLE, S3_SSE and S3_SSE_KMS_KEY_ID
+// strictly: a bad value is an error naming the variable.
+func S3OptionsFromEnv(getenv func(string) string) (S3Options, error) {
+	var o S3Options
+	var err error
+	if o.ForcePathStyle, err = settings.Bool(getenv, "S3_FORCE_PATH_STYLE", false); err != nil {
+		return o, err
+	}
+	switch v := types.ServerSideEncryption(strings.TrimSpace(getenv("S3_SSE"))); v {
+	case "":
+	case types.ServerSideEncryptionAes256, types.ServerSideEncryptionAwsKms, types.ServerSideEncryptionAwsKmsDsse:
+		o.SSE = v
+	default:
+		return o, settings.Bad("S3_SSE", string(v), "want AES256, aws:kms or aws:kms:dsse")
+	}
+	o.KMSKeyID = strings.TrimSpace(getenv("S3_SSE_KMS_KEY_ID"))
+	if o.KMSKeyID != "" && o.SSE != types.ServerSideEncryptionAwsKms && o.SSE != types.ServerSideEncryptionAwsKmsDsse {
+		return o, settings.Bad("S3_SSE_KMS_KEY_ID", o.KMSKeyID, "needs S3_SSE=aws:kms or aws:kms:dsse")
+	}
+	return o, nil
+}
+
+func openS3(ctx context.Context, bucket, prefix string, opts S3Options) (*Sink, error) {
 	if bucket == "" {
 		return nil, errors.New("sink: s3 URL without a bucket (want s3://bucket/prefix)")
 	}
-	s := &s3Sink{bucket: bucket}
+	s := &s3Sink{bucket: bucket, sse: opts.SSE, kmsKeyID: opts.KMSKeyID}
 	if prefix != "" {
 		if err := checkKey(prefix); err != nil {
 			return nil, fmt.Errorf("sink: s3 prefix: %w", err)
 		}
 		s.prefix = prefix + "/"
-	}
-	pathStyle := false
-	if v := os.Getenv("S3_FORCE_PATH_STYLE"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return nil, fmt.Errorf("sink: S3_FORCE_PATH_STYLE=%q: want true or false", v)
-		}
-		pathStyle = b
-	}
-	switch v := types.ServerSideEncryption(os.Getenv("S3_SSE")); v {
-	case "":
-	case types.ServerSideEncryptionAes256, types.ServerSideEncryptionAwsKms, types.ServerSideEncryptionAwsKmsDsse:
-		s.sse = v
-	default:
-		return nil, fmt.Errorf("sink: S3_SSE=%q: want AES256, aws:kms or aws:kms:dsse", v)
-	}
-	s.kmsKeyID = os.Getenv("S3_SSE_KMS_KEY_ID")
-	if s.kmsKeyID != "" && s.sse != types.ServerSideEncryptionAwsKms && s.sse != types.ServerSideEncryptionAwsKmsDsse {
-		return nil, errors.New("sink: S3_SSE_KMS_KEY_ID needs S3_SSE=aws:kms or aws:kms:dsse")
 	}
 	cfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
@@ -68,7 +83,7 @@ func openS3(ctx context.Context, bucket, prefix string) (*Sink, error) {
 		cfg.Region = defaultRegion
 	}
 	s.client = s3.NewFromConfig(cfg, func(o *s3.Options) {
-		o.UsePathStyle = pathStyle
+		o.UsePathStyle = opts.ForcePathStyle
 		// A multipart object (PutStream) has no whole-object checksum to
 		// check on Get; the SDK would log a warning for each such read.
 		o.DisableLogOutputChecksumValidationSkipped = true
@@ -78,6 +93,11 @@ func openS3(ctx context.Context, bucket, prefix string) (*Sink, error) {
 		u += "/" + prefix
 	}
 	return &Sink{b: s, url: u}, nil
+}
+
+func (s *s3Sink) check(ctx context.Context) error {
+	_, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.bucket)})
+	return err
 }
 
 func (s *s3Sink) put(ctx context.Context, key string, body []byte, contentType string) error {

@@ -11,9 +11,12 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/linkharvest/linkharvest/internal/redact"
 )
 
 // ErrNotFound is returned (wrapped) by Get for a key that holds no object.
@@ -39,6 +42,18 @@ type backend interface {
 	get(ctx context.Context, key string) ([]byte, error)
 	list(ctx context.Context, prefix string) ([]ObjectInfo, error)
 	delete(ctx context.Context, key string) error
+	check(ctx context.Context) error
+}
+
+// Check proves the sink can be reached and written to, cheaply: the file
+// sink writes and removes a temporary file in its directory; the S3 sink
+// asks for the bucket (HeadBucket: it exists and these credentials may
+// read it). A worker checks at start, and /healthz on every probe.
+func (s *Sink) Check(ctx context.Context) error {
+	if err := s.b.check(ctx); err != nil {
+		return fmt.Errorf("sink %s: %w", s.url, err)
+	}
+	return nil
 }
 
 // Open opens a sink: "s3://bucket/prefix", "file:///abs/dir", or a plain
@@ -46,11 +61,19 @@ type backend interface {
 //
 // S3 settings come from the AWS SDK's default chain (AWS_REGION,
 // AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, AWS_ENDPOINT_URL_S3
-// for MinIO and other S3-compatible stores, ...). Also read:
-// S3_FORCE_PATH_STYLE=true (path-style addressing, for MinIO),
-// S3_SSE=AES256|aws:kms|aws:kms:dsse (server-side encryption) and
-// S3_SSE_KMS_KEY_ID (the KMS key for aws:kms, default the account's key).
+// for MinIO and other S3-compatible stores, ...) and, for Open, from
+// S3OptionsFromEnv over the process environment. Programs read their
+// configuration once and call OpenWith; Open is for tools and tests.
 func Open(ctx context.Context, rawURL string) (*Sink, error) {
+	opts, err := S3OptionsFromEnv(os.Getenv)
+	if err != nil {
+		return nil, fmt.Errorf("sink: %w", err)
+	}
+	return OpenWith(ctx, rawURL, opts)
+}
+
+// OpenWith is Open with the S3 options given.
+func OpenWith(ctx context.Context, rawURL string, opts S3Options) (*Sink, error) {
 	if rawURL == "" {
 		return nil, errors.New("sink: no sink URL")
 	}
@@ -62,7 +85,7 @@ func Open(ctx context.Context, rawURL string) (*Sink, error) {
 	case "s3":
 		u, err := url.Parse(rawURL)
 		if err != nil {
-			return nil, fmt.Errorf("sink: bad URL: %w", redactURLError(err))
+			return nil, fmt.Errorf("sink: bad URL: %w", redact.Error(err, rawURL))
 		}
 		if u.User != nil {
 			// Never echo the URL: it holds a secret.
@@ -71,31 +94,22 @@ func Open(ctx context.Context, rawURL string) (*Sink, error) {
 		if u.RawQuery != "" || u.Fragment != "" {
 			return nil, fmt.Errorf("sink: s3 URL %q: query and fragment are not supported", rawURL)
 		}
-		return openS3(ctx, u.Host, strings.Trim(u.Path, "/"))
+		return openS3(ctx, u.Host, strings.Trim(u.Path, "/"), opts)
 	case "file":
 		u, err := url.Parse(rawURL)
 		if err != nil {
-			return nil, fmt.Errorf("sink: bad URL: %w", redactURLError(err))
+			return nil, fmt.Errorf("sink: bad URL: %w", redact.Error(err, rawURL))
 		}
 		if u.Host != "" && u.Host != "localhost" {
-			return nil, fmt.Errorf("sink: file URL %q: want file:///absolute/dir", rawURL)
+			return nil, fmt.Errorf("sink: file URL %q: want file:///absolute/dir", redact.URL(rawURL))
 		}
 		if !filepath.IsAbs(u.Path) {
-			return nil, fmt.Errorf("sink: file URL %q: path must be absolute", rawURL)
+			return nil, fmt.Errorf("sink: file URL %q: path must be absolute", redact.URL(rawURL))
 		}
 		return openDir(u.Path)
 	default:
 		return nil, fmt.Errorf("sink: unsupported scheme %q (want s3://bucket/prefix, file:///dir or a directory)", scheme)
 	}
-}
-
-// redactURLError drops the URL from a url.Error: it may hold a password.
-func redactURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
 }
 
 // String is the sink's URL, without credentials.

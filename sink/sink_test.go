@@ -82,7 +82,7 @@ func TestOpenS3Settings(t *testing.T) {
 		{env: map[string]string{"S3_SSE": "AES256"}},
 		{env: map[string]string{"S3_SSE": "aws:kms", "S3_SSE_KMS_KEY_ID": "arn:aws:kms:eu-central-1:1:key/k"}},
 		{env: map[string]string{"S3_SSE": "aes256"}, err: "S3_SSE"},
-		{env: map[string]string{"S3_SSE_KMS_KEY_ID": "k"}, err: "S3_SSE_KMS_KEY_ID needs"},
+		{env: map[string]string{"S3_SSE_KMS_KEY_ID": "k"}, err: `S3_SSE_KMS_KEY_ID="k": needs`},
 	}
 	for _, tt := range tests {
 		for _, k := range []string{"S3_FORCE_PATH_STYLE", "S3_SSE", "S3_SSE_KMS_KEY_ID"} {

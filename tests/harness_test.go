@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	cmd := exec.Command("go", "build", "-o", dir+"/", "../cmd/worker", "../cmd/enqueue", "../cmd/sandbox")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "../cmd/worker", "../cmd/enqueue", "../cmd/sandbox", "../cmd/asynqmon")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building the programs:", err)

@@ -26,7 +26,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -34,6 +33,10 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/hibiken/asynqmon"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/linkharvest/linkharvest/internal/redact"
+	"github.com/linkharvest/linkharvest/internal/settings"
+	"github.com/linkharvest/linkharvest/internal/telemetry"
 )
 
 const (
@@ -46,6 +49,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	telemetry.QuietRedisLogs(logger)
 	if err := run(ctx, os.Args[1:], os.Getenv, logger); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
@@ -95,12 +99,29 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	fromEnv("redis", "REDIS_URL", &cfg.RedisURL)
 	fromEnv("addr", "ASYNQMON_ADDR", &cfg.Addr)
 	fromEnv("basic-auth", "ASYNQMON_BASIC_AUTH", &cfg.BasicAuth)
-	if v := getenv("ASYNQMON_READ_ONLY"); !set["read-only"] && v != "" {
-		b, err := strconv.ParseBool(v)
+	if !set["read-only"] {
+		b, err := settings.Bool(getenv, "ASYNQMON_READ_ONLY", cfg.ReadOnly)
 		if err != nil {
-			return config{}, fmt.Errorf("ASYNQMON_READ_ONLY=%q: not a boolean", v)
+			return config{}, err
 		}
 		cfg.ReadOnly = b
+	}
+	// Check what can be checked before serving, naming what the user set.
+	name := func(flagName, envName string) string {
+		if set[flagName] {
+			return "--" + flagName
+		}
+		return envName
+	}
+	if err := settings.ListenAddr(name("addr", "ASYNQMON_ADDR"), cfg.Addr); err != nil {
+		return config{}, err
+	}
+	if _, err := redisOpt(cfg.RedisURL); err != nil {
+		var se *settings.Error
+		if errors.As(err, &se) {
+			se.Name = name("redis", "REDIS_URL")
+		}
+		return config{}, err
 	}
 	return cfg, nil
 }
@@ -134,23 +155,22 @@ func isLoopback(addr string) bool {
 }
 
 // redisOpt turns a CONTRACT Redis URL into Asynq connection options. go-redis' parser is used
-// rather than asynq.ParseRedisURI because the latter drops the ACL user name. Errors never
-// contain the URL (it may carry a password).
+// rather than asynq.ParseRedisURI because the latter drops the ACL user name. Errors show
+// the URL with its password redacted.
 func redisOpt(raw string) (asynq.RedisClientOpt, error) {
+	bad := func(reason string, args ...any) error {
+		return settings.Bad("REDIS_URL", redact.URL(raw), "invalid Redis URL: "+reason, args...)
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // url.Error repeats the raw URL, password included
-		}
-		return asynq.RedisClientOpt{}, fmt.Errorf("invalid Redis URL: %w", err)
+		return asynq.RedisClientOpt{}, bad("%v", redact.Error(err, raw))
 	}
 	if u.Scheme != "redis" && u.Scheme != "rediss" {
-		return asynq.RedisClientOpt{}, fmt.Errorf("invalid Redis URL %s: scheme must be redis:// or rediss://", u.Redacted())
+		return asynq.RedisClientOpt{}, bad("scheme must be redis:// or rediss://")
 	}
 	o, err := redis.ParseURL(raw)
 	if err != nil {
-		return asynq.RedisClientOpt{}, fmt.Errorf("invalid Redis URL %s: %w", u.Redacted(), err)
+		return asynq.RedisClientOpt{}, bad("%v", redact.Error(err, raw))
 	}
 	return asynq.RedisClientOpt{
 		Network:      o.Network,

@@ -29,11 +29,18 @@ type devEnv struct {
 	sandbox  *http.Server
 	env      map[string]string
 	runner   *runner.Runner
+	cfg      runner.Config // the worker's, from the environment
 	log      *slog.Logger
 }
 
 func startDev(ctx context.Context, o options, stderr io.Writer) (*devEnv, error) {
 	d := &devEnv{env: map[string]string{}, log: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	// A bad worker setting stops --dev before anything starts.
+	cfg, err := runner.ConfigFromEnv(d.getenv)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	d.cfg = cfg
 	if o.redisSet {
 		d.redisURL = o.redisURL
 	} else {
@@ -86,11 +93,13 @@ func (d *devEnv) getenv(k string) string {
 	return os.Getenv(k)
 }
 
+// startWorkers runs a worker in this process with a worker's own
+// configuration (runner.ConfigFromEnv: the same defaults, the same
+// variables), on this Redis, sink and sandbox.
 func (d *devEnv) startWorkers(ctx context.Context, rdb *redis.Client) error {
-	r, err := runner.Start(ctx, runner.Config{
-		Redis: rdb, SinkURL: d.sinkURL, Concurrency: 40, Getenv: d.getenv, Log: d.log,
-		ShutdownTimeout: 5 * time.Second,
-	})
+	cfg := d.cfg
+	cfg.RedisConn, cfg.Redis, cfg.SinkURL, cfg.Log = runner.RedisConfig{URL: d.redisURL}, rdb, d.sinkURL, d.log
+	r, err := runner.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}

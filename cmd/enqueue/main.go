@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/signal"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,11 +20,11 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/oklog/ulid/v2"
-	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/linkharvest/linkharvest/domains"
+	"github.com/linkharvest/linkharvest/internal/redact"
 	"github.com/linkharvest/linkharvest/internal/runner"
 	"github.com/linkharvest/linkharvest/internal/telemetry"
 	"github.com/linkharvest/linkharvest/providers/registry"
@@ -58,6 +57,7 @@ func env(name, def string) string {
 
 type options struct {
 	redisURL  string
+	redisCA   string // REDIS_CA_FILE
 	redisSet  bool
 	providers []string
 	endpoints []string
@@ -80,19 +80,14 @@ func (p *paramFlags) String() string     { return strings.Join(*p, ",") }
 func (p *paramFlags) Set(v string) error { *p = append(*p, v); return nil }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "status" {
-		return runStatus(ctx, args[1:], stdout, stderr)
-	}
-	if len(args) > 0 && args[0] == "resume" {
-		return runResume(ctx, args[1:], stdout, stderr)
-	}
+	telemetry.QuietRedisLogs(slog.Default())
 	var o options
 	fs := flag.NewFlagSet("enqueue", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: enqueue [flags] [FILE ...]   (no FILE or \"-\" reads standard input)")
-		fmt.Fprintln(stderr, "       enqueue status [--json] [JOB]")
-		fmt.Fprintln(stderr, "       enqueue resume PROVIDER      (unpause a provider's queue after fixing its account)")
+		fmt.Fprintln(stderr, "       enqueue [--redis URL] status [--json] [JOB]")
+		fmt.Fprintln(stderr, "       enqueue [--redis URL] resume PROVIDER   (unpause a provider's queue after fixing its account)")
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&o.redisURL, "redis", "", redisUsage)
@@ -113,8 +108,26 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		return exitUsage
 	}
+	if sub, ok := subcommands[fs.Arg(0)]; ok {
+		var misplaced []string
+		fs.Visit(func(f *flag.Flag) {
+			if !subcommandFlags[f.Name] {
+				misplaced = append(misplaced, "--"+f.Name)
+			}
+		})
+		if len(misplaced) > 0 {
+			fmt.Fprintf(stderr, "enqueue: %s: does not apply to %s\n", strings.Join(misplaced, ", "), fs.Arg(0))
+			return exitUsage
+		}
+		return sub(ctx, globals{redisURL: o.redisURL, asJSON: o.asJSON}, fs.Args()[1:], stdout, stderr)
+	}
 	o.redisSet = o.redisURL != "" || os.Getenv("REDIS_URL") != ""
-	o.redisURL = redisURLOr(o.redisURL)
+	rc, err := redisConfig(o.redisURL)
+	if err != nil {
+		fmt.Fprintln(stderr, "enqueue:", err)
+		return exitUsage
+	}
+	o.redisURL, o.redisCA = rc.URL, rc.CAFile
 	o.providers = splitList(*prov)
 	o.endpoints = splitList(*ep)
 	o.files = fs.Args()
@@ -161,10 +174,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		var ue usageError
 		if errors.As(err, &ue) {
-			fmt.Fprintln(stderr, "enqueue:", err)
+			fmt.Fprintln(stderr, "enqueue:", runner.ExplainRedis(err))
 			return exitUsage
 		}
-		fmt.Fprintln(stderr, "enqueue:", err)
+		fmt.Fprintln(stderr, "enqueue:", runner.ExplainRedis(err))
 		return exitRuntime
 	}
 	return code
@@ -379,7 +392,7 @@ func submit(ctx context.Context, o options, spec tasks.Spec, stdin io.Reader, st
 		defer dev.Close()
 		o.redisURL = dev.redisURL
 	}
-	rdb, err := runner.OpenRedis(o.redisURL)
+	rdb, err := runner.OpenRedis(runner.RedisConfig{URL: o.redisURL, CAFile: o.redisCA})
 	if err != nil {
 		return 0, usageError{err}
 	}
@@ -391,7 +404,7 @@ func submit(ctx context.Context, o options, spec tasks.Spec, stdin io.Reader, st
 		rdb.Close()
 	}()
 	if err := rdb.Ping(ctx).Err(); err != nil {
-		return 0, fmt.Errorf("redis at %s: %w", redactURL(o.redisURL), err)
+		return 0, fmt.Errorf("redis at %s: %w", redact.URL(o.redisURL), err)
 	}
 	if dev != nil {
 		if err := dev.startWorkers(ctx, rdb); err != nil {
@@ -522,100 +535,4 @@ func sortedKeys[V any](m map[string]V) []string {
 func printJSON(w io.Writer, v any) {
 	b, _ := json.Marshal(v)
 	fmt.Fprintln(w, string(b))
-}
-
-// redactURL drops credentials from a Redis URL for messages.
-func redactURL(raw string) string {
-	opt, err := redis.ParseURL(raw)
-	if err != nil {
-		return "(invalid URL)"
-	}
-	return strings.Replace(raw, opt.Password, "REDACTED", 1)
-}
-
-func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	redisURL := fs.String("redis", "", redisUsage)
-	asJSON := fs.Bool("json", false, "print as JSON")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
-	rdb, err := runner.OpenRedis(redisURLOr(*redisURL))
-	if err != nil {
-		fmt.Fprintln(stderr, "enqueue:", err)
-		return exitUsage
-	}
-	defer rdb.Close()
-	store := tasks.NewStore(rdb)
-	if fs.NArg() == 0 {
-		ids, err := store.Jobs(ctx, 20)
-		if err != nil {
-			fmt.Fprintln(stderr, "enqueue:", err)
-			return exitRuntime
-		}
-		for _, id := range ids {
-			if s, err := store.Status(ctx, id); err == nil {
-				printSummary(stdout, toSummary(s))
-			}
-		}
-		return exitOK
-	}
-	s, err := store.Status(ctx, fs.Arg(0))
-	if err != nil {
-		fmt.Fprintln(stderr, "enqueue:", err)
-		if errors.Is(err, tasks.ErrNoJob) {
-			return exitUsage
-		}
-		return exitRuntime
-	}
-	sum := toSummary(s)
-	fmt.Fprintf(stdout, "job %s: %s; %d of %d pages ended, %d open; created %s, dt=%s\n",
-		s.JobID, s.State, s.Ended, s.Tasks, s.Open, s.CreatedAt, s.Date)
-	printSummary(stdout, sum)
-	if *asJSON {
-		printJSON(stdout, s)
-	}
-	return exitOK
-}
-
-func runResume(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("resume", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	redisURL := fs.String("redis", "", redisUsage)
-	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: enqueue resume PROVIDER")
-		return exitUsage
-	}
-	rdb, err := runner.OpenRedis(redisURLOr(*redisURL))
-	if err != nil {
-		fmt.Fprintln(stderr, "enqueue:", err)
-		return exitUsage
-	}
-	defer rdb.Close()
-	p := fs.Arg(0)
-	if err := asynq.NewInspectorFromRedisClient(rdb).UnpauseQueue(p); err != nil {
-		fmt.Fprintln(stderr, "enqueue:", err)
-		return exitRuntime
-	}
-	if err := tasks.NewStore(rdb).ClearPause(ctx, p); err != nil {
-		fmt.Fprintln(stderr, "enqueue:", err)
-		return exitRuntime
-	}
-	fmt.Fprintf(stdout, "provider %s: queue resumed\n", p)
-	return exitOK
-}
-
-var _ = strconv.Itoa
-var _ = slog.Default
-
-// The Redis URL may hold a password: its default comes from REDIS_URL
-// after parsing, so -help never prints it.
-const redisUsage = "Redis URL, redis:// or rediss:// (REDIS_URL; default redis://127.0.0.1:6379/0)"
-
-func redisURLOr(flagValue string) string {
-	if flagValue != "" {
-		return flagValue
-	}
-	return env("REDIS_URL", "redis://127.0.0.1:6379/0")
 }

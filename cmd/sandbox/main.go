@@ -13,79 +13,96 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/linkharvest/linkharvest/internal/settings"
 	"github.com/linkharvest/linkharvest/providers/registry"
 	"github.com/linkharvest/linkharvest/providers/sandbox"
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	if err := run(os.Args[1:], os.LookupEnv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
 		fmt.Fprintln(os.Stderr, "sandbox:", err)
 		os.Exit(2)
 	}
 }
 
-func env(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
+// opts reads the sandbox's settings strictly (flags over SANDBOX_*).
+func opts(getenv settings.Getenv) (addr string, o sandbox.Options, err error) {
+	addr = strings.TrimSpace(getenv("SANDBOX_ADDR"))
+	if addr == "" {
+		addr = defaultAddr
 	}
-	return def
+	if err = settings.ListenAddr("SANDBOX_ADDR", addr); err != nil {
+		return
+	}
+	if o.Latency, err = settings.Duration(getenv, "SANDBOX_LATENCY", 0, 0, time.Hour); err != nil {
+		return
+	}
+	rate := strings.TrimSpace(getenv("SANDBOX_RATE"))
+	if rate == "" {
+		rate = defaultRate
+	}
+	if o.Rate, o.Period, err = sandbox.ParseRate(rate); err != nil {
+		err = settings.Bad("SANDBOX_RATE", rate, "want calls/period such as 2000/1m, or 0 for unlimited")
+		return
+	}
+	if o.Concurrency, err = settings.Int(getenv, "SANDBOX_CONCURRENCY", defaultConcurrency, 0, 1_000_000); err != nil {
+		return
+	}
+	if o.Fail, err = settings.Float(getenv, "SANDBOX_FAIL", 0, 0, 1); err != nil {
+		return
+	}
+	if o.Seed, err = settings.Int64(getenv, "SANDBOX_SEED", 1); err != nil {
+		return
+	}
+	if o.LinksPerPage, err = settings.Int(getenv, "SANDBOX_LINKS_PER_PAGE", sandbox.DefaultLinksPerPage, 1, 1_000_000); err != nil {
+		return
+	}
+	o.Unfinished, err = settings.Int(getenv, "SANDBOX_UNFINISHED", 0, 0, 1_000_000)
+	return
 }
 
-// envInt reads a whole number from the environment; unset gives def.
-func envInt(name string, def int) (int, error) {
-	v := os.Getenv(name)
-	if v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		return 0, fmt.Errorf("%s=%q: want a whole number", name, v)
-	}
-	return n, nil
-}
+const (
+	defaultAddr        = "127.0.0.1:8089"
+	defaultRate        = "2000/1m"
+	defaultConcurrency = 30
+)
 
-func run(args []string) error {
+func run(args []string, lookup func(string) (string, bool)) error {
 	fs := flag.NewFlagSet("sandbox", flag.ContinueOnError)
-	addr := fs.String("addr", env("SANDBOX_ADDR", "127.0.0.1:8089"), "listen address (SANDBOX_ADDR)")
-	latency := fs.Duration("latency", 0, "added to every call")
-	rate := fs.String("rate", env("SANDBOX_RATE", "2000/1m"), "calls allowed in any sliding window, e.g. 2000/1m; 0 = unlimited (SANDBOX_RATE)")
-	conc := fs.Int("concurrency", 30, "calls allowed at once; 0 = unlimited")
-	fail := fs.Float64("fail", 0, "probability of an injected transient failure")
-	seed := fs.Int64("seed", 1, "data seed")
-	links, err := envInt("SANDBOX_LINKS_PER_PAGE", sandbox.DefaultLinksPerPage)
-	if err != nil {
-		return err
-	}
-	unfinished, err := envInt("SANDBOX_UNFINISHED", 0)
-	if err != nil {
-		return err
-	}
-	fs.IntVar(&links, "links-per-page", links, "links on each page DomainCrawler's exportpages returns (SANDBOX_LINKS_PER_PAGE)")
-	fs.IntVar(&unfinished, "unfinished", unfinished, "DomainCrawler: the first N answers per endpoint and domain say exportFinished: false, with part of the data (SANDBOX_UNFINISHED)")
+	b := settings.NewBinder(fs)
+	b.Flag("addr", "SANDBOX_ADDR", defaultAddr, "listen address")
+	b.Flag("latency", "SANDBOX_LATENCY", "0s", "added to every call")
+	b.Flag("rate", "SANDBOX_RATE", defaultRate, "calls allowed in any sliding window, e.g. 2000/1m; 0 = unlimited")
+	b.Flag("concurrency", "SANDBOX_CONCURRENCY", strconv.Itoa(defaultConcurrency), "calls allowed at once; 0 = unlimited")
+	b.Flag("fail", "SANDBOX_FAIL", "0", "probability of an injected transient failure, 0..1")
+	b.Flag("seed", "SANDBOX_SEED", "1", "data seed")
+	b.Flag("links-per-page", "SANDBOX_LINKS_PER_PAGE", strconv.Itoa(sandbox.DefaultLinksPerPage), "links on each page DomainCrawler's exportpages returns")
+	b.Flag("unfinished", "SANDBOX_UNFINISHED", "0", "DomainCrawler: the first N answers per endpoint and domain say exportFinished: false, with part of the data")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if links < 1 || unfinished < 0 {
-		return errors.New("--links-per-page must be at least 1 and --unfinished at least 0")
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	n, period, err := sandbox.ParseRate(*rate)
+	addr, o, err := opts(b.Getenv(lookup))
 	if err != nil {
-		return err
+		return b.Explain(err)
 	}
-	if *fail < 0 || *fail > 1 {
-		return errors.New("--fail must be within 0..1")
-	}
-	srv := registry.Sandbox(sandbox.Options{Latency: *latency, Rate: n, Period: period, Concurrency: *conc, Fail: *fail, Seed: *seed,
-		LinksPerPage: links, Unfinished: unfinished})
-	ln, err := net.Listen("tcp", *addr)
+	srv := registry.Sandbox(o)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	log.Info("sandbox listening", "addr", ln.Addr().String(), "rate", *rate, "concurrency", *conc, "latency", *latency, "fail", *fail, "seed", *seed, "links_per_page", links, "unfinished", unfinished)
+	log.Info("sandbox listening", "addr", ln.Addr().String(), "rate", o.Rate, "period", o.Period.String(), "concurrency", o.Concurrency,
+		"latency", o.Latency.String(), "fail", o.Fail, "seed", o.Seed, "links_per_page", o.LinksPerPage, "unfinished", o.Unfinished)
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -7,127 +7,69 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
 	"syscall"
-	"time"
-
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/linkharvest/linkharvest/internal/runner"
+	"github.com/linkharvest/linkharvest/internal/settings"
 	"github.com/linkharvest/linkharvest/internal/telemetry"
-	"github.com/linkharvest/linkharvest/limiter"
 )
 
+// Exit statuses: 0 after SIGTERM; 2 when the worker cannot start (a bad
+// setting, Redis or the sink unreachable at start).
+const exitCannotStart = 2
+
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.LookupEnv, os.Stderr)
+	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "worker:", err)
-		os.Exit(1)
+		os.Exit(exitCannotStart)
 	}
 }
 
-func env(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
-}
-
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
-		return v
-	}
-	return def
-}
-
-func envDuration(name string, def time.Duration) time.Duration {
-	if v, err := time.ParseDuration(os.Getenv(name)); err == nil {
-		return v
-	}
-	return def
-}
-
-func run(args []string) error {
+func run(ctx context.Context, args []string, lookup func(string) (string, bool), stderr io.Writer) error {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
-	redisURL := fs.String("redis", "", redisUsage)
-	sinkURL := fs.String("sink", env("SINK_URL", "./out"), "s3://bucket/prefix, file:///abs/dir or a directory (SINK_URL)")
-	conc := fs.Int("concurrency", envInt("WORKER_CONCURRENCY", 40), "tasks at once in this process (WORKER_CONCURRENCY)")
-	limits := fs.String("limit", env("PROVIDER_LIMITS", ""), "shared limits per provider, e.g. dataforseo=2000/1m:30 (PROVIDER_LIMITS)")
-	defMetrics := ":9090"
-	if v, ok := os.LookupEnv("METRICS_ADDR"); ok {
-		defMetrics = v // set but empty: disabled
-	}
-	metricsAddr := fs.String("metrics-addr", defMetrics, "serves /metrics and /healthz; empty to disable (METRICS_ADDR)")
-	shutdown := fs.Duration("shutdown-timeout", envDuration("WORKER_SHUTDOWN_TIMEOUT", 30*time.Second), "on SIGTERM, how long running tasks may finish (WORKER_SHUTDOWN_TIMEOUT)")
-	retryBase := fs.Duration("retry-base", envDuration("RETRY_BASE_DELAY", time.Second), "first retry delay, doubling per failure up to 5 min (RETRY_BASE_DELAY)")
-	retention := fs.Duration("retention", envDuration("JOB_RETENTION", 30*24*time.Hour), "how long a finished job's state stays in Redis, for status and resubmission; 0 keeps it (JOB_RETENTION)")
+	fs.SetOutput(stderr)
+	def := runner.DefaultConfig()
+	b := settings.NewBinder(fs)
+	// The Redis URL may hold a password: -help shows the built-in default only.
+	b.Flag("redis", "REDIS_URL", def.RedisConn.URL, "Redis `URL`, redis:// or rediss://")
+	b.Flag("sink", "SINK_URL", def.SinkURL, "`URL` where output goes: s3://bucket/prefix, file:///abs/dir or a directory")
+	b.Flag("concurrency", "WORKER_CONCURRENCY", strconv.Itoa(def.Concurrency), "tasks at once in this process, `N` ≥ 1")
+	b.Flag("limit", "PROVIDER_LIMITS", "", "shared limits per provider account, `NAME=CALLS/PERIOD:INFLIGHT`,...; dataforseo=2000/1m:30 unless given")
+	b.Flag("metrics-addr", "METRICS_ADDR", def.MetricsAddr, "`ADDR` serving /metrics and /healthz; empty or off: none. "+
+		"An address given must bind; the default may be taken by another worker on the host")
+	b.EmptyMeans("METRICS_ADDR", "off")
+	b.Flag("shutdown-timeout", "WORKER_SHUTDOWN_TIMEOUT", settings.FormatDuration(def.ShutdownTimeout), "on SIGTERM, how long running tasks may finish (a `DURATION`: 30s, 5m)")
+	b.Flag("retry-base", "RETRY_BASE_DELAY", settings.FormatDuration(def.RetryBase), "first retry delay, doubling per failure up to 5 min (a `DURATION`)")
+	b.Flag("retention", "JOB_RETENTION", settings.FormatDuration(def.Retention),
+		"how long a finished job's state stays in Redis, for status and resubmission (a `DURATION`: 720h, 30d); 0 keeps it")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	log := slog.New(telemetry.LogHandler{Handler: slog.NewJSONHandler(os.Stderr, nil)})
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	cfg, err := runner.ConfigFromEnv(b.Getenv(lookup))
+	if err != nil {
+		return b.Explain(err)
+	}
+	log := slog.New(telemetry.LogHandler{Handler: slog.NewJSONHandler(stderr, nil)})
 	slog.SetDefault(log)
-	lim, err := limiter.ParseLimits(*limits)
-	if err != nil {
-		return err
-	}
-	if *redisURL == "" {
-		*redisURL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
-	}
-	rdb, err := runner.OpenRedis(*redisURL)
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	cfg.Log = log
 	shutdownTelemetry, err := telemetry.Setup(ctx, "linkharvest-worker")
 	if err != nil {
 		return fmt.Errorf("telemetry: %w", err)
 	}
 	defer shutdownTelemetry(context.WithoutCancel(ctx))
-
-	r, err := runner.Start(ctx, runner.Config{
-		Redis: rdb, SinkURL: *sinkURL, Concurrency: *conc, Limits: lim,
-		ShutdownTimeout: *shutdown, Log: log, RetryBase: *retryBase, Retention: *retention,
-	})
-	if err != nil {
-		return err
-	}
-	if *metricsAddr != "" {
-		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", promhttp.Handler())
-		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, req *http.Request) {
-			if err := rdb.Ping(req.Context()).Err(); err != nil {
-				http.Error(w, "redis: unreachable", http.StatusServiceUnavailable)
-				return
-			}
-			fmt.Fprintln(w, "ok")
-		})
-		ln, err := net.Listen("tcp", *metricsAddr)
-		if err != nil {
-			r.Shutdown()
-			return fmt.Errorf("metrics address: %w", err)
-		}
-		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() {
-			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("metrics server", "err", err)
-			}
-		}()
-		defer hs.Close()
-	}
-	<-ctx.Done()
-	log.Info("stopping: finishing running tasks", "timeout", shutdown.String())
-	r.Shutdown()
-	log.Info("stopped")
-	return nil
+	return runner.Run(ctx, cfg)
 }
-
-// The Redis URL may hold a password: its default comes from REDIS_URL
-// after parsing, so -help never prints it.
-const redisUsage = "Redis URL, redis:// or rediss:// (REDIS_URL; default redis://127.0.0.1:6379/0)"

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/linkharvest/linkharvest/internal/settings"
 	"github.com/linkharvest/linkharvest/limiter"
 )
 
@@ -36,17 +37,19 @@ func newLocalLimiter(l limiter.Limit, n int) *localLimiter {
 	return ll
 }
 
-// localShare parses LINKHARVEST_LIMITER=local:N.
-func localShare(v string) (int, bool) {
+// localShare parses LINKHARVEST_LIMITER: empty (the shared limiter) or
+// local:N (this process takes 1/N of each limit).
+func localShare(v string) (int, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, nil
+	}
 	rest, ok := strings.CutPrefix(v, "local:")
-	if !ok {
-		return 0, false
-	}
 	n, err := strconv.Atoi(rest)
-	if err != nil || n < 1 {
-		return 0, false
+	if !ok || err != nil || n < 1 {
+		return 0, settings.Bad("LINKHARVEST_LIMITER", v, "want local:N with N ≥ 1 (a benchmark baseline), or leave it unset")
 	}
-	return n, true
+	return n, nil
 }
 
 func (l *localLimiter) Backoff(context.Context, time.Duration) error { return nil }

@@ -5,7 +5,6 @@ package runner
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,21 +23,38 @@ import (
 	"github.com/linkharvest/linkharvest/tasks"
 )
 
-// Config is a worker node's configuration (CONTRACT.md, `worker`).
+// Config is a worker node's configuration (README, Configuration):
+// DefaultConfig, ConfigFromEnv. Start fills a zero field from
+// DefaultConfig, except Retention, whose zero keeps a job's state.
 type Config struct {
-	Redis           redis.UniversalClient
-	SinkURL         string
-	Concurrency     int
-	Limits          map[string]limiter.Limit
+	// RedisConn is where Redis is (cmd/worker opens Redis from it).
+	RedisConn RedisConfig
+	// Redis is the open connection Start works on.
+	Redis   redis.UniversalClient
+	SinkURL string
+	S3      sink.S3Options
+	// Concurrency is tasks at once in this process.
+	Concurrency int
+	// Limits override limiter.DefaultLimits per provider.
+	Limits map[string]limiter.Limit
+	// MetricsAddr serves /metrics and /healthz ("": none). Explicit says
+	// it was given: then failing to bind it stops the worker, while the
+	// default being taken (another worker on the host) only costs the
+	// metrics of this one.
+	MetricsAddr     string
+	MetricsExplicit bool
 	ShutdownTimeout time.Duration
 	Getenv          func(string) string
 	Log             *slog.Logger
-	// RetryBase is the first retry's delay (default 1 s), doubling after.
+	// RetryBase is the first retry's delay, doubling after.
 	RetryBase time.Duration
 	// CallTimeout bounds one vendor call (DataForSEO live calls may take 120 s).
 	CallTimeout time.Duration
 	// Retention is how long a finished job's state stays in Redis (0: for ever).
 	Retention time.Duration
+	// LocalLimiter > 0 limits per process at 1/LocalLimiter of each limit:
+	// only the baseline bench/limits measures against (local.go).
+	LocalLimiter int
 }
 
 // Runner is a started worker node.
@@ -47,43 +63,14 @@ type Runner struct {
 	client    *asynq.Client
 	inspector *asynq.Inspector
 	stop      context.CancelFunc
+	sink      *sink.Sink
 	Providers []string // providers this node serves
-}
-
-// OpenRedis connects to a redis:// or rediss:// URL.
-func OpenRedis(rawURL string) (*redis.Client, error) {
-	opt, err := redis.ParseURL(rawURL)
-	if err != nil {
-		return nil, fmt.Errorf("redis URL: %w", errors.New(redactRedis(err.Error(), rawURL)))
-	}
-	opt.PoolSize = max(opt.PoolSize, 64)
-	// rediss:// with a private CA (managed Redis, a self-signed test
-	// server): REDIS_CA_FILE names the PEM bundle to trust.
-	if ca := os.Getenv("REDIS_CA_FILE"); ca != "" && opt.TLSConfig != nil {
-		pem, err := os.ReadFile(ca)
-		if err != nil {
-			return nil, fmt.Errorf("REDIS_CA_FILE: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("REDIS_CA_FILE %s: no PEM certificate", ca)
-		}
-		opt.TLSConfig.RootCAs = pool
-	}
-	return redis.NewClient(opt), nil
-}
-
-// redactRedis drops a Redis URL's password from a message.
-func redactRedis(msg, rawURL string) string {
-	if opt, err := redis.ParseURL(rawURL); err == nil && opt.Password != "" {
-		return strings.ReplaceAll(msg, opt.Password, "REDACTED")
-	}
-	return msg
 }
 
 // Start builds the node and starts processing. Providers without
 // credentials in the environment are skipped (their queues are not served).
 func Start(ctx context.Context, cfg Config) (*Runner, error) {
+	def := DefaultConfig()
 	if cfg.Getenv == nil {
 		cfg.Getenv = os.Getenv
 	}
@@ -91,19 +78,30 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 		cfg.Log = slog.Default()
 	}
 	if cfg.CallTimeout <= 0 {
-		cfg.CallTimeout = 150 * time.Second
+		cfg.CallTimeout = def.CallTimeout
 	}
 	if cfg.RetryBase <= 0 {
-		cfg.RetryBase = time.Second
+		cfg.RetryBase = def.RetryBase
 	}
 	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 40
+		cfg.Concurrency = def.Concurrency
 	}
 	if cfg.ShutdownTimeout <= 0 {
-		cfg.ShutdownTimeout = 30 * time.Second
+		cfg.ShutdownTimeout = def.ShutdownTimeout
 	}
-	snk, err := sink.Open(ctx, cfg.SinkURL)
+	if cfg.SinkURL == "" {
+		cfg.SinkURL = def.SinkURL
+	}
+	// Say "started" only once the node can work: Redis answers (address,
+	// password, TLS) and the sink takes writes.
+	if err := CheckRedis(ctx, cfg.Redis, cfg.RedisConn.String()); err != nil {
+		return nil, err
+	}
+	snk, err := sink.OpenWith(ctx, cfg.SinkURL, cfg.S3)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkSink(ctx, snk); err != nil {
 		return nil, err
 	}
 	limits := limiter.DefaultLimits()
@@ -138,8 +136,8 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 		var transport http.RoundTripper = telemetry.WaitEnd(name, telemetry.Transport(baseTransport(), secrets(name, cfg.Getenv)...))
 		var throttle tasks.Throttle
 		if l, ok := limits[name]; ok {
-			if n, local := localShare(cfg.Getenv("LINKHARVEST_LIMITER")); local {
-				ll := newLocalLimiter(l, n)
+			if cfg.LocalLimiter > 0 {
+				ll := newLocalLimiter(l, cfg.LocalLimiter)
 				transport, throttle = ll.Transport(transport, cfg.CallTimeout), ll
 			} else {
 				lim := limiter.New(cfg.Redis, name, l, limiter.WithLogger(cfg.Log),
@@ -164,7 +162,7 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 		served = append(served, name)
 	}
 	if len(served) == 0 {
-		return nil, errors.New("no provider is configured: set the credentials of at least one (CONTRACT.md)")
+		return nil, errors.New("no provider is configured: set the credentials of at least one (README, Configuration)")
 	}
 	srv := asynq.NewServerFromRedisClient(cfg.Redis, asynq.Config{
 		Concurrency:              cfg.Concurrency,
@@ -200,7 +198,7 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 	go w.SweepArchived(sweepCtx, inspector, served, archiveSweep)
 	go w.SweepSubmissions(sweepCtx, submissionSweep)
 	cfg.Log.Info("worker started", "providers", served, "concurrency", cfg.Concurrency, "sink", snk.String())
-	return &Runner{srv: srv, client: w.Client, inspector: inspector, stop: stop, Providers: served}, nil
+	return &Runner{srv: srv, client: w.Client, inspector: inspector, stop: stop, sink: snk, Providers: served}, nil
 }
 
 // archiveSweep is how often a worker looks for page tasks that asynq

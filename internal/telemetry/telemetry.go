@@ -28,6 +28,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/linkharvest/linkharvest/internal/redact"
 )
 
 // Scope names this module's tracer and meter.
@@ -133,7 +135,7 @@ func Transport(inner http.RoundTripper, secrets ...string) http.RoundTripper {
 func RedactURL(u *url.URL, secrets []string) *url.URL {
 	c := *u
 	if c.User != nil {
-		c.User = url.User("REDACTED")
+		c.User = url.User(redact.Mark)
 	}
 	for _, s := range secrets {
 		if s == "" {

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/linkharvest/linkharvest/internal/runner"
+	"github.com/linkharvest/linkharvest/internal/settings"
+	"github.com/linkharvest/linkharvest/tasks"
+)
+
+// subcommands run after the global flags or before them: `enqueue status
+// JOB`, `enqueue --redis URL status JOB` and `enqueue status --redis URL
+// JOB` are the same.
+var subcommands = map[string]func(ctx context.Context, g globals, args []string, stdout, stderr io.Writer) int{
+	"status": runStatus,
+	"resume": runResume,
+}
+
+// globals are the flags a subcommand takes from before its name.
+type globals struct {
+	redisURL string // as given by --redis; "" means REDIS_URL or the default
+	asJSON   bool
+}
+
+// subcommandFlags are the global flags that mean something to a
+// subcommand; any other one before a subcommand is refused.
+var subcommandFlags = map[string]bool{"redis": true, "json": true}
+
+// redisUsage: the Redis URL may hold a password, so -help shows only the
+// built-in default, never REDIS_URL's value.
+const redisUsage = "Redis `URL`, redis:// or rediss:// (REDIS_URL; default " + runner.DefaultRedisURL + ")"
+
+// openRedis reads the Redis settings (--redis over REDIS_URL, and
+// REDIS_CA_FILE) strictly and connects; a bad setting is a usageError.
+func openRedis(flagURL string) (*redis.Client, runner.RedisConfig, error) {
+	rc, err := redisConfig(flagURL)
+	if err != nil {
+		return nil, rc, err
+	}
+	rdb, err := runner.OpenRedis(rc)
+	if err != nil {
+		return nil, rc, usageError{redisSettingError(flagURL, err)}
+	}
+	return rdb, rc, nil
+}
+
+func redisConfig(flagURL string) (runner.RedisConfig, error) {
+	rc, err := runner.RedisFromEnv(func(k string) string {
+		if k == "REDIS_URL" && flagURL != "" {
+			return flagURL
+		}
+		return os.Getenv(k)
+	})
+	if err != nil {
+		return rc, usageError{redisSettingError(flagURL, err)}
+	}
+	return rc, nil
+}
+
+// redisSettingError names --redis rather than REDIS_URL when the flag gave the URL.
+func redisSettingError(flagURL string, err error) error {
+	var se *settings.Error
+	if flagURL != "" && errors.As(err, &se) && se.Name == "REDIS_URL" {
+		c := *se
+		c.Name = "--redis"
+		return &c
+	}
+	return err
+}
+
+func runStatus(ctx context.Context, g globals, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	redisURL := fs.String("redis", g.redisURL, redisUsage)
+	asJSON := fs.Bool("json", g.asJSON, "print as JSON")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 1 {
+		fmt.Fprintln(stderr, "usage: enqueue status [--json] [JOB]")
+		return exitUsage
+	}
+	rdb, _, err := openRedis(*redisURL)
+	if err != nil {
+		fmt.Fprintln(stderr, "enqueue:", err)
+		return exitUsage
+	}
+	defer rdb.Close()
+	store := tasks.NewStore(rdb)
+	if fs.NArg() == 0 {
+		ids, err := store.Jobs(ctx, 20)
+		if err != nil {
+			fmt.Fprintln(stderr, "enqueue:", runner.ExplainRedis(err))
+			return exitRuntime
+		}
+		for _, id := range ids {
+			if s, err := store.Status(ctx, id); err == nil {
+				printSummary(stdout, toSummary(s))
+			}
+		}
+		return exitOK
+	}
+	s, err := store.Status(ctx, fs.Arg(0))
+	if err != nil {
+		fmt.Fprintln(stderr, "enqueue:", runner.ExplainRedis(err))
+		if errors.Is(err, tasks.ErrNoJob) {
+			return exitUsage
+		}
+		return exitRuntime
+	}
+	sum := toSummary(s)
+	fmt.Fprintf(stdout, "job %s: %s; %d of %d pages ended, %d open; created %s, dt=%s\n",
+		s.JobID, s.State, s.Ended, s.Tasks, s.Open, s.CreatedAt, s.Date)
+	printSummary(stdout, sum)
+	if *asJSON {
+		printJSON(stdout, s)
+	}
+	return exitOK
+}
+
+func runResume(ctx context.Context, g globals, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("resume", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	redisURL := fs.String("redis", g.redisURL, redisUsage)
+	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "usage: enqueue resume PROVIDER")
+		return exitUsage
+	}
+	rdb, _, err := openRedis(*redisURL)
+	if err != nil {
+		fmt.Fprintln(stderr, "enqueue:", err)
+		return exitUsage
+	}
+	defer rdb.Close()
+	p := fs.Arg(0)
+	if err := asynq.NewInspectorFromRedisClient(rdb).UnpauseQueue(p); err != nil {
+		fmt.Fprintln(stderr, "enqueue:", runner.ExplainRedis(err))
+		return exitRuntime
+	}
+	if err := tasks.NewStore(rdb).ClearPause(ctx, p); err != nil {
+		fmt.Fprintln(stderr, "enqueue:", runner.ExplainRedis(err))
+		return exitRuntime
+	}
+	fmt.Fprintf(stdout, "provider %s: queue resumed\n", p)
+	return exitOK
+}
