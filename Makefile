@@ -7,7 +7,7 @@ MINIO_MOD   := github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c
 FUZZTIME    ?= 10s
 export PATH := $(GOBIN):$(PATH)
 
-.PHONY: all build deps test test-faults fuzz bench vet
+.PHONY: all build deps test test-race test-faults fuzz bench vet
 
 all: build
 
@@ -29,6 +29,11 @@ vet:
 ## test: the default suite (unit, contract, integration, end-to-end).
 test: deps
 	$(GO) test -count=1 -timeout 20m ./...
+
+## test-race: the packages' tests under the race detector (the programs' end-to-end
+## tests in tests/ run their own processes, which the detector would not see).
+test-race: deps
+	$(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v -e /tests$$ -e /bench/ -e /deploy$$)
 
 ## test-faults: crash, restart, outage and storm cases (issue 6).
 test-faults: deps

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 )
 
 // enqueuePages registers pages with their job and enqueues those not yet
@@ -56,14 +55,14 @@ func enqueuePage(ctx context.Context, client *asynq.Client, p *PagePayload, maxR
 // Its id names the submission generation, so a redelivered last page does
 // not finalize twice, and a later resubmission that adds work can.
 func enqueueFinalize(ctx context.Context, store *Store, client *asynq.Client, job string) error {
-	gen, err := store.rdb.HGet(ctx, keysFor(job).meta, "gen").Int64()
-	if errors.Is(err, redis.Nil) {
-		gen, err = 0, nil // no submission yet (tests build jobs by hand)
-	}
+	gen, err := store.gen(ctx, job)
 	if err != nil {
-		return fmt.Errorf("job %s: %w", job, redisErr(err))
+		return err
 	}
-	b, _ := json.Marshal(FinalizePayload{Job: job, Gen: gen})
+	b, err := json.Marshal(FinalizePayload{Job: job, Gen: gen})
+	if err != nil {
+		return fmt.Errorf("job %s: %w", job, err)
+	}
 	_, err = client.EnqueueContext(ctx, asynq.NewTask(TypeFinalize, b),
 		asynq.TaskID("lh:"+job+":finalize:"+strconv.FormatInt(gen, 10)), asynq.Queue(ControlQueue),
 		asynq.MaxRetry(MaxRetry), asynq.Retention(24*time.Hour))

@@ -346,6 +346,9 @@ func TestSinkOutageKeepsPaidPages(t *testing.T) {
 	if st.Stashed != 1 || st.StashBytes == 0 || !strings.Contains(st.WaitingFor(), "sink") {
 		t.Fatalf("status while the sink is down: stashed %d (%d bytes), waiting for %q", st.Stashed, st.StashBytes, st.WaitingFor())
 	}
+	if pages, bytes, err := r.w.Store.StashTotals(context.Background()); err != nil || pages != 1 || bytes != st.StashBytes {
+		t.Fatalf("the metrics' stash totals: %d pages, %d bytes, %v; want 1 page of %d bytes", pages, bytes, err, st.StashBytes)
+	}
 	// Many more rounds than a retry budget: no new call, no loss.
 	r.submit("out", "b.example")
 	for i := 0; i < 3*MaxRetry; i++ {
@@ -369,6 +372,9 @@ func TestSinkOutageKeepsPaidPages(t *testing.T) {
 	if st := r.status("out"); st.State != "done" || st.Stashed != 0 || st.StashBytes != 0 || st.SinkDown != "" {
 		t.Errorf("after the outage: %+v", st)
 	}
+	if pages, bytes, _ := r.w.Store.StashTotals(context.Background()); pages != 0 || bytes != 0 {
+		t.Errorf("the metrics' stash totals after the outage: %d pages, %d bytes", pages, bytes)
+	}
 }
 
 // TestLostStashIsFetchedAgain: a page whose stash expired fails with that
@@ -389,6 +395,9 @@ func TestLostStashIsFetchedAgain(t *testing.T) {
 	m := r.manifest("lost")
 	if len(m.Outcomes) != 1 || m.Outcomes[0].Status != "failed" || !strings.Contains(m.Outcomes[0].Error, "expired") {
 		t.Fatalf("outcome of a page whose stash expired: %+v", m.Outcomes)
+	}
+	if st := r.status("lost"); st.Stashed != 0 || st.StashBytes != 0 {
+		t.Errorf("an expired stash still counts: %d pages, %d bytes", st.Stashed, st.StashBytes)
 	}
 	calls := r.vendor.totalCalls()
 	if st := r.submit("lost", "a.example"); st.Refetched != 1 || st.Tasks != 0 {

@@ -59,7 +59,7 @@ func (w *Worker) reconcile(ctx context.Context, ti *asynq.TaskInfo) (bool, error
 		return false, nil
 	}
 	unit := p.Unit()
-	open, err := w.Store.rdb.SIsMember(ctx, keysFor(p.Job).open, unit).Result()
+	open, err := w.Store.isOpen(ctx, p.Job, unit)
 	if err != nil || !open {
 		return false, err
 	}

@@ -1,13 +1,9 @@
 package tasks
 
 import (
-	"context"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // Status is a job's progress.
@@ -74,89 +70,6 @@ func (s *Status) WaitingFor() string {
 
 // Done reports whether every unit has ended and the manifest is written.
 func (s *Status) Done() bool { return s.State == "done" }
-
-// Status reads a job's progress.
-func (s *Store) Status(ctx context.Context, job string) (*Status, error) {
-	k := keysFor(job)
-	vals, err := s.rdb.HGetAll(ctx, k.meta).Result()
-	if err != nil {
-		return nil, fmt.Errorf("job %s: %w", job, err)
-	}
-	if len(vals) == 0 {
-		return nil, fmt.Errorf("job %s: %w", job, ErrNoJob)
-	}
-	var open *redis.IntCmd
-	var now *redis.TimeCmd
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		now = p.Time(ctx)
-		open = p.SCard(ctx, k.open)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("job %s: %w", job, err)
-	}
-	live, err := s.rdb.ZCount(ctx, k.subs, strconv.FormatInt(now.Val().UnixMilli(), 10), "+inf").Result()
-	if err != nil {
-		return nil, fmt.Errorf("job %s: %w", job, err)
-	}
-	n := func(f string) int64 { v, _ := strconv.ParseInt(vals[f], 10, 64); return v }
-	st := &Status{JobID: job, State: vals["state"], Date: vals["dt"], CreatedAt: vals["created_at"], FinishedAt: vals["finished_at"],
-		Domains: n("domains"), Rejected: n("rejected"), Tasks: n("units"), Ended: n("ended"), Open: open.Val(),
-		Records: n("records"), Objects: n("objects"), Bytes: n("bytes"), Failed: n("failed"),
-		Submissions: live, Interrupted: n("interrupted"), Stashed: n("stashed"), StashBytes: n("stash_bytes"),
-		SinkDown: vals["sink_error"], Finalizing: n("finalizing") > now.Val().UnixMilli()}
-	for f, v := range vals {
-		switch {
-		case strings.HasPrefix(f, "paused:"):
-			if st.Paused == nil {
-				st.Paused = map[string]string{}
-			}
-			st.Paused[strings.TrimPrefix(f, "paused:")] = v
-		case strings.HasPrefix(f, "cost:"):
-			if st.Cost == nil {
-				st.Cost = map[string]float64{}
-			}
-			st.Cost[strings.TrimPrefix(f, "cost:")], _ = strconv.ParseFloat(v, 64)
-		}
-	}
-	return st, nil
-}
-
-// Jobs lists the most recent job ids, newest first; jobs whose state has
-// expired (Worker.Retention) are dropped from the index.
-func (s *Store) Jobs(ctx context.Context, n int64) ([]string, error) {
-	ids, err := s.rdb.ZRevRange(ctx, jobsIndex, 0, n-1).Result()
-	if err != nil {
-		return nil, err
-	}
-	live := ids[:0]
-	for _, id := range ids {
-		ok, err := s.rdb.Exists(ctx, keysFor(id).meta).Result()
-		if err != nil {
-			return nil, err
-		}
-		if ok == 0 {
-			s.rdb.ZRem(ctx, jobsIndex, id)
-			continue
-		}
-		live = append(live, id)
-	}
-	return live, nil
-}
-
-// ClearPause forgets a provider's pause reason on every job that recorded it.
-func (s *Store) ClearPause(ctx context.Context, provider string) error {
-	ids, err := s.Jobs(ctx, 1000)
-	if err != nil {
-		return err
-	}
-	for _, id := range ids {
-		if err := s.rdb.HDel(ctx, keysFor(id).meta, "paused:"+provider).Err(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
 
 func sortedKeys[V any](m map[string]V) []string {
 	ks := make([]string, 0, len(m))

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -43,13 +42,7 @@ type Submitter struct {
 // resend: asynq enqueues a task id once, so a pipeline retried after a
 // network error adds no task twice (it only reads as an existing id).
 func (s *Submitter) pageClient() *asynq.Client {
-	s.pipeOnce.Do(func() {
-		if rc, ok := s.Store.rdb.(*redis.Client); ok {
-			if ap, err := rc.AutoPipeline(); err == nil {
-				s.pipe = asynq.NewClientFromRedisClient(ap)
-			}
-		}
-	})
+	s.pipeOnce.Do(func() { s.pipe = s.Store.pipelinedClient() })
 	if s.pipe != nil {
 		return s.pipe
 	}
@@ -135,9 +128,8 @@ func (b *Submission) start(ctx context.Context) error {
 	}
 	b.Job, b.gen = job, gen
 	b.Job.Gen = gen
-	k := keysFor(b.jobID)
-	if err := b.s.Store.rdb.Del(ctx, k.rejected).Err(); err != nil {
-		return fmt.Errorf("job %s: %w", b.jobID, redisErr(err))
+	if err := b.s.Store.clearRejects(ctx, b.jobID); err != nil {
+		return err
 	}
 	rctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	b.stop = stop
@@ -232,10 +224,7 @@ func (b *Submission) flushRejects(ctx context.Context) error {
 		vals[i] = v
 	}
 	b.rejects = b.rejects[:0]
-	if err := b.s.Store.rdb.RPush(ctx, keysFor(b.jobID).rejected, vals...).Err(); err != nil {
-		return fmt.Errorf("job %s: recording rejected lines: %w", b.jobID, redisErr(err))
-	}
-	return nil
+	return b.s.Store.addRejects(ctx, b.jobID, vals)
 }
 
 func (b *Submission) flush(ctx context.Context) error {
@@ -277,8 +266,8 @@ func (b *Submission) flush(ctx context.Context) error {
 		}
 	}
 	if newDomains > 0 {
-		if err := b.s.Store.rdb.HIncrBy(ctx, keysFor(b.jobID).meta, "domains", int64(newDomains)).Err(); err != nil {
-			return fmt.Errorf("job %s: %w", b.jobID, redisErr(err))
+		if err := b.s.Store.addDomains(ctx, b.jobID, newDomains); err != nil {
+			return err
 		}
 	}
 	b.stats.NewDomains += newDomains
@@ -327,8 +316,8 @@ func (b *Submission) Close(ctx context.Context) (SubmitStats, error) {
 	if err := b.flushRejects(ctx); err != nil {
 		return b.stats, err
 	}
-	if err := b.s.Store.rdb.HSet(ctx, keysFor(b.jobID).meta, "rejected", b.stats.Rejected).Err(); err != nil {
-		return b.stats, fmt.Errorf("job %s: %w", b.jobID, redisErr(err))
+	if err := b.s.Store.setRejected(ctx, b.jobID, b.stats.Rejected); err != nil {
+		return b.stats, err
 	}
 	if b.leaseLost.Load() {
 		return b.stats, errLeaseLost

@@ -75,14 +75,7 @@ func (w *Worker) vendorWait(ctx context.Context, p *PagePayload, pe *providers.E
 }
 
 func (w *Worker) countWait(ctx context.Context, p *PagePayload) (int64, error) {
-	key := keysFor(p.Job).prefix + "wait:" + p.Unit()
-	pipe := w.Store.rdb.TxPipeline()
-	incr := pipe.Incr(ctx, key)
-	pipe.Expire(ctx, key, pendingTTL)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return 0, fmt.Errorf("counting a page's waits: %w", err)
-	}
-	return incr.Val(), nil
+	return w.Store.countWait(ctx, p.Job, p.Unit(), pendingTTL)
 }
 
 // pauseUntil pauses the provider until pe.Until and schedules the resume.
@@ -108,8 +101,11 @@ func (w *Worker) pauseUntil(ctx context.Context, p *PagePayload, pe *providers.E
 	if err := w.Store.pause(bg, p.Job, p.Provider, reason); err != nil {
 		w.log().Error("recording a provider's pause", "provider", p.Provider, "job", p.Job, "err", err)
 	}
-	b, _ := json.Marshal(ResumePayload{Provider: p.Provider, Until: until})
-	_, err := w.Client.EnqueueContext(bg, asynq.NewTask(TypeResume, b),
+	b, err := json.Marshal(ResumePayload{Provider: p.Provider, Until: until})
+	if err != nil {
+		return err
+	}
+	_, err = w.Client.EnqueueContext(bg, asynq.NewTask(TypeResume, b),
 		asynq.TaskID("lh:resume:"+p.Provider+":"+strconv.FormatInt(until.Unix(), 10)), asynq.Queue(ControlQueue),
 		asynq.ProcessAt(until), asynq.MaxRetry(MaxRetry), asynq.Retention(24*time.Hour))
 	switch {

@@ -206,6 +206,9 @@ func (w *Worker) processPage(ctx context.Context, t *asynq.Task) (err error) {
 			return err
 		}
 		if body == nil {
+			if err := w.Store.stashExpired(ctx, p.Job, m.Bytes); err != nil {
+				return err
+			}
 			return w.failRefetch(ctx, &p, "its answer waited for the sink longer than the stash is kept, and expired")
 		}
 		if m, err = w.write(ctx, job, &p, &stashed{Body: body, Memo: *m}, true); err != nil || m == nil {
@@ -418,7 +421,9 @@ func (w *Worker) vendorError(ctx context.Context, job *Job, p *PagePayload, err 
 			if perr := w.Pauser.PauseQueue(p.Provider); perr != nil {
 				w.log().Error("pausing provider queue", "provider", p.Provider, "err", perr)
 			}
-			_ = w.Store.pause(context.WithoutCancel(ctx), p.Job, p.Provider, reason)
+			if err := w.Store.pause(context.WithoutCancel(ctx), p.Job, p.Provider, reason); err != nil {
+				w.log().Error("recording a provider's pause", "provider", p.Provider, "job", p.Job, "err", err)
+			}
 			w.log().Error("provider account failure: queue paused; fix the account, then unpause the queue (asynqmon or `enqueue resume`)",
 				"provider", p.Provider, "job", p.Job, "err", reason)
 		}

@@ -194,6 +194,7 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 		}
 		return out, nil
 	})
+	_ = telemetry.Stash(w.Store.StashTotals)
 	sweepCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	go w.SweepArchived(sweepCtx, inspector, served, archiveSweep)
 	go w.SweepSubmissions(sweepCtx, submissionSweep)

@@ -42,6 +42,30 @@ func M() *Metrics {
 	return metrics
 }
 
+// Stash registers observable gauges of the pages (and bytes) fetched
+// but waiting in Redis for the sink to take writes again.
+func Stash(read func(ctx context.Context) (pages, bytes int64, err error)) error {
+	m := otel.Meter(Scope)
+	pg, err := m.Int64ObservableGauge("linkharvest.stash.pages", metric.WithDescription("fetched pages waiting for the sink"))
+	if err != nil {
+		return err
+	}
+	by, err := m.Int64ObservableGauge("linkharvest.stash.bytes", metric.WithUnit("By"), metric.WithDescription("bytes of fetched pages waiting for the sink"))
+	if err != nil {
+		return err
+	}
+	_, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		pages, bytes, err := read(ctx)
+		if err != nil {
+			return nil // Redis away: report nothing rather than fail the scrape
+		}
+		o.ObserveInt64(pg, pages)
+		o.ObserveInt64(by, bytes)
+		return nil
+	}, pg, by)
+	return err
+}
+
 // QueueDepth registers an observable gauge of each queue's size by state.
 func QueueDepth(read func(ctx context.Context) (map[string]map[string]int64, error)) error {
 	m := otel.Meter(Scope)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -40,7 +41,7 @@ type jobKeys struct{ meta, open, ended, memo, rejected, subs, refetch, prefix st
 
 func keysFor(job string) jobKeys {
 	p := "lh:{job:" + job + "}:"
-	return jobKeys{meta: p + "meta", open: p + "open", ended: p + "ended", memo: p + "memo", rejected: p + "rejected",
+	return jobKeys{meta: p + "meta", open: p + "open", ended: p + fEnded, memo: p + "memo", rejected: p + fRejected,
 		subs: p + "subs", refetch: p + "refetch", prefix: p}
 }
 
@@ -55,6 +56,33 @@ func (k jobKeys) stash(unit string) string { return k.prefix + "stash:" + unit }
 // enqueued: if its process dies between the two, a worker enqueues them
 // (Worker.sweepSubmissions), or they would stay open with no task.
 func (k jobKeys) batch(gen int64) string { return k.prefix + "batch:" + strconv.FormatInt(gen, 10) }
+
+// The fields of a job's meta hash (the scripts above name the same).
+const (
+	fJobID        = "job_id"
+	fDT           = "dt"
+	fCreatedAt    = "created_at"
+	fFinishedAt   = "finished_at"
+	fSpec         = "spec"
+	fGen          = "gen"
+	fState        = "state" // running, done
+	fReopened     = "reopened"
+	fFinalizing   = "finalizing"
+	fInterrupted  = "interrupted"
+	fUnits        = "units"
+	fEnded        = "ended"
+	fRecords      = "records"
+	fBytes        = "bytes"
+	fFailed       = "failed"
+	fObjects      = "objects"
+	fDomains      = "domains"
+	fRejected     = "rejected"
+	fStashed      = "stashed"
+	fStashBytes   = "stash_bytes"
+	fSinkError    = "sink_error"
+	fPausedPrefix = "paused:" // paused:{provider} -> why
+	fCostPrefix   = "cost:"   // cost:{provider} -> spend
+)
 
 // jobsIndex lists jobs by creation time, for `enqueue status` without an id.
 const jobsIndex = "lh:jobs"
@@ -71,7 +99,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `
 
 // luaReopen marks a job that gains work as running again. A job that had
-// ended (or whose finalizer is writing its manifest) is "reopened": its
+// ended (or whose finalizer is writing its manifest) is fReopened: its
 // next page removes _SUCCESS before it runs (Worker.supersede).
 const luaReopen = `local function reopen(meta, tag)
   local st = redis.call('HGET', meta, 'state')
@@ -219,7 +247,7 @@ func ShortID(id string) string {
 
 // Job loads a job's description.
 func (s *Store) Job(ctx context.Context, id string) (*Job, error) {
-	vals, err := s.rdb.HMGet(ctx, keysFor(id).meta, "dt", "created_at", "spec", "gen").Result()
+	vals, err := s.rdb.HMGet(ctx, keysFor(id).meta, fDT, fCreatedAt, fSpec, fGen).Result()
 	if err != nil {
 		return nil, fmt.Errorf("loading job %s: %w", id, err)
 	}
@@ -256,7 +284,7 @@ var errSpecDiffers = errors.New("already exists with other providers, endpoints,
 // checkSpec reports whether a job exists, and refuses one that asks for
 // something else. It changes nothing.
 func (s *Store) checkSpec(ctx context.Context, id string, specJSON []byte) (bool, error) {
-	old, err := s.rdb.HGet(ctx, keysFor(id).meta, "spec").Result()
+	old, err := s.rdb.HGet(ctx, keysFor(id).meta, fSpec).Result()
 	if errors.Is(err, redis.Nil) {
 		return false, nil
 	}
@@ -540,7 +568,7 @@ func (s *Store) end(ctx context.Context, job, unit string, o Outcome, page bool,
 		}
 	}
 	failed, objects, isPage := 0, 0, 0
-	if o.Status == "failed" {
+	if o.Status == fFailed {
 		failed = 1
 	}
 	if o.Key != "" {
@@ -624,7 +652,7 @@ func (s *Store) pageState(ctx context.Context, job, unit, sinkDownKey string) (*
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		ended = p.HExists(ctx, k.ended, unit)
 		mm = p.HGet(ctx, k.memo, unit)
-		meta = p.HMGet(ctx, k.meta, "reopened", "finalizing")
+		meta = p.HMGet(ctx, k.meta, fReopened, fFinalizing)
 		down = p.Get(ctx, sinkDownKey)
 		now = p.Time(ctx)
 		return nil
@@ -663,7 +691,7 @@ func (s *Store) clearReopen(ctx context.Context, job, tag string) error {
 }
 
 // beginFinalize claims the job's end: nothing open, no live submission,
-// running. It holds "finalizing" for lease so that pages of work added
+// running. It holds fFinalizing for lease so that pages of work added
 // meanwhile wait until _SUCCESS is written and can be removed.
 // KEYS: open, subs, meta; ARGV: lease ms
 var beginFinalizeScript = redis.NewScript(luaNow + luaLive + `
@@ -698,7 +726,7 @@ func (s *Store) beginFinalize(ctx context.Context, job string) (bool, error) {
 
 // releaseFinalize drops a failed finalizer's claim.
 func (s *Store) releaseFinalize(ctx context.Context, job string) error {
-	return s.rdb.HDel(ctx, keysFor(job).meta, "finalizing").Err()
+	return s.rdb.HDel(ctx, keysFor(job).meta, fFinalizing).Err()
 }
 
 func (s *Store) commitFinalize(ctx context.Context, job, finishedAt string) (bool, error) {
@@ -715,12 +743,14 @@ func (s *Store) commitFinalize(ctx context.Context, job, finishedAt string) (boo
 var writtenScript = redis.NewScript(`
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 local n = redis.call('STRLEN', KEYS[2])
+local gone = -1
 if redis.call('DEL', KEYS[2]) == 1 then
   if redis.call('HINCRBY', KEYS[3], 'stashed', -1) <= 0 then redis.call('HDEL', KEYS[3], 'sink_error') end
   redis.call('HINCRBY', KEYS[3], 'stash_bytes', -n)
+  gone = n
 end
 if ARGV[3] ~= '' then redis.call('HINCRBYFLOAT', KEYS[3], ARGV[3], ARGV[4]) end
-return 0
+return gone
 `)
 
 // keepMemo records a written page and drops its stash.
@@ -734,10 +764,14 @@ func (s *Store) keepMemo(ctx context.Context, job, unit string, m *memo) error {
 	costField := ""
 	if m.Cost > 0 {
 		provider, _, _, _, _ := parseUnit(unit)
-		costField = "cost:" + provider
+		costField = fCostPrefix + provider
 	}
-	if err := writtenScript.Run(ctx, s.rdb, []string{k.memo, k.stash(unit), k.meta}, unit, b, costField, m.Cost).Err(); err != nil {
+	gone, err := writtenScript.Run(ctx, s.rdb, []string{k.memo, k.stash(unit), k.meta}, unit, b, costField, m.Cost).Int64()
+	if err != nil {
 		return fmt.Errorf("recording page %s of job %s: %w", unit, job, redisErr(err))
+	}
+	if gone >= 0 {
+		s.countStash(ctx, -1, -gone)
 	}
 	return nil
 }
@@ -758,6 +792,7 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 if had == 0 then
   redis.call('HINCRBY', KEYS[3], 'stashed', 1)
   redis.call('HINCRBY', KEYS[3], 'stash_bytes', string.len(ARGV[2]))
+  return 1
 end
 return 0
 `)
@@ -769,9 +804,57 @@ func (s *Store) stash(ctx context.Context, job, unit string, body []byte, m memo
 	if err != nil {
 		return err
 	}
-	if err := stashScript.Run(ctx, s.rdb, []string{k.stash(unit), k.memo, k.meta}, unit, body, b, ttl.Milliseconds(), why).Err(); err != nil {
+	added, err := stashScript.Run(ctx, s.rdb, []string{k.stash(unit), k.memo, k.meta}, unit, body, b, ttl.Milliseconds(), why).Int()
+	if err != nil {
 		return fmt.Errorf("stashing page %s of job %s: %w", unit, job, redisErr(err))
 	}
+	if added == 1 {
+		s.countStash(ctx, 1, int64(len(body)))
+	}
+	return nil
+}
+
+// stashTotals counts every job's stashed pages and bytes, for the
+// workers' metrics. It lives outside the jobs' hash tags, so it is kept
+// next to the scripts (not in them) and may drift if a worker dies between
+// the two; the jobs' own counters (enqueue status) are exact.
+const stashTotals = "lh:stash"
+
+func (s *Store) countStash(ctx context.Context, pages, bytes int64) {
+	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.HIncrBy(ctx, stashTotals, "pages", pages)
+		p.HIncrBy(ctx, stashTotals, "bytes", bytes)
+		return nil
+	})
+}
+
+// StashTotals returns the pages (and their bytes) that wait in the stash
+// for the sink, over every job.
+func (s *Store) StashTotals(ctx context.Context) (pages, bytes int64, err error) {
+	v, err := s.rdb.HMGet(ctx, stashTotals, "pages", "bytes").Result()
+	if err != nil {
+		return 0, 0, err
+	}
+	n := func(x any) int64 {
+		str, _ := x.(string)
+		i, _ := strconv.ParseInt(str, 10, 64)
+		return max(i, 0)
+	}
+	return n(v[0]), n(v[1]), nil
+}
+
+// stashExpired takes a page whose stash expired out of the counts.
+func (s *Store) stashExpired(ctx context.Context, job string, bytes int64) error {
+	k := keysFor(job)
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HIncrBy(ctx, k.meta, fStashed, -1)
+		p.HIncrBy(ctx, k.meta, fStashBytes, -bytes)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("job %s: %w", job, redisErr(err))
+	}
+	s.countStash(ctx, -1, -bytes)
 	return nil
 }
 
@@ -797,7 +880,7 @@ func (s *Store) sinkUp(ctx context.Context, key string) error { return s.rdb.Del
 
 // Pause records why a provider's queue was paused for a job.
 func (s *Store) pause(ctx context.Context, job, provider, reason string) error {
-	if err := s.rdb.HSet(ctx, keysFor(job).meta, "paused:"+provider, reason).Err(); err != nil {
+	if err := s.rdb.HSet(ctx, keysFor(job).meta, fPausedPrefix+provider, reason).Err(); err != nil {
 		return fmt.Errorf("job %s: recording the pause of %s: %w", job, provider, err)
 	}
 	return nil
@@ -822,3 +905,196 @@ func (e *redisFullError) Error() string {
 	return "redis is out of memory (maxmemory reached; raise it or free memory): " + e.err.Error()
 }
 func (e *redisFullError) Unwrap() error { return e.err }
+
+// Status reads a job's progress.
+func (s *Store) Status(ctx context.Context, job string) (*Status, error) {
+	k := keysFor(job)
+	vals, err := s.rdb.HGetAll(ctx, k.meta).Result()
+	if err != nil {
+		return nil, fmt.Errorf("job %s: %w", job, err)
+	}
+	if len(vals) == 0 {
+		return nil, fmt.Errorf("job %s: %w", job, ErrNoJob)
+	}
+	var open *redis.IntCmd
+	var now *redis.TimeCmd
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		now = p.Time(ctx)
+		open = p.SCard(ctx, k.open)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("job %s: %w", job, err)
+	}
+	live, err := s.rdb.ZCount(ctx, k.subs, strconv.FormatInt(now.Val().UnixMilli(), 10), "+inf").Result()
+	if err != nil {
+		return nil, fmt.Errorf("job %s: %w", job, err)
+	}
+	n := func(f string) int64 { v, _ := strconv.ParseInt(vals[f], 10, 64); return v }
+	st := &Status{JobID: job, State: vals[fState], Date: vals[fDT], CreatedAt: vals[fCreatedAt], FinishedAt: vals[fFinishedAt],
+		Domains: n(fDomains), Rejected: n(fRejected), Tasks: n(fUnits), Ended: n(fEnded), Open: open.Val(),
+		Records: n(fRecords), Objects: n(fObjects), Bytes: n(fBytes), Failed: n(fFailed),
+		Submissions: live, Interrupted: n(fInterrupted), Stashed: n(fStashed), StashBytes: n(fStashBytes),
+		SinkDown: vals[fSinkError], Finalizing: n(fFinalizing) > now.Val().UnixMilli()}
+	for f, v := range vals {
+		switch {
+		case strings.HasPrefix(f, fPausedPrefix):
+			if st.Paused == nil {
+				st.Paused = map[string]string{}
+			}
+			st.Paused[strings.TrimPrefix(f, fPausedPrefix)] = v
+		case strings.HasPrefix(f, fCostPrefix):
+			if st.Cost == nil {
+				st.Cost = map[string]float64{}
+			}
+			st.Cost[strings.TrimPrefix(f, fCostPrefix)], _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	return st, nil
+}
+
+// Jobs lists the most recent job ids, newest first; jobs whose state has
+// expired (Worker.Retention) are dropped from the index.
+func (s *Store) Jobs(ctx context.Context, n int64) ([]string, error) {
+	ids, err := s.rdb.ZRevRange(ctx, jobsIndex, 0, n-1).Result()
+	if err != nil {
+		return nil, err
+	}
+	live := ids[:0]
+	for _, id := range ids {
+		ok, err := s.rdb.Exists(ctx, keysFor(id).meta).Result()
+		if err != nil {
+			return nil, err
+		}
+		if ok == 0 {
+			s.rdb.ZRem(ctx, jobsIndex, id)
+			continue
+		}
+		live = append(live, id)
+	}
+	return live, nil
+}
+
+// ClearPause forgets a provider's pause reason on every job that recorded it.
+func (s *Store) ClearPause(ctx context.Context, provider string) error {
+	ids, err := s.Jobs(ctx, 1000)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := s.rdb.HDel(ctx, keysFor(id).meta, fPausedPrefix+provider).Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// gen is the job's latest submission generation (0: none yet).
+func (s *Store) gen(ctx context.Context, job string) (int64, error) {
+	gen, err := s.rdb.HGet(ctx, keysFor(job).meta, fGen).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("job %s: %w", job, redisErr(err))
+	}
+	return gen, nil
+}
+
+// isOpen reports whether a unit is open.
+func (s *Store) isOpen(ctx context.Context, job, unit string) (bool, error) {
+	open, err := s.rdb.SIsMember(ctx, keysFor(job).open, unit).Result()
+	if err != nil {
+		return false, fmt.Errorf("job %s: %w", job, err)
+	}
+	return open, nil
+}
+
+// pipelinedClient is an asynq client whose enqueues go through go-redis's
+// AutoPipeliner when the store holds a plain *redis.Client (nil
+// otherwise): see Submitter.pageClient.
+func (s *Store) pipelinedClient() *asynq.Client {
+	if rc, ok := s.rdb.(*redis.Client); ok {
+		if ap, err := rc.AutoPipeline(); err == nil {
+			return asynq.NewClientFromRedisClient(ap)
+		}
+	}
+	return nil
+}
+
+// clearRejects drops the rejected lines of an earlier submission.
+func (s *Store) clearRejects(ctx context.Context, job string) error {
+	if err := s.rdb.Del(ctx, keysFor(job).rejected).Err(); err != nil {
+		return fmt.Errorf("job %s: %w", job, redisErr(err))
+	}
+	return nil
+}
+
+// addRejects appends rejected input lines (JSON).
+func (s *Store) addRejects(ctx context.Context, job string, lines []any) error {
+	if err := s.rdb.RPush(ctx, keysFor(job).rejected, lines...).Err(); err != nil {
+		return fmt.Errorf("job %s: recording rejected lines: %w", job, redisErr(err))
+	}
+	return nil
+}
+
+// rejectedLines returns the rejected input lines (at most MaxListedRejects).
+func (s *Store) rejectedLines(ctx context.Context, job string) ([]string, error) {
+	rej, err := s.rdb.LRange(ctx, keysFor(job).rejected, 0, -1).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("job %s: %w", job, err)
+	}
+	return rej, nil
+}
+
+// addDomains counts domains new to the job.
+func (s *Store) addDomains(ctx context.Context, job string, n int) error {
+	if err := s.rdb.HIncrBy(ctx, keysFor(job).meta, fDomains, int64(n)).Err(); err != nil {
+		return fmt.Errorf("job %s: %w", job, redisErr(err))
+	}
+	return nil
+}
+
+// setRejected records how many input lines the last submission rejected.
+func (s *Store) setRejected(ctx context.Context, job string, n int) error {
+	if err := s.rdb.HSet(ctx, keysFor(job).meta, fRejected, n).Err(); err != nil {
+		return fmt.Errorf("job %s: %w", job, redisErr(err))
+	}
+	return nil
+}
+
+// countWait counts a page's waits for its vendor (kept for ttl).
+func (s *Store) countWait(ctx context.Context, job, unit string, ttl time.Duration) (int64, error) {
+	key := keysFor(job).prefix + "wait:" + unit
+	pipe := s.rdb.TxPipeline()
+	incr := pipe.Incr(ctx, key)
+	pipe.Expire(ctx, key, ttl)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, fmt.Errorf("counting a page's waits: %w", err)
+	}
+	return incr.Val(), nil
+}
+
+// scanOutcomes calls fn for every ended page unit of a job, in HSCAN order.
+func (s *Store) scanOutcomes(ctx context.Context, job string, fn func(provider, endpoint, domain string, page int, outcome string) error) error {
+	var cursor uint64
+	for {
+		kv, next, err := s.rdb.HScan(ctx, keysFor(job).ended, cursor, "", 2000).Result()
+		if err != nil {
+			return fmt.Errorf("reading outcomes of job %s: %w", job, err)
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			provider, endpoint, domain, page, ok := parseUnit(kv[i])
+			if !ok {
+				continue
+			}
+			if err := fn(provider, endpoint, domain, page, kv[i+1]); err != nil {
+				return fmt.Errorf("outcome of %s: %w", kv[i], err)
+			}
+		}
+		cursor = next
+		if cursor == 0 {
+			return nil
+		}
+	}
+}
