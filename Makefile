@@ -51,6 +51,7 @@ fuzz:
 ## on 2 cores; each program has flags for a shorter run), then the Go benchmarks.
 bench: deps
 	$(GO) run ./bench/rowcost
+	$(GO) run ./bench/memory
 	$(GO) run ./bench/queue
 	$(GO) run ./bench/enqueue
 	$(GO) run ./bench/scale

@@ -77,6 +77,9 @@ type Paging struct {
 	PageSize      int  // rows per call the vendor allows at most
 	MaxOffset     int  // largest offset the vendor accepts; 0 = no cap
 	CursorPastMax bool // past MaxOffset, chain pages with the cursor
+	// MaxBody is the largest answer the client reads from the endpoint
+	// (0: DefaultMaxBody); a worker sizes its memory for answers this big.
+	MaxBody int64
 }
 
 // Class tells a caller what to do about a failed call.
@@ -258,9 +261,12 @@ func Str(s string) *string { return &s }
 // Bool returns a pointer to b, for Item fields.
 func Bool(b bool) *bool { return &b }
 
-// DefaultMaxBody caps a vendor response body. DataForSEO's largest page
-// (1000 backlinks) is about 2 MB; DomDetailer's 5000 rows about 2.5 MB.
-const DefaultMaxBody = 64 << 20
+// DefaultMaxBody caps a vendor response body when the endpoint says
+// nothing (Paging.MaxBody). Every answer may cost a worker a few times its
+// size in memory while it is decoded and encoded, so the caps are set per
+// endpoint a few times above the largest page the vendor documents (a
+// worker lowers a cap that its memory limit cannot hold).
+const DefaultMaxBody = 16 << 20
 
 // ReadBody reads at most max bytes of a response body. A larger body is a
 // fatal error: retrying would fetch the same oversized body and pay again.
@@ -283,6 +289,9 @@ func ReadBody(provider string, r io.Reader, size, max int64) ([]byte, error) {
 		b, err = io.ReadAll(lr)
 	}
 	if err != nil {
+		if pe, ok := AsError(err); ok {
+			return nil, pe // classified by the reader (a worker's stage refusing a body over its cap)
+		}
 		return nil, &Error{Provider: provider, Class: Retryable, Code: "transport", Message: "reading response body", Err: err}
 	}
 	if int64(len(b)) > max {

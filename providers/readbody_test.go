@@ -31,6 +31,7 @@ func TestReadBody(t *testing.T) {
 		{"over the cap, declared short", strings.NewReader(body), 10, 999, "", Fatal, "body too large"},
 		{"declared over the cap", strings.NewReader(body), 5000, 999, "", Fatal, "body too large"},
 		{"cut off", io.MultiReader(strings.NewReader(body[:500]), iotest.ErrReader(io.ErrUnexpectedEOF)), 1000, 4096, "", Retryable, "transport"},
+		{"refused by the reader", io.MultiReader(strings.NewReader(body[:500]), iotest.ErrReader(&Error{Provider: "test", Class: Fatal, Code: "body too large"})), -1, 4096, "", Fatal, "body too large"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -226,6 +226,7 @@ func mustGet(t *testing.T, s *Sink, key string) []byte {
 }
 
 func TestFileSink(t *testing.T) {
+	t.Parallel() // its own directory; no environment
 	dir := t.TempDir()
 	s, err := Open(context.Background(), "file://"+dir)
 	if err != nil {
@@ -244,6 +245,7 @@ func TestFileSink(t *testing.T) {
 // sees one whole version, never a mix or a partial file, and no temporary
 // file is listed or left behind.
 func TestFileSinkAtomic(t *testing.T) {
+	t.Parallel() // its own directory; no environment
 	dir := t.TempDir()
 	s, err := Open(context.Background(), dir)
 	if err != nil {
@@ -303,6 +305,7 @@ func TestFileSinkAtomic(t *testing.T) {
 }
 
 func TestFileSinkCanceled(t *testing.T) {
+	t.Parallel() // its own directory; no environment
 	s, err := Open(context.Background(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)

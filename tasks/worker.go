@@ -193,11 +193,13 @@ func (w *Worker) processPage(ctx context.Context, t *asynq.Task) (err error) {
 			// An answer bought now could only be stashed: wait for the sink.
 			return &sinkError{errors.New(ps.sinkDown)}
 		}
-		st, err := w.fetch(ctx, job, &p, prov)
+		st, pass, err := w.fetch(ctx, job, &p, prov)
 		if err != nil {
 			return err
 		}
-		if m, err = w.write(ctx, job, &p, st, false); err != nil || m == nil {
+		m, err = w.write(ctx, job, &p, st, false)
+		pass.leave() // the encoded page weighed in the stage until written (or stashed)
+		if err != nil || m == nil {
 			return err
 		}
 	case m.Stashed:
@@ -331,10 +333,12 @@ func shorten(s string, n int) string {
 }
 
 // fetch calls the vendor and encodes its page, holding a place in the
-// worker's Stage from the arrival of the answer until it is encoded.
-func (w *Worker) fetch(ctx context.Context, job *Job, p *PagePayload, prov Provider) (*stashed, error) {
-	sctx, pass := w.Stage.with(ctx)
-	defer pass.leave()
+// worker's Stage from the arrival of the answer until it is encoded; the
+// pass it returns still holds the encoded page's bytes (leave it once
+// the page is written).
+func (w *Worker) fetch(ctx context.Context, job *Job, p *PagePayload, prov Provider) (*stashed, *stagePass, error) {
+	pg, _ := prov.Paging(p.Endpoint) // checked by the caller
+	sctx, pass := w.Stage.with(ctx, p.Provider, bodyCap(pg))
 	page, err := prov.Fetch(sctx, providers.Request{
 		Endpoint: p.Endpoint, Domain: p.Domain, Page: p.Page,
 		Offset: p.Offset, Limit: p.Limit, Cursor: p.Cursor,
@@ -347,13 +351,15 @@ func (w *Worker) fetch(ctx context.Context, job *Job, p *PagePayload, prov Provi
 	telemetry.M().Calls.Add(ctx, 1, metric.WithAttributes(attribute.String("provider", p.Provider), attribute.String("outcome", outcome)))
 	if err != nil {
 		pass.leave() // a throttle's backoff needs no place
-		return nil, w.vendorError(ctx, job, p, err)
+		return nil, nil, w.vendorError(ctx, job, p, err)
 	}
 	st, err := w.encode(job, p, page)
 	if err != nil {
-		return nil, fatal(err)
+		pass.leave()
+		return nil, nil, fatal(err)
 	}
-	return st, nil
+	pass.encoded(int64(len(st.Body)))
+	return st, pass, nil
 }
 
 func (w *Worker) encode(job *Job, p *PagePayload, page *providers.Page) (*stashed, error) {

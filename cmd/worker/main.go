@@ -17,6 +17,7 @@ import (
 	"github.com/linkharvest/linkharvest/internal/runner"
 	"github.com/linkharvest/linkharvest/internal/settings"
 	"github.com/linkharvest/linkharvest/internal/telemetry"
+	"github.com/linkharvest/linkharvest/tasks"
 )
 
 // Exit statuses: 0 after SIGTERM; 2 when the worker cannot start (a bad
@@ -24,6 +25,8 @@ import (
 const exitCannotStart = 2
 
 func main() {
+	// Pages in flight are sized to the memory limit (tasks.Stage).
+	tasks.SetDefaultMemoryLimit(os.Getenv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.LookupEnv, os.Stderr)
 	stop()

@@ -154,6 +154,9 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 			cfg.Log.Info("provider not configured; its queue is not served", "provider", name, "reason", err.Error())
 			continue
 		}
+		if err := w.Stage.Admits(name, c.Endpoints(), c.Paging, cfg.Log); err != nil {
+			return nil, err
+		}
 		w.Providers[name] = c
 		if throttle != nil {
 			w.Throttles[name] = throttle

@@ -9,6 +9,7 @@ package dataforseo
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -44,6 +45,9 @@ const (
 // lets that answer arrive instead of a local timeout.
 const DefaultTimeout = 150 * time.Second
 
+// maxBody caps a response body unless Config.MaxBody is set: a page of 1000 backlinks is about 2 MB.
+const maxBody = 16 << 20
+
 // Config holds the account.
 type Config struct {
 	Login    string
@@ -52,7 +56,7 @@ type Config struct {
 	// HTTPClient carries the shared limiter and tracing; nil gets a plain
 	// client with DefaultTimeout.
 	HTTPClient *http.Client
-	// MaxBody caps a response body (0: providers.DefaultMaxBody).
+	// MaxBody caps a response body (0: maxBody).
 	MaxBody int64
 }
 
@@ -97,7 +101,7 @@ func New(cfg Config) (*Client, error) {
 	if hc == nil {
 		hc = &http.Client{Timeout: DefaultTimeout}
 	}
-	return &Client{login: cfg.Login, password: cfg.Password, base: u.String(), hc: hc, maxBody: cfg.MaxBody}, nil
+	return &Client{login: cfg.Login, password: cfg.Password, base: u.String(), hc: hc, maxBody: cmp.Or(cfg.MaxBody, maxBody)}, nil
 }
 
 // Endpoints lists the endpoint names, "backlinks" (the default) first.
@@ -117,9 +121,9 @@ func (c *Client) Paging(name string) (providers.Paging, error) {
 		return providers.Paging{}, err
 	}
 	if !e.paged {
-		return providers.Paging{Kind: providers.PagingNone}, nil
+		return providers.Paging{Kind: providers.PagingNone, MaxBody: c.maxBody}, nil
 	}
-	return providers.Paging{Kind: providers.PagingOffset, PageSize: maxLimit, MaxOffset: maxOffset, CursorPastMax: true}, nil
+	return providers.Paging{Kind: providers.PagingOffset, PageSize: maxLimit, MaxOffset: maxOffset, CursorPastMax: true, MaxBody: c.maxBody}, nil
 }
 
 // CheckParams rejects options the endpoint does not document and the

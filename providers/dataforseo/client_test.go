@@ -75,9 +75,9 @@ func TestEndpointsAndPaging(t *testing.T) {
 		ep   string
 		want providers.Paging
 	}{
-		{"backlinks", providers.Paging{Kind: providers.PagingOffset, PageSize: 1000, MaxOffset: 20000, CursorPastMax: true}},
-		{"", providers.Paging{Kind: providers.PagingOffset, PageSize: 1000, MaxOffset: 20000, CursorPastMax: true}},
-		{"summary", providers.Paging{Kind: providers.PagingNone}},
+		{"backlinks", providers.Paging{Kind: providers.PagingOffset, PageSize: 1000, MaxOffset: 20000, CursorPastMax: true, MaxBody: maxBody}},
+		{"", providers.Paging{Kind: providers.PagingOffset, PageSize: 1000, MaxOffset: 20000, CursorPastMax: true, MaxBody: maxBody}},
+		{"summary", providers.Paging{Kind: providers.PagingNone, MaxBody: maxBody}},
 	} {
 		got, err := c.Paging(tc.ep)
 		if err != nil || got != tc.want {

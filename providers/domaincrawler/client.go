@@ -7,6 +7,7 @@ package domaincrawler
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,6 +25,9 @@ import (
 // Name is the provider name used in queues, keys, limits and output.
 const Name = "domaincrawler"
 
+// maxBody caps a response body unless Config.MaxBody is set: a page of 10,000 backlinks is about 6 MB.
+const maxBody = 16 << 20
+
 // Config holds the account. The base URL has no default: every account
 // gets its own API host (the docs say http://api_endpoint_here/).
 type Config struct {
@@ -33,8 +37,7 @@ type Config struct {
 	// HTTPClient carries the shared limiter and tracing; nil gets a plain
 	// client with DefaultTimeout.
 	HTTPClient *http.Client
-	// MaxBody caps a response body (0: providers.DefaultMaxBody). A page of
-	// 10,000 backlinks is about 6 MB.
+	// MaxBody caps a response body (0: maxBody).
 	MaxBody int64
 	// AcceptUnfinished keeps pages answered with "exportFinished": false
 	// (DOMAINCRAWLER_ACCEPT_UNFINISHED=true). By default such a page
@@ -129,7 +132,7 @@ func New(cfg Config) (*Client, error) {
 	if hc == nil {
 		hc = &http.Client{Timeout: DefaultTimeout}
 	}
-	return &Client{user: cfg.User, password: cfg.Password, base: u, hc: hc, maxBody: cfg.MaxBody, acceptUnfin: cfg.AcceptUnfinished, unfinWait: cfg.UnfinishedWait}, nil
+	return &Client{user: cfg.User, password: cfg.Password, base: u, hc: hc, maxBody: cmp.Or(cfg.MaxBody, maxBody), acceptUnfin: cfg.AcceptUnfinished, unfinWait: cfg.UnfinishedWait}, nil
 }
 
 // Endpoints lists the endpoint names, "backlinks" (the default) first.
@@ -144,11 +147,11 @@ func (c *Client) Paging(name string) (providers.Paging, error) {
 	switch e.paging {
 	case pageOffset:
 		// No offset cap is documented.
-		return providers.Paging{Kind: providers.PagingOffset, PageSize: maxLimit}, nil
+		return providers.Paging{Kind: providers.PagingOffset, PageSize: maxLimit, MaxBody: c.maxBody}, nil
 	case pageNext:
-		return providers.Paging{Kind: providers.PagingCursor, PageSize: e.pageSize()}, nil
+		return providers.Paging{Kind: providers.PagingCursor, PageSize: e.pageSize(), MaxBody: c.maxBody}, nil
 	}
-	return providers.Paging{Kind: providers.PagingNone}, nil
+	return providers.Paging{Kind: providers.PagingNone, MaxBody: c.maxBody}, nil
 }
 
 // CheckParams rejects parameters the endpoint does not document: unknown

@@ -119,7 +119,7 @@ func TestRequestBuilding(t *testing.T) {
 			query: "url=example.com&limit=10000"},
 		{name: "exportbacklinks with next", req: providers.Request{Endpoint: "exportbacklinks", Domain: "example.com", Offset: 10000, Limit: 300,
 			Cursor: "u-FqSXwgyTuGfEDg8P99Yylh+/="}, query: "url=example.com&limit=300&next=u-FqSXwgyTuGfEDg8P99Yylh%2B%2F%3D"},
-		{name: "exportpages", req: providers.Request{Endpoint: "exportpages", Domain: "example.com", Cursor: "abc"}, query: "url=example.com&limit=100&next=abc"},
+		{name: "exportpages", req: providers.Request{Endpoint: "exportpages", Domain: "example.com", Cursor: "abc"}, query: "url=example.com&limit=25&next=abc"},
 		{name: "iscached", req: providers.Request{Endpoint: "iscached", Domain: "example.com", Params: map[string]json.RawMessage{"resources": raw(`"backlinks,referringdomains"`)}},
 			query: "url=example.com&resources=backlinks,referringdomains"},
 		{name: "domain needing escapes", req: providers.Request{Endpoint: "sr", Domain: "xn--bcher-kva.example"}, query: "url=xn--bcher-kva.example"},
@@ -189,14 +189,14 @@ func TestEndpointsAndPaging(t *testing.T) {
 	if len(eps) != 31 || eps[0] != "backlinks" {
 		t.Fatalf("endpoints %v", eps)
 	}
-	offset := providers.Paging{Kind: providers.PagingOffset, PageSize: 10000}
-	cursor := providers.Paging{Kind: providers.PagingCursor, PageSize: 10000}
-	none := providers.Paging{Kind: providers.PagingNone}
+	offset := providers.Paging{Kind: providers.PagingOffset, PageSize: 10000, MaxBody: maxBody}
+	cursor := providers.Paging{Kind: providers.PagingCursor, PageSize: 10000, MaxBody: maxBody}
+	none := providers.Paging{Kind: providers.PagingNone, MaxBody: maxBody}
 	want := map[string]providers.Paging{
 		"backlinks": offset, "linktexts": offset, "linkedpages": offset, "tagtypes": offset, "referringdomains": offset,
 		"iplist": offset, "tldlist": offset, "geolocationshort": offset, "outgoinghosts": offset, "outgoinglinktexts": offset,
 		"outgoinglinkcount": offset, "outgoingtoppages": offset, "outgoinglinks": offset,
-		"exportbacklinks": cursor, "exportpages": {Kind: providers.PagingCursor, PageSize: exportPagesLimit},
+		"exportbacklinks": cursor, "exportpages": {Kind: providers.PagingCursor, PageSize: exportPagesLimit, MaxBody: maxBody},
 		"anabacklinks": none, "domainpopularity": none, "ippopularity": none, "linkratio": none, "linkspread": none,
 		"linktypes": none, "linktextdistribution": none, "pagedistribution": none, "edugovlinks": none,
 		"backlinks-histogram": none, "newandlost-histogram": none, "backlinkshort": none, "anaurls": none,

@@ -67,10 +67,11 @@ const maxLimit = 10000
 // with a hundred links is over 10 KB, and pages with a thousand are
 // common (navigation, footers, sitemaps), so 10,000 rows could be a body of
 // 100 MB or more, past the body cap, and the export of the domain would
-// fail at its first page. 100 rows keep a call at about 1 MB at a hundred
-// links a page and about 11 MB at a thousand, well under the cap of
-// providers.DefaultMaxBody (64 MiB); more calls, none too big to read.
-const exportPagesLimit = 100
+// fail at its first page. 25 rows keep a call at about 0.3 MB at a hundred
+// links a page and about 3 MB at a thousand, well under the client's body
+// cap (maxBody, 16 MiB, sized with the worker's memory stage); more calls,
+// none too big to read.
+const exportPagesLimit = 25
 
 // pageSize is the rows a paged endpoint asks for a call.
 func (e *endpoint) pageSize() int {

@@ -541,10 +541,10 @@ func TestExportPagesUnderTheCap(t *testing.T) {
 			if want >= 100 && perPage < 10_000 {
 				t.Errorf("a page with %d links is %d bytes; a real one is over 10 KB", want, perPage)
 			}
-			if len(body) > providers.DefaultMaxBody/4 {
-				t.Errorf("a call is %d bytes, not well under the cap of %d", len(body), providers.DefaultMaxBody)
+			if len(body) > maxBody/4 {
+				t.Errorf("a call is %d bytes, not well under the cap of %d", len(body), maxBody)
 			}
-			if want == 1000 && int64(perPage)*maxLimit <= providers.DefaultMaxBody {
+			if want == 1000 && int64(perPage)*maxLimit <= maxBody {
 				t.Errorf("at %d bytes a page the vendor's maximum of %d pages a call would fit the cap: the test proves nothing", perPage, maxLimit)
 			}
 		})

@@ -11,6 +11,7 @@
 package domdetailer
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -51,6 +52,9 @@ const DefaultTimeout = 2 * time.Minute
 // Redacted replaces the key wherever a URL or message is shown.
 const Redacted = "REDACTED"
 
+// maxBody caps a response body unless Config.MaxBody is set: its 5000 rows are about 2.5 MB.
+const maxBody = 16 << 20
+
 // Config holds the account.
 type Config struct {
 	APIKey string
@@ -62,7 +66,7 @@ type Config struct {
 	// client with DefaultTimeout. It is copied, not changed: the copy
 	// refuses redirects that would carry the key to another host.
 	HTTPClient *http.Client
-	// MaxBody caps a response body (0: providers.DefaultMaxBody).
+	// MaxBody caps a response body (0: maxBody).
 	MaxBody int64
 }
 
@@ -140,7 +144,7 @@ func New(cfg Config) (*Client, error) {
 		hc = &cp
 	}
 	hc.CheckRedirect = sameHostRedirects(u, hc.CheckRedirect)
-	return &Client{key: cfg.APIKey, app: cfg.App, base: u, hc: hc, maxBody: cfg.MaxBody}, nil
+	return &Client{key: cfg.APIKey, app: cfg.App, base: u, hc: hc, maxBody: cmp.Or(cfg.MaxBody, maxBody)}, nil
 }
 
 // sameHostRedirects follows a redirect only on the vendor's own host and
@@ -170,7 +174,7 @@ func (c *Client) Paging(endpoint string) (providers.Paging, error) {
 	if err := checkEndpoint(endpoint); err != nil {
 		return providers.Paging{}, err
 	}
-	return providers.Paging{Kind: providers.PagingNone, PageSize: MaxRows}, nil
+	return providers.Paging{Kind: providers.PagingNone, PageSize: MaxRows, MaxBody: c.maxBody}, nil
 }
 
 func checkEndpoint(endpoint string) error {

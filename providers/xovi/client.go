@@ -15,6 +15,7 @@
 package xovi
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -70,6 +71,9 @@ const (
 	FormatXML  = "xml"
 )
 
+// maxBody caps a response body unless Config.MaxBody is set: a page of 1000 rows is about 1 MB.
+const maxBody = 16 << 20
+
 // Config holds the account.
 type Config struct {
 	Key     string
@@ -81,7 +85,7 @@ type Config struct {
 	// client with DefaultTimeout. It is copied, not changed: the copy
 	// refuses redirects that would carry the key to another host.
 	HTTPClient *http.Client
-	// MaxBody caps a response body (0: providers.DefaultMaxBody).
+	// MaxBody caps a response body (0: maxBody).
 	MaxBody int64
 	// CreditsPerCall and CreditsPerRow make Page.Cost; both 0 means
 	// DefaultCreditsPerCall per call.
@@ -162,7 +166,7 @@ func New(cfg Config) (*Client, error) {
 		hc = &cp
 	}
 	hc.CheckRedirect = sameHostRedirects(u, hc.CheckRedirect)
-	c := &Client{key: cfg.Key, base: u, queryForm: cfg.QueryForm, hc: hc, maxBody: cfg.MaxBody,
+	c := &Client{key: cfg.Key, base: u, queryForm: cfg.QueryForm, hc: hc, maxBody: cmp.Or(cfg.MaxBody, maxBody),
 		perCall: cfg.CreditsPerCall, perRow: cfg.CreditsPerRow}
 	if c.perCall == 0 && c.perRow == 0 {
 		c.perCall = DefaultCreditsPerCall
@@ -198,7 +202,7 @@ func (c *Client) Paging(endpoint string) (providers.Paging, error) {
 	if err := checkEndpoint(endpoint); err != nil {
 		return providers.Paging{}, err
 	}
-	return providers.Paging{Kind: providers.PagingOffset, PageSize: MaxLimit, MaxOffset: 0}, nil
+	return providers.Paging{Kind: providers.PagingOffset, PageSize: MaxLimit, MaxOffset: 0, MaxBody: c.maxBody}, nil
 }
 
 func checkEndpoint(endpoint string) error {

@@ -506,7 +506,7 @@ func TestCheckParams(t *testing.T) {
 		t.Errorf("Endpoints() = %v", got)
 	}
 	pg, err := c.Paging("backlinks")
-	if err != nil || pg != (providers.Paging{Kind: providers.PagingOffset, PageSize: 1000}) {
+	if err != nil || pg != (providers.Paging{Kind: providers.PagingOffset, PageSize: 1000, MaxBody: maxBody}) {
 		t.Errorf("Paging = %+v, %v", pg, err)
 	}
 }
