@@ -76,6 +76,16 @@ func (w *Worker) reconcile(ctx context.Context, ti *asynq.TaskInfo) (bool, error
 
 // SweepArchived runs ReconcileArchived every interval until ctx ends.
 func (w *Worker) SweepArchived(ctx context.Context, lister ArchiveLister, queues []string, every time.Duration) {
+	tick(ctx, every, func() bool {
+		if _, err := w.ReconcileArchived(ctx, lister, queues); err != nil && ctx.Err() == nil {
+			w.log().Warn("sweeping archived tasks", "err", err)
+		}
+		return true
+	})
+}
+
+// tick calls fn every interval until ctx ends or fn returns false.
+func tick(ctx context.Context, every time.Duration, fn func() bool) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -84,8 +94,8 @@ func (w *Worker) SweepArchived(ctx context.Context, lister ArchiveLister, queues
 			return
 		case <-t.C:
 		}
-		if _, err := w.ReconcileArchived(ctx, lister, queues); err != nil && ctx.Err() == nil {
-			w.log().Warn("sweeping archived tasks", "err", err)
+		if !fn() {
+			return
 		}
 	}
 }
@@ -95,18 +105,12 @@ func (w *Worker) SweepArchived(ctx context.Context, lister ArchiveLister, queues
 // were the last to hold open. Every worker may sweep at any time: each
 // step is atomic and idempotent.
 func (w *Worker) SweepSubmissions(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	tick(ctx, every, func() bool {
 		if err := w.sweepSubmissions(ctx); err != nil && ctx.Err() == nil {
 			w.log().Warn("sweeping submissions", "err", err)
 		}
-	}
+		return true
+	})
 }
 
 func (w *Worker) sweepSubmissions(ctx context.Context) error {

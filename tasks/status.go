@@ -2,7 +2,8 @@ package tasks
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -59,7 +60,7 @@ func (s *Status) WaitingFor() string {
 	} else if s.SinkDown != "" {
 		parts = append(parts, "the sink, which refuses writes ("+s.SinkDown+")")
 	}
-	for _, p := range sortedKeys(s.Paused) {
+	for _, p := range slices.Sorted(maps.Keys(s.Paused)) {
 		parts = append(parts, fmt.Sprintf("provider %s, paused: %s", p, s.Paused[p]))
 	}
 	if s.Finalizing || (s.Open == 0 && s.Submissions == 0) {
@@ -70,12 +71,3 @@ func (s *Status) WaitingFor() string {
 
 // Done reports whether every unit has ended and the manifest is written.
 func (s *Status) Done() bool { return s.State == "done" }
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}

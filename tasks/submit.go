@@ -154,22 +154,16 @@ func (b *Submission) start(ctx context.Context) error {
 // renew keeps the lease alive while the process lives.
 func (b *Submission) renew(ctx context.Context) {
 	defer close(b.renewed)
-	t := time.NewTicker(submissionTTL / 5)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	tick(ctx, submissionTTL/5, func() bool {
 		err := b.s.Store.renewSub(ctx, b.jobID, b.gen)
 		if errors.Is(err, errLeaseLost) {
 			b.leaseLost.Store(true)
-			return
+			return false
 		}
 		// Other errors (Redis restarting): the next tick tries again; the
 		// lease outlives a few missed renewals.
-	}
+		return true
+	})
 }
 
 func (b *Submission) stopRenewing() {

@@ -26,10 +26,10 @@ import (
 // exactly once, the manifest agrees, _SUCCESS is last (verifyOutput). Each
 // case also logs one "FAULT-RESULT" line with its measured row counts.
 //
-// Every wait is bounded; the suite takes about 10 minutes on 2 cores, most
-// of it Asynq's own clocks: a task held by a dead or cut-off worker comes
-// back only when its 30 s lease has expired and the recoverer (once a
-// minute) has seen it.
+// Every wait is bounded; the suite takes about 10 minutes on 2 cores. A
+// task held by a dead worker, or by one whose connections were dropped,
+// comes back within about 10 s (internal/recovery); one held by a stopped
+// worker only when its 30 s lease has expired.
 
 func faultsEnabled(t *testing.T) {
 	if os.Getenv("LINKHARVEST_FAULTS") != "1" {
@@ -299,8 +299,9 @@ func countRows(t *testing.T, snk *sink.Sink, job string, expected map[string][]s
 }
 
 // TestFaultWorkerCrash: three workers, one SIGKILLed and restarted every
-// 10 s until the job ends; a killed worker's tasks come back after their
-// lease and run again, and their pages are overwritten, never doubled.
+// 10 s until the job ends; a killed worker's tasks come back within
+// seconds (internal/recovery) and run again, and their pages are
+// overwritten, never doubled.
 func TestFaultWorkerCrash(t *testing.T) {
 	faultsEnabled(t)
 	r := newFaultRig(t, testenv.MinIO(t), 500, nil, "--latency", "50ms")

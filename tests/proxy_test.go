@@ -75,9 +75,11 @@ func (p *cutProxy) setCut(cut bool) {
 // TestFaultNetworkCut: one worker reaches Redis through a line that is
 // cut (every connection dropped, new ones refused) for 40 s, longer than
 // Asynq's 30 s task lease and the limiter's leases, while it runs tasks.
-// Its tasks' leases expire; the other worker re-runs them (the cut-off one
-// may still be running them: both write the same keys); when the line is
-// back the cut-off worker carries on. Nothing is lost or doubled.
+// Its connections are gone, so once its heartbeat is stale the other worker
+// re-runs its tasks (internal/recovery; the cut-off one may still be
+// running them: both write the same keys); when the line is back, past its
+// lease, the cut-off worker writes nothing back for them and carries on.
+// Nothing is lost or doubled.
 func TestFaultNetworkCut(t *testing.T) {
 	faultsEnabled(t)
 	r := newFaultRig(t, testenv.MinIO(t), 150, []string{"PROVIDER_LIMITS=dataforseo=2000/1m:8"}, "--latency", "300ms")

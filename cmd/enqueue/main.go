@@ -10,9 +10,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -506,10 +507,10 @@ func toSummary(s *tasks.Status) summary {
 func printSummary(w io.Writer, s summary) {
 	fmt.Fprintf(w, "job %s %s: %d domains, %d rejected, %d tasks, %d records in %d objects (%d bytes), %d failed\n",
 		s.JobID, s.State, s.Domains, s.Rejected, s.Tasks, s.Records, s.Objects, s.Bytes, s.Failed)
-	for _, p := range sortedKeys(s.Cost) {
+	for _, p := range slices.Sorted(maps.Keys(s.Cost)) {
 		fmt.Fprintf(w, "  cost %s: %.4f\n", p, s.Cost[p])
 	}
-	for _, p := range sortedKeys(s.Paused) {
+	for _, p := range slices.Sorted(maps.Keys(s.Paused)) {
 		fmt.Fprintf(w, "  PAUSED %s: %s\n", p, s.Paused[p])
 	}
 	if s.waiting != "" {
@@ -521,15 +522,6 @@ func printSummary(w io.Writer, s summary) {
 	if s.Sink != "" {
 		fmt.Fprintf(w, "output: %s (manifest: %s/jobs/%s/manifest.json)\n", s.Sink, s.Sink, s.JobID)
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }
 
 func printJSON(w io.Writer, v any) {

@@ -16,6 +16,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/linkharvest/linkharvest/internal/recovery"
 	"github.com/linkharvest/linkharvest/internal/telemetry"
 	"github.com/linkharvest/linkharvest/limiter"
 	"github.com/linkharvest/linkharvest/providers/registry"
@@ -64,6 +65,7 @@ type Runner struct {
 	inspector *asynq.Inspector
 	stop      context.CancelFunc
 	sink      *sink.Sink
+	recovery  *recovery.Recovery
 	Providers []string // providers this node serves
 }
 
@@ -179,9 +181,21 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 		Logger:                   asynqLogger{cfg.Log},
 		LogLevel:                 asynq.WarnLevel,
 	})
+	// A dead worker's tasks come back in seconds (internal/recovery).
+	ropts, err := recovery.OptionsFromEnv(cfg.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	ropts.Log = cfg.Log
+	rec, err := recovery.New(ctx, cfg.Redis, ropts)
+	if err != nil {
+		return nil, err
+	}
 	mux := asynq.NewServeMux()
+	mux.Use(rec.Middleware)
 	w.Register(mux)
 	if err := srv.Start(mux); err != nil {
+		_ = rec.Close()
 		return nil, fmt.Errorf("starting the task server: %w", err)
 	}
 	queueNames := append([]string{tasks.ControlQueue}, served...)
@@ -201,8 +215,9 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 	sweepCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	go w.SweepArchived(sweepCtx, inspector, served, archiveSweep)
 	go w.SweepSubmissions(sweepCtx, submissionSweep)
+	go rec.Run(sweepCtx)
 	cfg.Log.Info("worker started", "providers", served, "concurrency", cfg.Concurrency, "sink", snk.String())
-	return &Runner{srv: srv, client: w.Client, inspector: inspector, stop: stop, sink: snk, Providers: served}, nil
+	return &Runner{srv: srv, client: w.Client, inspector: inspector, stop: stop, sink: snk, recovery: rec, Providers: served}, nil
 }
 
 // archiveSweep is how often a worker looks for page tasks that asynq
@@ -219,6 +234,7 @@ const submissionSweep = 3 * time.Second
 func (r *Runner) Shutdown() {
 	r.stop()
 	r.srv.Shutdown()
+	_ = r.recovery.Close() // after the server: tasks finishing keep their owner alive
 	_ = r.client.Close()
 }
 
