@@ -37,7 +37,7 @@ test-race: deps
 
 ## test-faults: crash, restart, outage and storm cases (issue 6).
 test-faults: deps
-	LINKHARVEST_FAULTS=1 $(GO) test -count=1 -timeout 30m -run 'Fault' ./tests/...
+	LINKHARVEST_FAULTS=1 $(GO) test -count=1 -timeout 50m -run 'Fault' ./tests/...
 
 ## fuzz: a short run of every fuzz target.
 fuzz:

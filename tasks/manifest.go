@@ -16,17 +16,20 @@ import (
 // Manifest is jobs/{job}/manifest.json: every data object, every
 // (provider, endpoint, domain) outcome, the rejected input lines, totals.
 type Manifest struct {
-	JobID      string             `json:"job_id"`
-	Date       string             `json:"dt"`
-	CreatedAt  string             `json:"created_at"`
-	FinishedAt string             `json:"finished_at"`
-	Spec       Spec               `json:"spec"`
-	Objects    []ManifestObject   `json:"objects"`
-	Outcomes   []ManifestOutcome  `json:"outcomes"`
-	Rejected   []Reject           `json:"rejected"`
-	Totals     ManifestTotals     `json:"totals"`
-	Paused     map[string]string  `json:"paused,omitempty"`
-	Cost       map[string]float64 `json:"cost,omitempty"`
+	JobID      string            `json:"job_id"`
+	Date       string            `json:"dt"`
+	CreatedAt  string            `json:"created_at"`
+	FinishedAt string            `json:"finished_at"`
+	Spec       Spec              `json:"spec"`
+	Objects    []ManifestObject  `json:"objects"`
+	Outcomes   []ManifestOutcome `json:"outcomes"`
+	Rejected   []Reject          `json:"rejected"`
+	Totals     ManifestTotals    `json:"totals"`
+	Paused     map[string]string `json:"paused,omitempty"`
+	// Spend is what the job cost per provider (the ledger), Budget the
+	// most it was allowed.
+	Spend  map[string]float64 `json:"spend"`
+	Budget map[string]float64 `json:"budget,omitempty"`
 	// Interrupted: a submission of the job ended before reading its whole
 	// list, and no later one closed: the job holds only what was read.
 	// Resubmitting the same list under the same id completes it.
@@ -48,7 +51,9 @@ type ManifestOutcome struct {
 	Status   string `json:"status"` // ok, empty, failed
 	Pages    int    `json:"pages"`
 	Records  int    `json:"records"`
-	Error    string `json:"error,omitempty"`
+	// Spend is what its pages cost, in the provider's unit.
+	Spend float64 `json:"spend"`
+	Error string  `json:"error,omitempty"`
 	// FailedPages lists the pages that failed for good.
 	FailedPages []int `json:"failed_pages,omitempty"`
 	// TotalsSeen lists the distinct totals the vendor reported while the
@@ -165,8 +170,12 @@ func (s *Store) writeManifest(ctx context.Context, out io.Writer, job, finishedA
 	if len(st.Paused) > 0 {
 		mw.field("paused", st.Paused)
 	}
-	if len(st.Cost) > 0 {
-		mw.field("cost", st.Cost)
+	if st.Spend == nil {
+		st.Spend = map[string]float64{}
+	}
+	mw.field("spend", st.Spend)
+	if len(st.Budget) > 0 {
+		mw.field("budget", st.Budget)
 	}
 	if st.Interrupted > 0 {
 		mw.field("interrupted", true)
@@ -205,6 +214,7 @@ func (s *Store) manifestPart(ctx context.Context, job string, inPart func(domain
 		}
 		mo.Pages++
 		mo.Records += o.Records
+		mo.Spend += o.Spend
 		if o.Total > 0 && !slices.Contains(mo.TotalsSeen, o.Total) {
 			mo.TotalsSeen = append(mo.TotalsSeen, o.Total)
 		}

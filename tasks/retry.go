@@ -44,7 +44,8 @@ func IsFailure(err error) bool {
 	var se *sinkError
 	var we *waitError
 	var rf *redisFullError
-	if errors.As(err, &se) || errors.As(err, &we) || errors.As(err, &rf) {
+	var be *budgetError
+	if errors.As(err, &se) || errors.As(err, &we) || errors.As(err, &rf) || errors.As(err, &be) {
 		return false
 	}
 	c := providers.ClassOf(err)
@@ -83,6 +84,9 @@ func RetryDelayFunc(base time.Duration) asynq.RetryDelayFunc {
 			d += rand.N(d)
 		case errors.As(err, &we), errors.As(err, new(*redisFullError)):
 			d = time.Second + rand.N(time.Second)
+		case errors.As(err, new(*budgetError)):
+			// Polls for a raised budget (enqueue budget), spread out.
+			d = 2*time.Second + rand.N(3*time.Second)
 		case providers.ClassOf(err) == providers.Throttled:
 			d = base + rand.N(2*base)
 		default:
@@ -115,6 +119,10 @@ func (w *Worker) HandleError(ctx context.Context, t *asynq.Task, err error) {
 			class = "sink"
 		case errors.As(err, &we):
 			class = "wait"
+		case errors.As(err, new(*budgetError)):
+			// Every waiting page polls every few seconds: not worth a warning each.
+			log.Debug("page waits for budget", "err", err.Error())
+			return
 		}
 		telemetry.M().Retries.Add(ctx, 1, metric.WithAttributes(attribute.String("type", t.Type()), attribute.String("class", class)))
 		log.Warn("task failed; will retry", "class", class, "err", errorMessage(err))

@@ -3,28 +3,42 @@ package tasks
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
+
+	"github.com/linkharvest/linkharvest/internal/spend"
 )
 
 // Status is a job's progress.
 type Status struct {
-	JobID      string             `json:"job_id"`
-	State      string             `json:"state"` // running, done
-	Date       string             `json:"dt"`
-	CreatedAt  string             `json:"created_at,omitempty"`
-	FinishedAt string             `json:"finished_at,omitempty"`
-	Domains    int64              `json:"domains"`
-	Rejected   int64              `json:"rejected"`
-	Tasks      int64              `json:"tasks"`   // page tasks created
-	Ended      int64              `json:"ended"`   // page tasks ended
-	Open       int64              `json:"open"`    // units not yet ended (incl. a running submission)
-	Records    int64              `json:"records"` // rows written
-	Objects    int64              `json:"objects"` // data objects written
-	Bytes      int64              `json:"bytes"`   // bytes written
-	Failed     int64              `json:"failed"`  // pages failed for good
-	Cost       map[string]float64 `json:"cost,omitempty"`
-	Paused     map[string]string  `json:"paused,omitempty"` // provider -> why its queue was paused
+	JobID      string `json:"job_id"`
+	State      string `json:"state"` // running, budget, done
+	Date       string `json:"dt"`
+	CreatedAt  string `json:"created_at,omitempty"`
+	FinishedAt string `json:"finished_at,omitempty"`
+	Domains    int64  `json:"domains"`
+	Rejected   int64  `json:"rejected"`
+	Tasks      int64  `json:"tasks"`   // page tasks created
+	Ended      int64  `json:"ended"`   // page tasks ended
+	Open       int64  `json:"open"`    // units not yet ended (incl. a running submission)
+	Records    int64  `json:"records"` // rows written
+	Objects    int64  `json:"objects"` // data objects written
+	Bytes      int64  `json:"bytes"`   // bytes written
+	Failed     int64  `json:"failed"`  // pages failed for good
+	// Spend is the ledger: what the job's pages cost, per provider, in the
+	// provider's unit, each page counted once.
+	Spend map[string]float64 `json:"spend,omitempty"`
+	// Budget is the most the job may spend per provider; Charged is what
+	// the vendor billed against it (Spend, plus any call whose page was
+	// lost and fetched again).
+	Budget  map[string]float64 `json:"budget,omitempty"`
+	Charged map[string]float64 `json:"charged,omitempty"`
+	// BudgetBlocked names the providers whose pages wait for a larger
+	// budget (state "budget").
+	BudgetBlocked []string          `json:"budget_blocked,omitempty"`
+	Paused        map[string]string `json:"paused,omitempty"` // provider -> why its queue was paused
 	// Submissions is how many submissions are still reading the list (live leases).
 	Submissions int64 `json:"submissions,omitempty"`
 	// Interrupted is the last submission that ended before reading its
@@ -60,6 +74,10 @@ func (s *Status) WaitingFor() string {
 	} else if s.SinkDown != "" {
 		parts = append(parts, "the sink, which refuses writes ("+s.SinkDown+")")
 	}
+	for _, p := range s.BudgetBlocked {
+		parts = append(parts, fmt.Sprintf("a larger budget for %s: %s spent of %s (raise it with `enqueue budget %s %s=AMOUNT`)",
+			p, FormatAmount(s.Charged[p], p), FormatAmount(s.Budget[p], p), s.JobID, p))
+	}
 	for _, p := range slices.Sorted(maps.Keys(s.Paused)) {
 		parts = append(parts, fmt.Sprintf("provider %s, paused: %s", p, s.Paused[p]))
 	}
@@ -67,6 +85,15 @@ func (s *Status) WaitingFor() string {
 		parts = append(parts, "the manifest and _SUCCESS to be written")
 	}
 	return strings.Join(parts, "; ")
+}
+
+// BudgetStopped reports whether the job can make no progress until its
+// budget is raised.
+func (s *Status) BudgetStopped() bool { return s.State == "budget" }
+
+// FormatAmount shows an amount in provider's unit.
+func FormatAmount(v float64, provider string) string {
+	return strconv.FormatFloat(math.Round(v*1e6)/1e6, 'f', -1, 64) + " " + spend.Default().Unit(provider)
 }
 
 // Done reports whether every unit has ended and the manifest is written.

@@ -5,12 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/linkharvest/linkharvest/internal/spend"
 )
 
 // A job's state lives in Redis under one hash tag, so its scripts run on
@@ -30,6 +34,8 @@ import (
 //	refetch  HASH   unit -> page payload: pages that failed after their answer was
 //	                lost (a stash that could not be kept); a resubmission fetches them again
 //	rejected LIST   rejected input lines (JSON)
+//	budget   HASH   per provider: limit, charged, reserved (billionths of the unit), blocked (see Budget below)
+//	resv     ZSET   the budget's reservations: "provider|amount|id" -> lease deadline (ms, Redis clock)
 //
 // The job completes when open is empty and no submission holds a live
 // lease. Units are added before their task is enqueued and only if they
@@ -37,17 +43,17 @@ import (
 // deliveries cannot make the count drift. A submission is a lease, not a
 // unit: a submitter that dies (SIGKILL, OOM, a lost machine) stops renewing
 // it and the job is no longer held open once it expires.
-type jobKeys struct{ meta, open, ended, memo, rejected, subs, refetch, prefix string }
+type jobKeys struct{ meta, open, ended, memo, rejected, subs, refetch, budget, resv, prefix string }
 
 func keysFor(job string) jobKeys {
 	p := "lh:{job:" + job + "}:"
 	return jobKeys{meta: p + "meta", open: p + "open", ended: p + fEnded, memo: p + "memo", rejected: p + fRejected,
-		subs: p + "subs", refetch: p + "refetch", prefix: p}
+		subs: p + "subs", refetch: p + "refetch", budget: p + "budget", resv: p + "resv", prefix: p}
 }
 
 // all is every key of the job but the stashes (which expire on their own).
 func (k jobKeys) all() []string {
-	return []string{k.meta, k.open, k.ended, k.memo, k.rejected, k.subs, k.refetch}
+	return []string{k.meta, k.open, k.ended, k.memo, k.rejected, k.subs, k.refetch, k.budget, k.resv}
 }
 
 func (k jobKeys) stash(unit string) string { return k.prefix + "stash:" + unit }
@@ -196,8 +202,8 @@ type Outcome struct {
 	Records int     `json:"records"`
 	Bytes   int64   `json:"bytes,omitempty"`
 	Total   int     `json:"total,omitempty"`
-	Cost    float64 `json:"cost,omitempty"`
-	Unit    string  `json:"cost_unit,omitempty"`
+	Spend   float64 `json:"spend,omitempty"` // what the page's call cost, in Unit
+	Unit    string  `json:"unit,omitempty"`
 	Error   string  `json:"error,omitempty"`
 	// Refetch: the page failed after its answer was lost; a resubmission
 	// of the job fetches it again.
@@ -271,10 +277,10 @@ func (s *Store) Job(ctx context.Context, id string) (*Job, error) {
 // concurrent submissions of one new job agree on it. Leftovers of an
 // expired job of the same id (its keys expire one by one) are deleted:
 // they are not this job's.
-// KEYS: meta, open, ended, memo, rejected, subs, refetch; ARGV: spec, id, dt, created_at
+// KEYS: meta, open, ended, memo, rejected, subs, refetch, budget, resv; ARGV: spec, id, dt, created_at
 var createScript = redis.NewScript(`
 if redis.call('HSETNX', KEYS[1], 'spec', ARGV[1]) == 0 then return 0 end
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7])
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9])
 redis.call('HSET', KEYS[1], 'job_id', ARGV[2], 'dt', ARGV[3], 'created_at', ARGV[4], 'state', 'running')
 return 1
 `)
@@ -944,11 +950,14 @@ func (s *Store) Status(ctx context.Context, job string) (*Status, error) {
 			}
 			st.Paused[strings.TrimPrefix(f, fPausedPrefix)] = v
 		case strings.HasPrefix(f, fCostPrefix):
-			if st.Cost == nil {
-				st.Cost = map[string]float64{}
+			if st.Spend == nil {
+				st.Spend = map[string]float64{}
 			}
-			st.Cost[strings.TrimPrefix(f, fCostPrefix)], _ = strconv.ParseFloat(v, 64)
+			st.Spend[strings.TrimPrefix(f, fCostPrefix)], _ = strconv.ParseFloat(v, 64)
 		}
+	}
+	if err := s.budgetStatus(ctx, st); err != nil {
+		return nil, err
 	}
 	return st, nil
 }
@@ -1097,4 +1106,259 @@ func (s *Store) scanOutcomes(ctx context.Context, job string, fn func(provider, 
 			return nil
 		}
 	}
+}
+
+// ---- Budget and ledger ------------------------------------------------
+//
+// A job's budget holds, per provider, in billionths of the provider's unit
+// (integers: sums stay exact), in the budget hash:
+//
+//	limit:{p}    what the job may spend ("enqueue --budget", "enqueue budget")
+//	charged:{p}  what the vendor billed for the job's calls (settled reservations)
+//	reserved:{p} what calls in flight may still cost (live reservations)
+//	blocked:{p}  set (ms, Redis clock) when a reservation could not fit even
+//	             with no call in flight; cleared by one that fits or by a new budget
+//
+// A reservation is a member "p|amount|id" of the resv zset scored with its
+// lease deadline: a holder that dies stops renewing it, and the next
+// reservation against the job frees it. Every step reads the Redis clock.
+// The ledger (what each page cost, counted once per page) is the meta
+// hash's cost:{p}, added when a page's memo is written (keepMemo).
+
+const (
+	fBudgetLimit    = "limit:"
+	fBudgetCharged  = "charged:"
+	fBudgetReserved = "reserved:"
+	fBudgetBlocked  = "blocked:"
+)
+
+// luaPurge frees the reservations whose lease has expired.
+const luaPurge = `local function purge(budget, resv)
+  local dead = redis.call('ZRANGEBYSCORE', resv, '-inf', '(' .. now)
+  for _, m in ipairs(dead) do
+    local p, amt = string.match(m, '^([^|]*)|(%d+)|')
+    if p then redis.call('HINCRBY', budget, 'reserved:' .. p, '-' .. amt) end
+    redis.call('ZREM', resv, m)
+  end
+end
+`
+
+// reserveScript holds amount against the provider's remaining budget if it
+// fits: charged + reserved + amount <= limit. Returns {1, deadline} when
+// held, {2} when the provider has no budget (nothing held), {0, charged,
+// limit, reserved} when it does not fit.
+// KEYS: budget, resv; ARGV: provider, amount, lease ms, reservation id
+var reserveScript = redis.NewScript(luaNow + luaPurge + `
+purge(KEYS[1], KEYS[2])
+local p = ARGV[1]
+local lim = redis.call('HGET', KEYS[1], 'limit:' .. p)
+if not lim then return {2} end
+local charged = tonumber(redis.call('HGET', KEYS[1], 'charged:' .. p) or '0')
+local reserved = tonumber(redis.call('HGET', KEYS[1], 'reserved:' .. p) or '0')
+if charged + reserved + tonumber(ARGV[2]) > tonumber(lim) then
+  -- Blocked only if it could not fit even with no call in flight: then
+  -- nothing but a larger budget lets it go on.
+  if charged + tonumber(ARGV[2]) > tonumber(lim) then redis.call('HSET', KEYS[1], 'blocked:' .. p, now) end
+  return {0, charged, tonumber(lim), reserved}
+end
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), p .. '|' .. ARGV[2] .. '|' .. ARGV[4])
+redis.call('HINCRBY', KEYS[1], 'reserved:' .. p, ARGV[2])
+redis.call('HDEL', KEYS[1], 'blocked:' .. p)
+return {1, now + tonumber(ARGV[3])}
+`)
+
+// settleScript replaces a reservation by the call's actual charge, in one
+// step. A reservation already freed (its lease expired) frees nothing
+// again. Returns the provider's charged total.
+// KEYS: budget, resv; ARGV: provider, member, reserved amount, charge
+var settleScript = redis.NewScript(`
+if redis.call('ZREM', KEYS[2], ARGV[2]) == 1 then
+  redis.call('HINCRBY', KEYS[1], 'reserved:' .. ARGV[1], '-' .. ARGV[3])
+end
+return redis.call('HINCRBY', KEYS[1], 'charged:' .. ARGV[1], ARGV[4])
+`)
+
+// renewResvScript extends a live reservation's lease; 0 if it had expired.
+// KEYS: resv; ARGV: member, lease ms
+var renewResvScript = redis.NewScript(luaNow + `
+local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not s or tonumber(s) < now then return 0 end
+redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
+return 1
+`)
+
+// setBudgetScript sets limits anew and lifts the blocks, so the job's
+// state reads running again while its waiting pages retry.
+// KEYS: budget; ARGV: provider, limit, ...
+var setBudgetScript = redis.NewScript(`
+for i = 1, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], 'limit:' .. ARGV[i], ARGV[i+1])
+  redis.call('HDEL', KEYS[1], 'blocked:' .. ARGV[i])
+end
+return 0
+`)
+
+// Reservation is budget held for one call.
+type Reservation struct {
+	Provider string
+	Member   string
+	Amount   int64 // billionths
+}
+
+// reserveResult is what a reservation attempt found.
+type reserveResult struct {
+	held      bool
+	unlimited bool  // the provider has no budget in this job
+	charged   int64 // when it did not fit
+	limit     int64
+	reserved  int64
+}
+
+// reserve tries to hold amount (billionths) for a call to provider.
+func (s *Store) reserve(ctx context.Context, job, provider string, amount int64, lease time.Duration, id string) (*Reservation, reserveResult, error) {
+	k := keysFor(job)
+	v, err := reserveScript.Run(ctx, s.rdb, []string{k.budget, k.resv}, provider, amount, lease.Milliseconds(), id).Int64Slice()
+	if err != nil {
+		return nil, reserveResult{}, fmt.Errorf("job %s: reserving budget for %s: %w", job, provider, redisErr(err))
+	}
+	switch v[0] {
+	case 1:
+		return &Reservation{Provider: provider, Member: provider + "|" + strconv.FormatInt(amount, 10) + "|" + id, Amount: amount},
+			reserveResult{held: true}, nil
+	case 2:
+		return nil, reserveResult{unlimited: true}, nil
+	}
+	return nil, reserveResult{charged: v[1], limit: v[2], reserved: v[3]}, nil
+}
+
+// settle replaces r by the call's charge (billionths) and returns the
+// provider's charged total.
+func (s *Store) settle(ctx context.Context, job string, r *Reservation, charge int64) (int64, error) {
+	k := keysFor(job)
+	n, err := settleScript.Run(ctx, s.rdb, []string{k.budget, k.resv}, r.Provider, r.Member, r.Amount, charge).Int64()
+	if err != nil {
+		return 0, fmt.Errorf("job %s: settling a call to %s: %w", job, r.Provider, redisErr(err))
+	}
+	return n, nil
+}
+
+// renewReservation extends r's lease; false if it had already expired.
+func (s *Store) renewReservation(ctx context.Context, job string, r *Reservation, lease time.Duration) (bool, error) {
+	ok, err := renewResvScript.Run(ctx, s.rdb, []string{keysFor(job).resv}, r.Member, lease.Milliseconds()).Int()
+	if err != nil {
+		return false, fmt.Errorf("job %s: renewing a reservation: %w", job, redisErr(err))
+	}
+	return ok == 1, nil
+}
+
+// SetBudget sets a job's budget per provider (in the provider's unit);
+// providers not named keep theirs.
+func (s *Store) SetBudget(ctx context.Context, job string, limits map[string]float64) error {
+	if len(limits) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 2*len(limits))
+	for _, p := range slices.Sorted(maps.Keys(limits)) {
+		args = append(args, p, spend.ToNano(limits[p]))
+	}
+	if err := setBudgetScript.Run(ctx, s.rdb, []string{keysFor(job).budget}, args...).Err(); err != nil {
+		return fmt.Errorf("job %s: setting its budget: %w", job, redisErr(err))
+	}
+	return nil
+}
+
+// BudgetState is a job's budget as status shows it, per provider.
+type BudgetState struct {
+	Limit   map[string]float64 // the budget
+	Charged map[string]float64 // billed so far for the job's calls
+	// Blocked: a reservation did not fit and no call of the provider is in
+	// flight: its pages wait for a larger budget.
+	Blocked map[string]bool
+}
+
+// budgetState reads the job's budget and its live reservations.
+func (s *Store) budgetState(ctx context.Context, job string) (*BudgetState, error) {
+	k := keysFor(job)
+	var all *redis.MapStringStringCmd
+	var now *redis.TimeCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		all = p.HGetAll(ctx, k.budget)
+		now = p.Time(ctx)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("job %s: reading its budget: %w", job, err)
+	}
+	vals := all.Val()
+	if len(vals) == 0 {
+		return nil, nil
+	}
+	live, err := s.rdb.ZRangeByScore(ctx, k.resv, &redis.ZRangeBy{Min: strconv.FormatInt(now.Val().UnixMilli(), 10), Max: "+inf"}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("job %s: reading its reservations: %w", job, err)
+	}
+	inFlight := map[string]bool{}
+	for _, m := range live {
+		p, _, _ := strings.Cut(m, "|")
+		inFlight[p] = true
+	}
+	b := &BudgetState{Limit: map[string]float64{}, Charged: map[string]float64{}, Blocked: map[string]bool{}}
+	for f, v := range vals {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		switch {
+		case strings.HasPrefix(f, fBudgetLimit):
+			b.Limit[strings.TrimPrefix(f, fBudgetLimit)] = spend.FromNano(n)
+		case strings.HasPrefix(f, fBudgetCharged):
+			b.Charged[strings.TrimPrefix(f, fBudgetCharged)] = spend.FromNano(n)
+		case strings.HasPrefix(f, fBudgetBlocked):
+			if p := strings.TrimPrefix(f, fBudgetBlocked); !inFlight[p] {
+				b.Blocked[p] = true
+			}
+		}
+	}
+	return b, nil
+}
+
+// openOutside reports whether an open unit of the job belongs to a
+// provider not in blocked (read only when some provider is blocked).
+func (s *Store) openOutside(ctx context.Context, job string, blocked map[string]bool) (bool, error) {
+	var cursor uint64
+	for {
+		units, next, err := s.rdb.SScan(ctx, keysFor(job).open, cursor, "", 1000).Result()
+		if err != nil {
+			return false, fmt.Errorf("job %s: %w", job, err)
+		}
+		for _, u := range units {
+			if p, _, _ := strings.Cut(u, "|"); !blocked[p] {
+				return true, nil
+			}
+		}
+		if cursor = next; cursor == 0 {
+			return false, nil
+		}
+	}
+}
+
+// budgetStatus adds the job's budget to st, and reads its state as
+// "budget" when every page left waits on one: some provider's reservation
+// did not fit, none of its calls is in flight, and no other provider has
+// pages open.
+func (s *Store) budgetStatus(ctx context.Context, st *Status) error {
+	b, err := s.budgetState(ctx, st.JobID)
+	if err != nil || b == nil {
+		return err
+	}
+	st.Budget, st.Charged = b.Limit, b.Charged
+	if st.State != "running" || len(b.Blocked) == 0 || st.Open == 0 || st.Submissions > 0 || st.Finalizing {
+		return nil
+	}
+	outside, err := s.openOutside(ctx, st.JobID, b.Blocked)
+	if err != nil {
+		return err
+	}
+	if !outside {
+		st.State = "budget"
+		st.BudgetBlocked = slices.Sorted(maps.Keys(b.Blocked))
+	}
+	return nil
 }

@@ -72,6 +72,8 @@ type Submission struct {
 	// refetched are the units this submission opened again, with tasks
 	// of their own: flush must not add a second task for them.
 	refetched map[string]bool
+	// budget, if set, is set on the job before its first task exists.
+	budget map[string]float64
 	// leaseLost is set by the renewal goroutine (not under mu: Close
 	// holds mu while it waits for that goroutine).
 	leaseLost atomic.Bool
@@ -120,6 +122,9 @@ func (b *Submission) start(ctx context.Context) error {
 	}
 	job, err := b.s.Store.create(ctx, b.jobID, b.spec, now)
 	if err != nil {
+		return err
+	}
+	if err := b.s.Store.SetBudget(ctx, b.jobID, b.budget); err != nil {
 		return err
 	}
 	gen, err := b.s.Store.openSub(ctx, b.jobID)
@@ -172,6 +177,15 @@ func (b *Submission) stopRenewing() {
 		<-b.renewed
 		b.stop = nil
 	}
+}
+
+// SetBudget gives the job a budget per provider (ParseBudget), set before
+// any task of this submission is enqueued. Without it, a job keeps the
+// budget it has.
+func (b *Submission) SetBudget(limits map[string]float64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.budget = limits
 }
 
 // Add submits one normalised domain.

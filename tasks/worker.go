@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/linkharvest/linkharvest/internal/spend"
 	"github.com/linkharvest/linkharvest/internal/telemetry"
 	"github.com/linkharvest/linkharvest/providers"
 	"github.com/linkharvest/linkharvest/sink"
@@ -65,6 +66,8 @@ type Worker struct {
 	// Stage bounds the tasks reading, decoding and encoding a page at
 	// once (nil: no bound).
 	Stage *Stage
+	// Prices are what calls cost (budget.go).
+	Prices spend.Table
 
 	jobs sync.Map // job id -> *Job (a job's spec and date never change)
 }
@@ -220,7 +223,7 @@ func (w *Worker) processPage(ctx context.Context, t *asynq.Task) (err error) {
 	if err := w.fanOut(ctx, job, &p, paging, m); err != nil {
 		return err
 	}
-	o := Outcome{Status: "ok", Key: m.Key, Records: m.Records, Bytes: m.Bytes, Total: m.Total, Cost: m.Cost, Unit: m.CostUnit}
+	o := Outcome{Status: "ok", Key: m.Key, Records: m.Records, Bytes: m.Bytes, Total: m.Total, Spend: m.Cost, Unit: m.CostUnit}
 	if m.Records == 0 {
 		o.Status = "empty"
 	}
@@ -265,6 +268,7 @@ func (w *Worker) write(ctx context.Context, job *Job, p *PagePayload, st *stashe
 	if err := w.Store.keepMemo(ctx, p.Job, unit, &st.Memo); err != nil {
 		return nil, err
 	}
+	countSpend(ctx, p.Provider, &st.Memo)
 	return &st.Memo, nil
 }
 
@@ -335,8 +339,13 @@ func shorten(s string, n int) string {
 // fetch calls the vendor and encodes its page, holding a place in the
 // worker's Stage from the arrival of the answer until it is encoded; the
 // pass it returns still holds the encoded page's bytes (leave it once
-// the page is written).
+// the page is written). The call's most possible cost is reserved against
+// the job's budget first, before the shared limiter's slot.
 func (w *Worker) fetch(ctx context.Context, job *Job, p *PagePayload, prov Provider) (*stashed, *stagePass, error) {
+	h, err := w.reserve(ctx, job, p, prov) // budget.go
+	if err != nil {
+		return nil, nil, err
+	}
 	pg, _ := prov.Paging(p.Endpoint) // checked by the caller
 	sctx, pass := w.Stage.with(ctx, p.Provider, bodyCap(pg))
 	page, err := prov.Fetch(sctx, providers.Request{
@@ -344,6 +353,7 @@ func (w *Worker) fetch(ctx context.Context, job *Job, p *PagePayload, prov Provi
 		Offset: p.Offset, Limit: p.Limit, Cursor: p.Cursor,
 		Params: job.Spec.params(p.Provider, p.Endpoint),
 	})
+	w.settle(ctx, p, h, page, err)
 	outcome := "ok"
 	if err != nil {
 		outcome = providers.ClassOf(err).String()
@@ -375,7 +385,8 @@ func (w *Worker) encode(job *Job, p *PagePayload, page *providers.Page) (*stashe
 		}
 	}
 	now := w.now().UTC()
-	st := &stashed{Memo: memo{Records: len(items), Total: page.Total, Next: page.Next, Cost: page.Cost, CostUnit: page.CostUnit, FetchedAt: now}}
+	cost, unit := w.charge(p, page)
+	st := &stashed{Memo: memo{Records: len(items), Total: page.Total, Next: page.Next, Cost: cost, CostUnit: unit, FetchedAt: now}}
 	if len(items) == 0 {
 		return st, nil
 	}

@@ -38,6 +38,7 @@ const (
 	exitFailed  = 1 // the job finished but some domain failed
 	exitUsage   = 2 // bad usage or no valid domain
 	exitRuntime = 3 // Redis unreachable and the like
+	exitBudget  = 4 // the job stopped at its budget; `enqueue budget` goes on
 )
 
 type usageError struct{ error }
@@ -71,6 +72,7 @@ type options struct {
 	dryRun    bool
 	dev       bool
 	sinkURL   string
+	budget    string
 	files     []string
 }
 
@@ -89,6 +91,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintln(stderr, "usage: enqueue [flags] [FILE ...]   (no FILE or \"-\" reads standard input)")
 		fmt.Fprintln(stderr, "       enqueue [--redis URL] status [--json] [JOB]")
 		fmt.Fprintln(stderr, "       enqueue [--redis URL] resume PROVIDER   (unpause a provider's queue after fixing its account)")
+		fmt.Fprintln(stderr, "       enqueue [--redis URL] budget JOB SPEC   (set a job's budget anew: AMOUNT, or provider=AMOUNT,...)")
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&o.redisURL, "redis", "", redisUsage)
@@ -102,6 +105,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs.BoolVar(&o.asJSON, "json", false, "print the summary as one JSON object on the last line")
 	fs.BoolVar(&o.dryRun, "dry-run", false, "validate the list, print counts and the estimated calls; enqueue nothing")
 	fs.BoolVar(&o.dev, "dev", false, "all in one process: embedded Redis, built-in sandbox, in-process workers, sink ./out")
+	fs.StringVar(&o.budget, "budget", "", "the most the job may spend: AMOUNT (one provider) or provider=AMOUNT,...; units: dataforseo USD, domdetailer credits, xovi and domaincrawler calls")
 	fs.StringVar(&o.sinkURL, "sink", env("SINK_URL", ""), "with --dev: where output goes (default ./out)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -145,6 +149,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintln(stderr, "enqueue:", err)
 		return exitUsage
 	}
+	var budget map[string]float64
+	if o.budget != "" {
+		if budget, err = tasks.ParseBudget(o.budget, spec.Providers); err != nil {
+			fmt.Fprintln(stderr, "enqueue:", err)
+			return exitUsage
+		}
+	}
 	jobSet := false
 	fs.Visit(func(f *flag.Flag) { jobSet = jobSet || f.Name == "job" })
 	if jobSet && o.job == "" {
@@ -170,7 +181,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	defer shutdown(context.WithoutCancel(ctx))
 	ctx, span := telemetry.Tracer().Start(ctx, "enqueue", trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithAttributes(attribute.String("job", o.job)))
-	code, err := submit(ctx, o, spec, stdin, stdout, stderr)
+	code, err := submit(ctx, o, spec, budget, stdin, stdout, stderr)
 	span.End()
 	if err != nil {
 		var ue usageError
@@ -333,7 +344,8 @@ type summary struct {
 	Objects  int64              `json:"objects"`
 	Bytes    int64              `json:"bytes"`
 	State    string             `json:"state"`
-	Cost     map[string]float64 `json:"cost,omitempty"`
+	Spend    map[string]float64 `json:"spend"`
+	Budget   map[string]float64 `json:"budget,omitempty"`
 	Paused   map[string]string  `json:"paused,omitempty"`
 	DryRun   bool               `json:"dry_run,omitempty"`
 	Calls    int64              `json:"estimated_calls,omitempty"`
@@ -343,9 +355,10 @@ type summary struct {
 	Interrupted int64 `json:"interrupted,omitempty"`
 	Stashed     int64 `json:"stashed,omitempty"`
 	waiting     string
+	charged     map[string]float64
 }
 
-func submit(ctx context.Context, o options, spec tasks.Spec, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+func submit(ctx context.Context, o options, spec tasks.Spec, budget map[string]float64, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	in, closeIn, err := openInputs(o.files, stdin)
 	if err != nil {
 		return 0, err
@@ -420,6 +433,7 @@ func submit(ctx context.Context, o options, spec tasks.Spec, stdin io.Reader, st
 	if err != nil {
 		return 0, usageError{err}
 	}
+	b.SetBudget(budget)
 	// The list is read in its own goroutine so that Ctrl-C stops the
 	// submission at once, even while a pipe's writer is silent.
 	type readResult struct {
@@ -492,6 +506,9 @@ func submit(ctx context.Context, o options, spec tasks.Spec, stdin io.Reader, st
 	if o.asJSON {
 		printJSON(stdout, sum)
 	}
+	if s.BudgetStopped() {
+		return exitBudget, nil
+	}
 	if s.Failed > 0 {
 		return exitFailed, nil
 	}
@@ -499,16 +516,22 @@ func submit(ctx context.Context, o options, spec tasks.Spec, stdin io.Reader, st
 }
 
 func toSummary(s *tasks.Status) summary {
+	if s.Spend == nil {
+		s.Spend = map[string]float64{} // {} rather than null: nothing spent yet
+	}
 	return summary{JobID: s.JobID, Domains: s.Domains, Rejected: s.Rejected, Tasks: s.Tasks, Records: s.Records,
-		Failed: s.Failed, Objects: s.Objects, Bytes: s.Bytes, State: s.State, Cost: s.Cost, Paused: s.Paused,
-		Interrupted: s.Interrupted, Stashed: s.Stashed, waiting: s.WaitingFor()}
+		Failed: s.Failed, Objects: s.Objects, Bytes: s.Bytes, State: s.State, Spend: s.Spend, Budget: s.Budget, Paused: s.Paused,
+		Interrupted: s.Interrupted, Stashed: s.Stashed, waiting: s.WaitingFor(), charged: s.Charged}
 }
 
 func printSummary(w io.Writer, s summary) {
 	fmt.Fprintf(w, "job %s %s: %d domains, %d rejected, %d tasks, %d records in %d objects (%d bytes), %d failed\n",
 		s.JobID, s.State, s.Domains, s.Rejected, s.Tasks, s.Records, s.Objects, s.Bytes, s.Failed)
-	for _, p := range slices.Sorted(maps.Keys(s.Cost)) {
-		fmt.Fprintf(w, "  cost %s: %.4f\n", p, s.Cost[p])
+	for _, p := range slices.Sorted(maps.Keys(s.Spend)) {
+		fmt.Fprintf(w, "  spend %s: %s\n", p, tasks.FormatAmount(s.Spend[p], p))
+	}
+	for _, p := range slices.Sorted(maps.Keys(s.Budget)) {
+		fmt.Fprintf(w, "  budget %s: %s of %s charged\n", p, tasks.FormatAmount(s.charged[p], p), tasks.FormatAmount(s.Budget[p], p))
 	}
 	for _, p := range slices.Sorted(maps.Keys(s.Paused)) {
 		fmt.Fprintf(w, "  PAUSED %s: %s\n", p, s.Paused[p])

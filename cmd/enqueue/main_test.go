@@ -67,6 +67,11 @@ func TestUsageErrors(t *testing.T) {
 		{"no valid domain", []string{"--dry-run", junk}, exitUsage, "0 domains"},
 		{"bad job id", []string{"--job", "a/b", "--redis", "redis://127.0.0.1:1/0", good}, exitUsage, "job id"},
 		{"redis down", []string{"--redis", "redis://127.0.0.1:1/0", good}, exitRuntime, "redis"},
+		{"budget not a number", []string{"--budget", "lots", "--dry-run", good}, exitUsage, "not a number"},
+		{"budget of two providers as one amount", []string{"--provider", "dataforseo,domdetailer", "--budget", "5", "--dry-run", good}, exitUsage, "provider=AMOUNT"},
+		{"budget for a provider not in the job", []string{"--budget", "xovi=5", "--dry-run", good}, exitUsage, "not a provider of the job"},
+		{"budget with redis down", []string{"--redis", "redis://127.0.0.1:1/0", "budget", "nosuch", "5"}, exitRuntime, "connection refused"},
+		{"budget without its spec", []string{"budget", "job"}, exitUsage, "usage: enqueue budget JOB SPEC"},
 		{"dry run", []string{"--dry-run", "--json", good}, exitOK, `"domains":1`},
 	}
 	for _, c := range cases {

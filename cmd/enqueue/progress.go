@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,11 +38,11 @@ func waitJob(ctx context.Context, store *tasks.Store, job string, out io.Writer)
 			lastErr = nil
 			if tty {
 				fmt.Fprintf(out, "\r%s", bar(s))
-			} else if time.Since(lastLine) >= 5*time.Second || s.Done() {
-				fmt.Fprintf(out, "progress: %d/%d pages, %d records, %d failed\n", s.Ended, s.Tasks, s.Records, s.Failed)
+			} else if time.Since(lastLine) >= 5*time.Second || s.Done() || s.BudgetStopped() {
+				fmt.Fprintf(out, "progress: %d/%d pages, %d records, %d failed%s\n", s.Ended, s.Tasks, s.Records, s.Failed, spendLine(s))
 				lastLine = time.Now()
 			}
-			if s.Done() {
+			if s.Done() || s.BudgetStopped() {
 				if tty {
 					fmt.Fprintln(out)
 				}
@@ -69,8 +71,32 @@ func bar(s *tasks.Status) string {
 	n := int(frac * width)
 	line := fmt.Sprintf("[%s%s] %3.0f%% %d/%d pages  %d records  %d failed",
 		strings.Repeat("=", n), strings.Repeat(" ", width-n), frac*100, s.Ended, s.Tasks, s.Records, s.Failed)
+	line += spendLine(s)
 	if len(s.Paused) > 0 {
 		line += "  PAUSED"
 	}
+	if s.BudgetStopped() {
+		line += "  BUDGET REACHED"
+	}
 	return line + "   "
+}
+
+// spendLine is the spend per provider, of its budget where it has one.
+func spendLine(s *tasks.Status) string {
+	var b strings.Builder
+	seen := map[string]bool{}
+	for p := range s.Spend {
+		seen[p] = true
+	}
+	for p := range s.Budget {
+		seen[p] = true
+	}
+	for _, p := range slices.Sorted(maps.Keys(seen)) {
+		if lim, ok := s.Budget[p]; ok {
+			fmt.Fprintf(&b, ", %s spent %s of %s", p, tasks.FormatAmount(s.Charged[p], p), tasks.FormatAmount(lim, p))
+		} else {
+			fmt.Fprintf(&b, ", %s spent %s", p, tasks.FormatAmount(s.Spend[p], p))
+		}
+	}
+	return b.String()
 }

@@ -6,7 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
@@ -22,6 +24,7 @@ import (
 var subcommands = map[string]func(ctx context.Context, g globals, args []string, stdout, stderr io.Writer) int{
 	"status": runStatus,
 	"resume": runResume,
+	"budget": runBudget,
 }
 
 // globals are the flags a subcommand takes from before its name.
@@ -150,5 +153,53 @@ func runResume(ctx context.Context, g globals, args []string, stdout, stderr io.
 		return exitRuntime
 	}
 	fmt.Fprintf(stdout, "provider %s: queue resumed\n", p)
+	return exitOK
+}
+
+// runBudget sets a job's budget anew: raised, the pages waiting on it go on
+// within seconds (they ask again); nothing fetched is fetched again.
+func runBudget(ctx context.Context, g globals, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("budget", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	redisURL := fs.String("redis", g.redisURL, redisUsage)
+	if err := fs.Parse(args); err != nil || fs.NArg() != 2 {
+		fmt.Fprintln(stderr, "usage: enqueue budget JOB SPEC   (SPEC: AMOUNT for a one-provider job, or provider=AMOUNT,...)")
+		return exitUsage
+	}
+	rdb, _, err := openRedis(*redisURL)
+	if err != nil {
+		fmt.Fprintln(stderr, "enqueue:", err)
+		return exitUsage
+	}
+	defer rdb.Close()
+	store := tasks.NewStore(rdb)
+	job, err := store.Job(ctx, fs.Arg(0))
+	if err != nil {
+		fmt.Fprintln(stderr, "enqueue:", runner.ExplainRedis(err))
+		if errors.Is(err, tasks.ErrNoJob) {
+			return exitUsage
+		}
+		return exitRuntime
+	}
+	limits, err := tasks.ParseBudget(fs.Arg(1), job.Spec.Providers)
+	if err != nil {
+		fmt.Fprintln(stderr, "enqueue:", err)
+		return exitUsage
+	}
+	if err := store.SetBudget(ctx, job.ID, limits); err != nil {
+		fmt.Fprintln(stderr, "enqueue:", runner.ExplainRedis(err))
+		return exitRuntime
+	}
+	s, err := store.Status(ctx, job.ID)
+	if err != nil {
+		fmt.Fprintln(stderr, "enqueue:", runner.ExplainRedis(err))
+		return exitRuntime
+	}
+	for _, p := range slices.Sorted(maps.Keys(s.Budget)) {
+		fmt.Fprintf(stdout, "job %s: budget %s %s (%s charged so far)\n", job.ID, p, tasks.FormatAmount(s.Budget[p], p), tasks.FormatAmount(s.Charged[p], p))
+	}
+	if g.asJSON {
+		printJSON(stdout, toSummary(s))
+	}
 	return exitOK
 }

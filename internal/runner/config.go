@@ -10,6 +10,7 @@ import (
 
 	"github.com/linkharvest/linkharvest/internal/redact"
 	"github.com/linkharvest/linkharvest/internal/settings"
+	"github.com/linkharvest/linkharvest/internal/spend"
 	"github.com/linkharvest/linkharvest/limiter"
 	"github.com/linkharvest/linkharvest/providers/registry"
 	"github.com/linkharvest/linkharvest/sink"
@@ -107,6 +108,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	}
 	if cfg.Limits, err = parseLimits(getenv("PROVIDER_LIMITS")); err != nil {
 		return cfg, err
+	}
+	if v := getenv("PROVIDER_PRICES"); strings.TrimSpace(v) != "" {
+		if cfg.Prices, err = spend.Parse(v); err != nil {
+			return cfg, settings.Bad("PROVIDER_PRICES", v, "%v", err)
+		}
 	}
 	switch v := strings.TrimSpace(getenv("METRICS_ADDR")); v {
 	case "":

@@ -25,6 +25,9 @@ func TestConfigFromEnvRefuses(t *testing.T) {
 		{"PROVIDER_LIMITS", "dataforseo=2000/1m", ":30"},
 		{"PROVIDER_LIMITS", "dataforsoe=2000/1m:30", "unknown provider"},
 		{"PROVIDER_LIMITS", "dataforseo=2000", "period"},
+		{"PROVIDER_PRICES", "dataforsoe=0.02", "unknown provider"},
+		{"PROVIDER_PRICES", "dataforseo=0.02+0.00003", "/row"},
+		{"PROVIDER_PRICES", "domdetailer=-3", "negative"},
 		{"METRICS_ADDR", "9090", "host:port"},
 		{"S3_FORCE_PATH_STYLE", "yes please", "true or false"},
 		{"S3_SSE", "aes", "AES256"},
@@ -65,6 +68,7 @@ func TestConfigFromEnvReads(t *testing.T) {
 		"WORKER_CONCURRENCY": "12", "RETRY_BASE_DELAY": "10ms", "JOB_RETENTION": "30d",
 		"WORKER_SHUTDOWN_TIMEOUT": "5s", "PROVIDER_LIMITS": "dataforseo=100/1m:0,xovi=60/1m",
 		"METRICS_ADDR": "127.0.0.1:0", "S3_FORCE_PATH_STYLE": "true", "REDIS_CA_FILE": "/ca.pem",
+		"PROVIDER_PRICES": "domdetailer=2",
 	}
 	cfg, err := ConfigFromEnv(func(k string) string { return env[k] })
 	if err != nil {
@@ -73,7 +77,8 @@ func TestConfigFromEnvReads(t *testing.T) {
 	want := map[string]limiter.Limit{"dataforseo": {Rate: 100, Period: time.Minute}, "xovi": {Rate: 60, Period: time.Minute}}
 	if cfg.Concurrency != 12 || cfg.RetryBase != 10*time.Millisecond || cfg.Retention != 720*time.Hour ||
 		cfg.ShutdownTimeout != 5*time.Second || cfg.Limits["dataforseo"] != want["dataforseo"] || cfg.Limits["xovi"] != want["xovi"] ||
-		cfg.MetricsAddr != "127.0.0.1:0" || !cfg.MetricsExplicit || !cfg.S3.ForcePathStyle || cfg.RedisConn.CAFile != "/ca.pem" {
+		cfg.MetricsAddr != "127.0.0.1:0" || !cfg.MetricsExplicit || !cfg.S3.ForcePathStyle || cfg.RedisConn.CAFile != "/ca.pem" ||
+		cfg.Prices.Price("domdetailer", "backlinks").Request != 2 || cfg.Prices.Price("dataforseo", "backlinks").Row != 0.00003 {
 		t.Errorf("read %+v", cfg)
 	}
 	cfg, err = ConfigFromEnv(func(k string) string { return map[string]string{"METRICS_ADDR": "off", "JOB_RETENTION": "0"}[k] })

@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/linkharvest/linkharvest/internal/recovery"
+	"github.com/linkharvest/linkharvest/internal/spend"
 	"github.com/linkharvest/linkharvest/internal/telemetry"
 	"github.com/linkharvest/linkharvest/limiter"
 	"github.com/linkharvest/linkharvest/providers/registry"
@@ -53,6 +54,9 @@ type Config struct {
 	CallTimeout time.Duration
 	// Retention is how long a finished job's state stays in Redis (0: for ever).
 	Retention time.Duration
+	// Prices are what calls cost (PROVIDER_PRICES over the vendors'
+	// documented prices): the ledger's charge and the budget's reservations.
+	Prices spend.Table
 	// LocalLimiter > 0 limits per process at 1/LocalLimiter of each limit:
 	// only the baseline bench/limits measures against (local.go).
 	LocalLimiter int
@@ -127,6 +131,7 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 		Log:       cfg.Log,
 		Retention: cfg.Retention,
 		Stage:     tasks.NewStage(0),
+		Prices:    cfg.Prices,
 	}
 	inspector := asynq.NewInspectorFromRedisClient(cfg.Redis)
 	w.Pauser = inspector

@@ -17,6 +17,7 @@ type Metrics struct {
 	Retries      metric.Int64Counter     // task attempts that will be retried
 	Rows         metric.Int64Counter     // rows written
 	Bytes        metric.Int64Counter     // bytes written
+	Spend        metric.Float64Counter   // what pages cost, by provider and unit (the ledger)
 	LimiterWait  metric.Float64Histogram // seconds waited for the shared limiter
 	TaskDuration metric.Float64Histogram // seconds per task, by type and outcome
 }
@@ -36,6 +37,7 @@ func M() *Metrics {
 		metrics.Retries, _ = m.Int64Counter("linkharvest.task.retries", metric.WithDescription("task attempts that will be retried"))
 		metrics.Rows, _ = m.Int64Counter("linkharvest.rows.written", metric.WithDescription("rows written to the sink"))
 		metrics.Bytes, _ = m.Int64Counter("linkharvest.bytes.written", metric.WithUnit("By"), metric.WithDescription("bytes written to the sink"))
+		metrics.Spend, _ = m.Float64Counter("linkharvest.spend", metric.WithDescription("what the vendors charged for the pages written, in each provider's unit (label unit)"))
 		metrics.LimiterWait, _ = m.Float64Histogram("linkharvest.limiter.wait", metric.WithUnit("s"), metric.WithDescription("time waiting for the shared limiter"))
 		metrics.TaskDuration, _ = m.Float64Histogram("linkharvest.task.duration", metric.WithUnit("s"), metric.WithDescription("task latency"))
 	})

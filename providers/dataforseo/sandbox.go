@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/linkharvest/linkharvest/internal/spend"
 	"github.com/linkharvest/linkharvest/providers/sandbox"
 )
 
@@ -107,9 +108,6 @@ const (
 	// sbMaxBody caps a POST: a task is a few hundred bytes; 100 of them
 	// with filters fit well within this.
 	sbMaxBody = 1 << 20
-	// Cost: a plausible price, 0.02 USD a call plus 0.00002 a row.
-	sbCostCall = 0.02
-	sbCostRow  = 0.00002
 )
 
 // Injected failures under --fail: 40202 (injected, not counted as a
@@ -277,7 +275,9 @@ func (h *sbHandler) answer(b []byte, start time.Time, tasks []json.RawMessage) [
 	cost := 0.0
 	nerr := len(tasks) - 1
 	if res.code == statusOK {
-		cost = res.cost
+		// What the answer states is what /stats reports: one rounding.
+		cost = math.Round(res.cost*1e6) / 1e6
+		h.m.Charge(cost)
 	} else {
 		nerr++
 	}
@@ -460,7 +460,7 @@ func (e *endpoint) run(seed int64, raw json.RawMessage) sbResult {
 	} else {
 		mode = json.RawMessage(`"as_is"`)
 	}
-	return sbResult{code: statusOK, cost: sbCostCall + sbCostRow*float64(n), write: func(b []byte) []byte {
+	return sbResult{code: statusOK, cost: spend.PriceOf(Name, "backlinks").For(n), write: func(b []byte) []byte {
 		b = append(b, `{"target":`...)
 		b = appendString(b, target)
 		b = append(b, `,"mode":`...)
@@ -742,7 +742,7 @@ func summaryResult(seed int64, target string, t map[string]json.RawMessage) sbRe
 	if v, ok := t["rank_scale"]; ok && string(bytes.TrimSpace(v)) == `"one_hundred"` {
 		rank /= 10
 	}
-	return sbResult{code: statusOK, cost: sbCostCall + sbCostRow, write: func(b []byte) []byte {
+	return sbResult{code: statusOK, cost: spend.PriceOf(Name, "summary").For(1), write: func(b []byte) []byte {
 		b = append(b, `{"target":`...)
 		b = appendString(b, target)
 		b = append(b, `,"first_seen":`...)

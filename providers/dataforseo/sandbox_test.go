@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -546,8 +547,8 @@ func TestSandboxRequests(t *testing.T) {
 	if d["target"] != "rows-30.example" || d["tag"] != "echo me" || d["limit"] != float64(20) || d["offset"] != float64(5) || d["mode"] != "one_per_anchor" {
 		t.Errorf("data %v", d)
 	}
-	if env.Cost != 0.0204 || env.Tasks[0].Cost != 0.0204 {
-		t.Errorf("cost %v / %v, want 0.02 + 20 × 0.00002", env.Cost, env.Tasks[0].Cost)
+	if env.Cost != 0.0206 || env.Tasks[0].Cost != 0.0206 {
+		t.Errorf("cost %v / %v, want 0.02 + 20 × 0.00003", env.Cost, env.Tasks[0].Cost)
 	}
 	var res struct {
 		Target     string            `json:"target"`
@@ -683,4 +684,31 @@ func BenchmarkSandboxPage1000(b *testing.B) {
 		n = w.Body.Len()
 	}
 	b.SetBytes(int64(n))
+}
+
+// The sandbox bills the documented price (0.02 a request, 0.00003 a row),
+// states it in the answer's cost, and /stats adds up exactly what the
+// answers stated; a refused task costs nothing.
+func TestSandboxCost(t *testing.T) {
+	_, s, base := newSandbox(t, sandbox.Options{Seed: 1})
+	bl := base + "/v3/backlinks/backlinks/live"
+	var sum float64
+	for _, tc := range []struct {
+		body string
+		want float64
+	}{
+		{`[{"target":"rows-2500.example","limit":1000}]`, 0.05},
+		{`[{"target":"rows-2500.example","limit":1000,"offset":2000}]`, 0.035},
+		{`[{"target":"rows-0.example"}]`, 0.02},
+		{`[{"target":"a.com","limit":0}]`, 0}, // 40501: not run, not billed
+	} {
+		_, env := post(t, bl, "user", tc.body)
+		if math.Abs(env.Cost-tc.want) > 1e-9 {
+			t.Errorf("%s: cost %v, want %v", tc.body, env.Cost, tc.want)
+		}
+		sum += env.Cost
+	}
+	if got := s.Stats()[Name].Cost; math.Abs(got-sum) > 1e-9 || math.Abs(got-0.105) > 1e-9 {
+		t.Errorf("/stats cost %v, want the answers' %v (0.105)", got, sum)
+	}
 }

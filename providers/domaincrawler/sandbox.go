@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/linkharvest/linkharvest/internal/spend"
 	"github.com/linkharvest/linkharvest/providers"
 	"github.com/linkharvest/linkharvest/providers/sandbox"
 )
@@ -99,6 +100,9 @@ func (h *sbHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, status := h.answer(r)
+	if status == http.StatusOK {
+		h.m.Charge(spend.PriceOf(Name, "").For(0))
+	}
 	if fail && kind == 3 {
 		body = body[:len(body)/2] // truncated
 	}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/linkharvest/linkharvest/internal/spend"
 	"github.com/linkharvest/linkharvest/providers/sandbox"
 )
 
@@ -107,6 +108,7 @@ func (h *sbHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sbError(w, http.StatusInternalServerError, "server_error", "encoding the answer")
 		return
 	}
+	h.m.Charge(spend.PriceOf(Name, "backlinks").For(0)) // the vendor bills the call, whatever reaches the client
 	if fail && kind == 3 {
 		body = body[:len(body)/2]
 	}

@@ -267,7 +267,8 @@ func TestSandboxRateLimit(t *testing.T) {
 			}
 		}
 	}
-	if st := s.Stats()[Name]; st.Calls != 4 || st.Throttled != 2 {
+	// Only the answered calls are billed, 3 credits each.
+	if st := s.Stats()[Name]; st.Calls != 4 || st.Throttled != 2 || st.Cost != 6 {
 		t.Errorf("stats %+v", st)
 	}
 }

@@ -72,6 +72,9 @@ type Stats struct {
 	InjectedFailures int64 `json:"injected_failures"`
 	MaxInFlight      int64 `json:"max_in_flight"`
 	MaxCallsInWindow int64 `json:"max_calls_in_window"`
+	// Cost is what the calls were charged, in the unit the provider bills
+	// in (DataForSEO USD, DomDetailer credits, XOVI and DomainCrawler calls).
+	Cost float64 `json:"cost"`
 }
 
 // Meter counts one provider's calls and enforces its limits.
@@ -172,6 +175,13 @@ func (c *Call) End() {
 func (m *Meter) Throttled() {
 	m.mu.Lock()
 	m.stats.Throttled++
+	m.mu.Unlock()
+}
+
+// Charge bills a call that was answered.
+func (m *Meter) Charge(amount float64) {
+	m.mu.Lock()
+	m.stats.Cost += amount
 	m.mu.Unlock()
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/linkharvest/linkharvest/internal/spend"
 	"github.com/linkharvest/linkharvest/providers/sandbox"
 )
 
@@ -96,6 +97,9 @@ func (h *sbHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ans := h.answer(q)
+	if ans.code == 0 {
+		h.m.Charge(spend.PriceOf(Name, "backlinks").For(len(ans.rows)))
+	}
 	if fail && kind == 3 {
 		body := ans.encode(format)
 		w.Header().Set("Content-Type", contentType(format))

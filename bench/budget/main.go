@@ -1,0 +1,133 @@
+// Command budget measures what the budget costs on the hot path: the
+// calls/s of rate-limited workers on jobs without a budget and with one
+// (a reservation before each call and its settlement after, two Redis
+// scripts), alternated in the same run on the same Redis, sandbox and
+// workers, and prints the ratio. The budget is large enough never to stop
+// the job: only its bookkeeping is measured.
+//
+//	go run ./bench/budget                     # about 2 minutes
+//	go run ./bench/budget -rate 0 -rounds 2   # unlimited sandbox: the bookkeeping's raw cost
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/linkharvest/linkharvest/bench/internal/benchenv"
+	"github.com/linkharvest/linkharvest/tasks"
+)
+
+func main() {
+	domains := flag.Int("domains", 1500, "one-page domains per job")
+	rate := flag.Int("rate", 6000, "calls per minute (sandbox and workers); 0: unlimited")
+	inflight := flag.Int("inflight", 30, "calls in flight (sandbox and workers)")
+	workers := flag.Int("workers", 2, "worker processes")
+	conc := flag.Int("concurrency", 20, "WORKER_CONCURRENCY")
+	rounds := flag.Int("rounds", 3, "jobs of each kind, alternated")
+	flag.Parse()
+	env, err := benchenv.New("worker", "enqueue", "sandbox")
+	check(err)
+	defer env.Close()
+
+	redisProc, redisURL, err := env.Redis()
+	check(err)
+	defer redisProc.Kill()
+	sbArgs := []string{"--latency", "0", "--rate", "0", "--concurrency", "0"}
+	limits := "PROVIDER_LIMITS=dataforseo=0:0"
+	if *rate > 0 {
+		sbArgs = []string{"--latency", "0", "--rate", fmt.Sprintf("%d/1m", *rate), "--concurrency", strconv.Itoa(*inflight)}
+		limits = fmt.Sprintf("PROVIDER_LIMITS=dataforseo=%d/1m:%d", *rate, *inflight)
+	}
+	sb, base, err := env.Sandbox(sbArgs...)
+	check(err)
+	defer sb.Kill()
+	wenv := benchenv.WorkerEnv(redisURL, base, "SINK_URL="+filepath.Join(env.Dir, "out"), limits, "WORKER_CONCURRENCY="+strconv.Itoa(*conc))
+	var ws []*benchenv.Proc
+	for range *workers {
+		w, err := env.Start("worker", wenv, filepath.Join(env.Bin, "worker"))
+		check(err)
+		ws = append(ws, w)
+	}
+	defer func() {
+		for _, w := range ws {
+			w.Stop(10 * time.Second)
+		}
+	}()
+	rdb, err := benchenv.OpenRedis(redisURL)
+	check(err)
+	defer rdb.Close()
+	ctx := context.Background()
+	for {
+		n, err := rdb.ZCard(ctx, "asynq:servers").Result()
+		check(err)
+		if n >= int64(*workers) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	store := tasks.NewStore(rdb)
+	run := func(i int, budget bool) float64 {
+		job := fmt.Sprintf("plain-%d", i)
+		var args []string
+		if budget {
+			job = fmt.Sprintf("budget-%d", i)
+			args = []string{"--budget", "1000000"}
+		}
+		list := filepath.Join(env.Dir, job+".txt")
+		check(benchenv.WriteDomains(list, job, *domains, 10))
+		t0 := time.Now()
+		_, err := env.Enqueue(wenv, job, list, args...)
+		check(err)
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+		defer cancel()
+		s, err := benchenv.WaitJob(wctx, store, job, 20*time.Millisecond, nil)
+		check(err)
+		if s.Failed > 0 || (budget && s.Charged["dataforseo"] == 0) {
+			check(fmt.Errorf("job %s: %d failed, charged %v", job, s.Failed, s.Charged))
+		}
+		cps := float64(s.Ended) / time.Since(t0).Seconds()
+		fmt.Fprintf(os.Stderr, "budget bench: %s %.1f calls/s\n", job, cps)
+		return cps
+	}
+	var plain, held []float64
+	for i := range *rounds {
+		plain = append(plain, run(i, false))
+		held = append(held, run(i, true))
+	}
+	mp, mh := mean(plain), mean(held)
+	fmt.Printf("### Budget on the hot path: %d jobs of each kind alternated, %d one-page domains each, %d workers × %d, sandbox rate %d/1m (0: unlimited)\n\n",
+		*rounds, *domains, *workers, *conc, *rate)
+	fmt.Println("| jobs | calls/s (mean) | runs |")
+	fmt.Println("|---|---|---|")
+	fmt.Printf("| without a budget | %.1f | %v |\n", mp, rounded(plain))
+	fmt.Printf("| with a budget | %.1f | %v |\n", mh, rounded(held))
+	fmt.Printf("\nratio with/without: **%.3f** (target ≥ 0.95); load average %s\n", mh/mp, benchenv.Load())
+}
+
+func mean(v []float64) float64 {
+	s := 0.0
+	for _, x := range v {
+		s += x
+	}
+	return s / float64(len(v))
+}
+
+func rounded(v []float64) []string {
+	out := make([]string, len(v))
+	for i, x := range v {
+		out[i] = strconv.FormatFloat(x, 'f', 1, 64)
+	}
+	return out
+}
+
+func check(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "budget bench:", err)
+		benchenv.Exit(1)
+	}
+}
