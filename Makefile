@@ -14,14 +14,19 @@ all: build
 build:
 	$(GO) build ./...
 
-## deps: redis-server from Debian's packages, minio from the Go module proxy (about 5 minutes the first time).
+## deps: redis-server and chromium (asynqmon's browser test) from Debian's packages, minio from the Go module
+## proxy (about 5 minutes the first time).
 deps:
 	@command -v redis-server >/dev/null 2>&1 || { \
 	  echo "installing redis-server"; \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server; \
 	  else sudo apt-get update -qq && sudo apt-get install -y -qq redis-server; fi; }
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq --no-install-recommends chromium; fi; }
 	@command -v minio >/dev/null 2>&1 || { echo "installing minio (takes a few minutes the first time)"; $(GO) install $(MINIO_MOD); }
-	@redis-server --version | head -1; minio --version 2>/dev/null | head -1 || true
+	@redis-server --version | head -1; chromium --version 2>/dev/null | head -1; minio --version 2>/dev/null | head -1 || true
 
 vet:
 	$(GO) vet ./...

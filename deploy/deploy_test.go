@@ -52,6 +52,8 @@ import (
 	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
+
+	"github.com/linkharvest/linkharvest/providers/registry"
 )
 
 const (
@@ -61,7 +63,7 @@ const (
 )
 
 // The Asynq queues workers serve: one per provider plus "default" for job control.
-var queues = []string{"dataforseo", "domdetailer", "xovi", "domaincrawler", "default"}
+var queues = append(registry.Names(), "default")
 
 // Env names whose values are credentials; they may only come from a Secret.
 var sensitiveName = regexp.MustCompile(`(?i)(PASSWORD|SECRET|TOKEN|APIKEY|ACCESS_KEY|_KEY$|LOGIN|_USER$|AUTH$|^REDIS_URL$)`)
@@ -843,7 +845,11 @@ func checkWorker(t *testing.T, r rendered) {
 	if lp := c.LivenessProbe; lp != nil && lp.PeriodSeconds*lp.FailureThreshold < 60 {
 		t.Errorf("liveness gives up after %ds: a Redis blip would restart every worker", lp.PeriodSeconds*lp.FailureThreshold)
 	}
-	for _, name := range []string{"REDIS_URL", "DATAFORSEO_LOGIN", "DATAFORSEO_PASSWORD", "XOVI_KEY", "DOMDETAILER_APIKEY"} {
+	fromSecret := []string{"REDIS_URL"}
+	for _, v := range registry.Vendors {
+		fromSecret = append(fromSecret, v.Env.Account...)
+	}
+	for _, name := range fromSecret {
 		if !r.envFromSecret(c, name) {
 			t.Errorf("worker: %s must come from a Secret", name)
 		}
@@ -1194,7 +1200,7 @@ func checkSandbox(t *testing.T, r rendered) {
 		t.Errorf("Service sandbox ports %+v, want 8089", svc.Spec.Ports)
 	}
 	cfg, _ := r.configData("linkharvest-config")
-	for _, k := range []string{"DATAFORSEO_BASE_URL", "DOMDETAILER_BASE_URL", "XOVI_BASE_URL", "DOMAINCRAWLER_BASE_URL"} {
+	for _, k := range registry.BaseURLVars() {
 		if cfg[k] != "http://sandbox:8089" {
 			t.Errorf("%s=%q, want http://sandbox:8089", k, cfg[k])
 		}
@@ -1672,15 +1678,15 @@ func TestCompose(t *testing.T) {
 		if len(w.Ports) > 0 {
 			t.Error("replicated workers cannot publish fixed host ports")
 		}
-		for k, wantV := range map[string]string{
-			"REDIS_URL":              "redis://redis:6379/0",
-			"DATAFORSEO_BASE_URL":    "http://sandbox:8089",
-			"DOMDETAILER_BASE_URL":   "http://sandbox:8089",
-			"XOVI_BASE_URL":          "http://sandbox:8089",
-			"DOMAINCRAWLER_BASE_URL": "http://sandbox:8089",
-			"AWS_ENDPOINT_URL_S3":    "http://minio:9000",
-			"S3_FORCE_PATH_STYLE":    "true",
-		} {
+		want := map[string]string{
+			"REDIS_URL":           "redis://redis:6379/0",
+			"AWS_ENDPOINT_URL_S3": "http://minio:9000",
+			"S3_FORCE_PATH_STYLE": "true",
+		}
+		for _, k := range registry.BaseURLVars() {
+			want[k] = "http://sandbox:8089"
+		}
+		for k, wantV := range want {
 			if v := w.Environment[k]; v == nil || *v != wantV {
 				t.Errorf("worker %s = %v, want %q", k, v, wantV)
 			}

@@ -42,15 +42,7 @@ import (
 
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
-
-	"github.com/linkharvest/linkharvest/providers"
 )
-
-// ErrWaitEnded is wrapped by Acquire's error when its context ended while
-// it waited for capacity. No call was made, so nothing failed: a task that
-// sees it (errors.Is, through url.Error and the vendor client's wrapping)
-// should not spend a retry on it.
-var ErrWaitEnded = errors.New("context ended while waiting for the shared limiter")
 
 const (
 	// DefaultLeaseTTL is how long an in-flight slot outlives its holder's
@@ -183,7 +175,7 @@ type Lease struct {
 // Acquire waits until the account has both a rate token and an in-flight
 // slot, then returns a lease on them. Waiting is not a failure: Acquire
 // blocks until it gets capacity or ctx ends (then its error wraps
-// ErrWaitEnded and ctx.Err(), class providers.Throttled). A shared
+// ErrWaitEnded and ctx.Err(), in an *Error). A shared
 // Backoff in force holds it too. It never holds a slot while it waits for
 // a token: a slot taken when no token is left is given back at once.
 //
@@ -223,8 +215,7 @@ func (l *Limiter) Acquire(ctx context.Context) (*Lease, error) {
 			l.st.redisErrors.Add(1)
 			if !transient(err) {
 				l.st.fails.Add(1)
-				return nil, &providers.Error{Provider: l.name, Class: providers.Retryable, Code: "limiter",
-					Message: "shared limiter unavailable", Err: err}
+				return nil, &Error{Provider: l.name, Message: "acquiring capacity", Err: fmt.Errorf("%w: %w", ErrUnavailable, err)}
 			}
 			// Redis is restarting or out of reach: no capacity can be
 			// proven, so none is used. Keep trying until ctx ends.
@@ -514,8 +505,7 @@ func (l *Limiter) Backoff(ctx context.Context, d time.Duration) error {
 	}
 	ms := max(min(d, maxBackoff).Milliseconds(), 1)
 	if err := cooldownScript.Run(ctx, l.rdb, []string{l.keyCooldown}, ms).Err(); err != nil {
-		return &providers.Error{Provider: l.name, Class: providers.Retryable, Code: "limiter",
-			Message: "sharing a backoff", Err: err}
+		return &Error{Provider: l.name, Message: "sharing a backoff", Err: fmt.Errorf("%w: %w", ErrUnavailable, err)}
 	}
 	l.st.backoffs.Add(1)
 	return nil
@@ -557,8 +547,7 @@ func (l *Limiter) waitEnded(ctx context.Context, start time.Time, last error) er
 	if last != nil {
 		err = fmt.Errorf("%w (last redis error: %w)", err, last)
 	}
-	return &providers.Error{Provider: l.name, Class: providers.Throttled, Code: "limiter",
-		Message: "waited " + time.Since(start).Round(time.Millisecond).String() + " for capacity", Err: err}
+	return &Error{Provider: l.name, Message: "waited " + time.Since(start).Round(time.Millisecond).String() + " for capacity", Err: err}
 }
 
 // transient tells Redis errors worth waiting out (network, restart,

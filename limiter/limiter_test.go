@@ -23,7 +23,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/linkharvest/linkharvest/internal/testenv"
-	"github.com/linkharvest/linkharvest/providers"
 )
 
 // Child processes: the test binary re-executes itself with childEnv set to
@@ -520,9 +519,10 @@ func TestBackoffPausesEveryClient(t *testing.T) {
 	}
 	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	defer cancel()
+	var lerr *Error
 	if _, err := b.Acquire(short); !errors.Is(err, ErrWaitEnded) || !errors.Is(err, context.DeadlineExceeded) ||
-		providers.ClassOf(err) != providers.Throttled {
-		t.Errorf("Acquire during a long pause: %v (class %s); want ErrWaitEnded, DeadlineExceeded, throttled", err, providers.ClassOf(err))
+		!errors.As(err, &lerr) || lerr.Provider != b.name {
+		t.Errorf("Acquire during a long pause: %v; want a limiter *Error of the provider wrapping ErrWaitEnded and DeadlineExceeded", err)
 	}
 }
 

@@ -41,13 +41,6 @@ func fmtPeriod(d time.Duration) string {
 	return s
 }
 
-// DefaultLimits are the limits used for providers that --limit does not
-// name: DataForSEO's published 2000 calls a minute and 30 at once
-// (PROVIDERS.md). The other vendors publish no numbers.
-func DefaultLimits() map[string]Limit {
-	return map[string]Limit{"dataforseo": {Rate: 2000, Period: time.Minute, InFlight: 30}}
-}
-
 // Bounds on what ParseLimits accepts: beyond them a value is a typo, and
 // the arithmetic below stays far from overflow.
 const (
@@ -66,9 +59,10 @@ var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 // bare unit means one of it ("1m", "60s", "m", "1h30m"). A RATE of 0 means
 // the rate is not limited (write "0:5"); an INFLIGHT of 0, or leaving out
 // ":INFLIGHT", means calls at once are not limited. Names are lowercased.
-// Empty input gives an empty map (the caller merges DefaultLimits);
-// whitespace and empty entries are ignored; anything else that does not
-// parse, or names a provider twice, is an error that quotes the entry.
+// Empty input gives an empty map (the caller merges the vendors'
+// published limits, providers.Vendor.Limits); whitespace and empty
+// entries are ignored; anything else that does not parse, or names a
+// provider twice, is an error that quotes the entry.
 func ParseLimits(s string) (map[string]Limit, error) {
 	out := map[string]Limit{}
 	for _, entry := range strings.Split(s, ",") {

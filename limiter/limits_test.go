@@ -96,17 +96,6 @@ func TestLimitStringRoundTrips(t *testing.T) {
 	}
 }
 
-func TestDefaultLimits(t *testing.T) {
-	want := map[string]Limit{"dataforseo": {Rate: 2000, Period: time.Minute, InFlight: 30}}
-	if got := DefaultLimits(); !reflect.DeepEqual(got, want) {
-		t.Fatalf("DefaultLimits() = %v; want %v", got, want)
-	}
-	DefaultLimits()["dataforseo"] = Limit{} // callers may modify their copy
-	if got := DefaultLimits(); !reflect.DeepEqual(got, want) {
-		t.Fatal("DefaultLimits shares its map")
-	}
-}
-
 // TestBucketArithmetic checks the sizing documented on Limit.bucket: a
 // burst of 1 or 2, no closed window of the period over the limit even with
 // arrival jitter just under 1% of the period, and a steady rate of at

@@ -13,7 +13,6 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/linkharvest/linkharvest/internal/telemetry"
-	"github.com/linkharvest/linkharvest/limiter"
 	"github.com/linkharvest/linkharvest/providers"
 )
 
@@ -37,7 +36,7 @@ const (
 // finalizer is no fault of the page: none of them may push a page towards
 // the archive, however long they last.
 func IsFailure(err error) bool {
-	if err == nil || errors.Is(err, limiter.ErrWaitEnded) {
+	if err == nil || waitedForCapacity(err) {
 		// The task's time ran out waiting for the account's capacity.
 		return false
 	}
@@ -48,7 +47,7 @@ func IsFailure(err error) bool {
 	if errors.As(err, &se) || errors.As(err, &we) || errors.As(err, &rf) || errors.As(err, &be) {
 		return false
 	}
-	c := providers.ClassOf(err)
+	c := classOf(err)
 	return c != providers.Throttled && c != providers.Pending // Pending: see wait.go
 }
 
@@ -87,7 +86,7 @@ func RetryDelayFunc(base time.Duration) asynq.RetryDelayFunc {
 		case errors.As(err, new(*budgetError)):
 			// Polls for a raised budget (enqueue budget), spread out.
 			d = 2*time.Second + rand.N(3*time.Second)
-		case providers.ClassOf(err) == providers.Throttled:
+		case classOf(err) == providers.Throttled:
 			d = base + rand.N(2*base)
 		default:
 			ceil := base << min(n, 9)
@@ -111,7 +110,7 @@ func (w *Worker) HandleError(ctx context.Context, t *asynq.Task, err error) {
 	id, _ := asynq.GetTaskID(ctx)
 	log := w.log().With("task", id, "type", t.Type(), "retried", retried)
 	if !final {
-		class := providers.ClassOf(err).String()
+		class := classOf(err).String()
 		var se *sinkError
 		var we *waitError
 		switch {

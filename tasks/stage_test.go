@@ -481,8 +481,8 @@ func TestFetchOverCap(t *testing.T) {
 					if big {
 						base = srv.URL + "/" + mode + "/big"
 					}
-					prov, err := dataforseo.New(dataforseo.Config{Login: "l", Password: "p", BaseURL: base, MaxBody: clientCap,
-						HTTPClient: &http.Client{Transport: StageTransport(http.DefaultTransport), Timeout: 10 * time.Second}})
+					prov, err := dataforseo.New(dataforseo.Config{Login: "l", Password: "p", BaseURL: base, Conn: providers.Conn{MaxBody: clientCap,
+						HTTPClient: &http.Client{Transport: StageTransport(http.DefaultTransport), Timeout: 10 * time.Second}}})
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -583,7 +583,7 @@ func TestStageAdmitsEveryVendor(t *testing.T) {
 			t.Fatal(err)
 		}
 		var logged bytes.Buffer
-		if err := s.Admits(name, c.Endpoints(), c.Paging, slog.New(slog.NewTextHandler(&logged, nil))); err != nil || logged.Len() > 0 {
+		if err := s.Admits(name, c.Endpoints, c.Paging, slog.New(slog.NewTextHandler(&logged, nil))); err != nil || logged.Len() > 0 {
 			t.Errorf("%s: %v %s", name, err, logged.String())
 		}
 	}

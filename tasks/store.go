@@ -1,6 +1,7 @@
 package tasks
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -1361,4 +1362,48 @@ func (s *Store) budgetStatus(ctx context.Context, st *Status) error {
 		st.BudgetBlocked = slices.Sorted(maps.Keys(b.Blocked))
 	}
 	return nil
+}
+
+// ---- Failed pages, for the job page of asynqmon ---------------------------
+
+// FailedPage is a page that failed for good, with the vendor's message.
+type FailedPage struct {
+	Provider string `json:"provider"`
+	Endpoint string `json:"endpoint"`
+	Domain   string `json:"domain"`
+	Page     int    `json:"page"`
+	Error    string `json:"error"`
+}
+
+// FailedOutcomes returns up to limit of a job's failed pages, sorted by
+// provider, endpoint, domain and page, and how many failed in all. It reads
+// the ended hash in HSCAN batches, so a large job costs a scan, not a
+// hash held in memory.
+func (s *Store) FailedOutcomes(ctx context.Context, job string, limit int) ([]FailedPage, int, error) {
+	var out []FailedPage
+	total := 0
+	err := s.scanOutcomes(ctx, job, func(provider, endpoint, domain string, page int, raw string) error {
+		// Cheap test first: most outcomes are not failures.
+		if !strings.Contains(raw, `"failed"`) {
+			return nil
+		}
+		var o Outcome
+		if json.Unmarshal([]byte(raw), &o) != nil || o.Status != "failed" {
+			return nil
+		}
+		total++
+		out = append(out, FailedPage{Provider: provider, Endpoint: endpoint, Domain: domain, Page: page, Error: o.Error})
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	slices.SortFunc(out, func(a, b FailedPage) int {
+		return cmp.Or(strings.Compare(a.Provider, b.Provider), strings.Compare(a.Endpoint, b.Endpoint),
+			strings.Compare(a.Domain, b.Domain), cmp.Compare(a.Page, b.Page))
+	})
+	if limit >= 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out, total, nil
 }

@@ -148,7 +148,7 @@ func (w *Worker) processPage(ctx context.Context, t *asynq.Task) (err error) {
 	defer func() {
 		outcome := "ok"
 		if err != nil {
-			outcome = providers.ClassOf(err).String()
+			outcome = classOf(err).String()
 			span.RecordError(errors.New(errorMessage(err)))
 			span.SetStatus(codes.Error, outcome)
 		}
@@ -356,7 +356,7 @@ func (w *Worker) fetch(ctx context.Context, job *Job, p *PagePayload, prov Provi
 	w.settle(ctx, p, h, page, err)
 	outcome := "ok"
 	if err != nil {
-		outcome = providers.ClassOf(err).String()
+		outcome = classOf(err).String()
 	}
 	telemetry.M().Calls.Add(ctx, 1, metric.WithAttributes(attribute.String("provider", p.Provider), attribute.String("outcome", outcome)))
 	if err != nil {
@@ -415,7 +415,7 @@ func (w *Worker) vendorError(ctx context.Context, job *Job, p *PagePayload, err 
 	if isVendorWait(pe) { // wait.go: a stop until a known time, or a vendor not ready
 		return w.vendorWait(ctx, p, pe)
 	}
-	switch providers.ClassOf(err) {
+	switch classOf(err) {
 	case providers.Throttled:
 		telemetry.M().Throttles.Add(ctx, 1, metric.WithAttributes(attribute.String("provider", p.Provider)))
 		// Someone else shares the account, or our limits are set too high:

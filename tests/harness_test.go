@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/linkharvest/linkharvest/internal/testenv"
+	"github.com/linkharvest/linkharvest/providers/registry"
 	"github.com/linkharvest/linkharvest/providers/sandbox"
 )
 
@@ -221,12 +223,12 @@ func resetStats(t *testing.T, base string) {
 
 // vendorEnv points every provider at a sandbox with placeholder credentials.
 func vendorEnv(base string) []string {
-	return []string{
-		"DATAFORSEO_BASE_URL=" + base, "DATAFORSEO_LOGIN=e2e-login", "DATAFORSEO_PASSWORD=e2e-password",
-		"DOMDETAILER_BASE_URL=" + base, "DOMDETAILER_APIKEY=e2e-key", "DOMDETAILER_APP=e2e",
-		"XOVI_BASE_URL=" + base, "XOVI_KEY=e2e-key",
-		"DOMAINCRAWLER_BASE_URL=" + base, "DOMAINCRAWLER_USER=e2e", "DOMAINCRAWLER_PASSWORD=e2e-password",
+	var out []string
+	for k, v := range registry.SandboxEnv(base) {
+		out = append(out, k+"="+v)
 	}
+	sort.Strings(out)
+	return out
 }
 
 // lastJSON decodes the last line of enqueue's stdout (--json).

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/linkharvest/linkharvest/internal/testenv"
+	"github.com/linkharvest/linkharvest/providers/registry"
 	"github.com/linkharvest/linkharvest/sink"
 )
 
@@ -41,13 +42,10 @@ func passwordRedis(t *testing.T, password string) string {
 // process, every value in Redis (task payloads included), the manifest and
 // every output object: no credential may appear.
 func TestSecretsNeverLeak(t *testing.T) {
-	secrets := map[string]string{
-		"DATAFORSEO_PASSWORD":    "dfsPw7Qx9Secret",
-		"DOMDETAILER_APIKEY":     "ddKey3Rv8Secret",
-		"XOVI_KEY":               "xoviKey5Tn2Secret",
-		"DOMAINCRAWLER_PASSWORD": "dcPw4Lm6Secret",
-		"REDIS_PASSWORD":         "redisPw8Hz1Secret",
-		"AWS_SECRET_ACCESS_KEY":  "",
+	// Every vendor's secrets, from the list: a vendor added to it is covered.
+	secrets := map[string]string{"REDIS_PASSWORD": "redisPw8Hz1Secret", "AWS_SECRET_ACCESS_KEY": ""}
+	for i, k := range registry.SecretVars() {
+		secrets[k] = fmt.Sprintf("v%dPw7Qx9Secret%s", i, strings.ToLower(k))
 	}
 	redisURL := passwordRedis(t, secrets["REDIS_PASSWORD"])
 	s3 := testenv.MinIO(t)
@@ -70,7 +68,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "domains.txt")
 	os.WriteFile(file, []byte("rows-1200.example\nrows-2.example\nhttps://user:hunter2@example.com/x\n"), 0o644)
 	stdout, stderr, code := runCmd(t, env, nil, 3*time.Minute, "enqueue", "--job", "secrets", "--wait", "--json",
-		"--provider", "dataforseo,domdetailer,xovi,domaincrawler", file)
+		"--provider", strings.Join(registry.Names(), ","), file)
 	if code != 0 {
 		t.Fatalf("enqueue exit %d\n%s\n%s", code, stdout, stderr)
 	}

@@ -49,11 +49,9 @@ func TestTraceConnectedAndNoSecrets(t *testing.T) {
 	t.Cleanup(func() { hs.Close() })
 	base := "http://" + ln.Addr().String()
 
-	secrets := map[string]string{
-		"DATAFORSEO_PASSWORD":    "pw-Zq81xDataforseo",
-		"DOMDETAILER_APIKEY":     "key-Yv27wDomdetailer",
-		"XOVI_KEY":               "key-Xk55vXovi",
-		"DOMAINCRAWLER_PASSWORD": "pw-Wj93uDomaincrawler",
+	secrets := map[string]string{}
+	for i, k := range registry.SecretVars() {
+		secrets[k] = fmt.Sprintf("sec-Zq%dx%s", i, strings.ToLower(k))
 	}
 	env := registry.SandboxEnv(base)
 	for k, v := range secrets {

@@ -24,7 +24,13 @@ import (
 )
 
 // allLimits gives every vendor the sandbox's limits.
-const allLimits = "dataforseo=2000/1m:30,domdetailer=2000/1m:30,xovi=2000/1m:30,domaincrawler=2000/1m:30"
+var allLimits = func() string {
+	var l []string
+	for _, n := range registry.Names() {
+		l = append(l, n+"=2000/1m:30")
+	}
+	return strings.Join(l, ",")
+}()
 
 // TestEndToEndAllVendors runs one job over all four vendors through two
 // worker processes, Redis and MinIO: DataForSEO backlinks and summary,

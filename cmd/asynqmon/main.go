@@ -1,11 +1,15 @@
 // Command asynqmon serves the Asynq web UI (github.com/hibiken/asynqmon, UI embedded in
 // the module) for linkharvest's Redis.
 //
-//	asynqmon [--redis URL] [--addr 127.0.0.1:8080] [--basic-auth user:pass] [--read-only]
+//	asynqmon [--redis URL] [--addr 127.0.0.1:8080] [--basic-auth user:pass] [--read-only] [--sink URL]
 //
 // Every flag also reads an environment variable (flags win): REDIS_URL, ASYNQMON_ADDR,
-// ASYNQMON_BASIC_AUTH, ASYNQMON_READ_ONLY. The UI can delete, run and archive tasks, so it
+// ASYNQMON_BASIC_AUTH, ASYNQMON_READ_ONLY, SINK_URL. The UI can delete, run and archive tasks, so it
 // refuses to listen on anything but a loopback address without basic auth.
+//
+// It also serves the Jobs view at /jobs (jobs.go): each linkharvest job's progress, spend,
+// rate, ETA and failed pages, as HTML and JSON, behind the same auth; with --sink it also
+// serves each job's manifest.
 //
 // GET /healthz answers 200 without authentication and without touching Redis, for
 // container probes: the UI itself sits behind basic auth, and restarting the UI because
@@ -37,6 +41,8 @@ import (
 	"github.com/linkharvest/linkharvest/internal/redact"
 	"github.com/linkharvest/linkharvest/internal/settings"
 	"github.com/linkharvest/linkharvest/internal/telemetry"
+	"github.com/linkharvest/linkharvest/sink"
+	"github.com/linkharvest/linkharvest/tasks"
 )
 
 const (
@@ -66,6 +72,9 @@ type config struct {
 	Addr      string
 	BasicAuth string // "user:pass", empty = no auth (allowed on loopback only)
 	ReadOnly  bool
+	// Sink is where the workers write ("" = none): the Jobs view reads manifests there.
+	Sink string
+	S3   sink.S3Options
 }
 
 // parseConfig reads flags, falling back to the environment (flags win). Environment values
@@ -83,6 +92,9 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 		"user:password required for every request but "+healthPath+" (env ASYNQMON_BASIC_AUTH)")
 	fs.BoolVar(&cfg.ReadOnly, "read-only", false,
 		"view only: refuse every API request that would change a queue or task (env ASYNQMON_READ_ONLY)")
+	fs.StringVar(&cfg.Sink, "sink", "",
+		"where the workers write, as the worker takes it (s3://bucket/prefix, file:///dir or a directory): "+
+			"the Jobs view then links each job's manifest (env SINK_URL)")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -99,6 +111,14 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	fromEnv("redis", "REDIS_URL", &cfg.RedisURL)
 	fromEnv("addr", "ASYNQMON_ADDR", &cfg.Addr)
 	fromEnv("basic-auth", "ASYNQMON_BASIC_AUTH", &cfg.BasicAuth)
+	fromEnv("sink", "SINK_URL", &cfg.Sink)
+	if cfg.Sink != "" {
+		o, err := sink.S3OptionsFromEnv(getenv)
+		if err != nil {
+			return config{}, err
+		}
+		cfg.S3 = o
+	}
 	if !set["read-only"] {
 		b, err := settings.Bool(getenv, "ASYNQMON_READ_ONLY", cfg.ReadOnly)
 		if err != nil {
@@ -192,11 +212,12 @@ type server struct {
 	Close   func() error
 	Redis   asynq.RedisClientOpt
 	Auth    bool
+	Sink    string // the sink's URL, without credentials ("" = none)
 }
 
 // newServer validates cfg (auth required off loopback, well-formed credentials, Redis URL)
 // and builds the handler. It opens no listener, so tests can serve it with httptest.
-func newServer(cfg config) (*server, error) {
+func newServer(cfg config, logger *slog.Logger) (*server, error) {
 	var creds *credentials
 	if cfg.BasicAuth != "" {
 		c, err := parseBasicAuth(cfg.BasicAuth)
@@ -214,9 +235,25 @@ func newServer(cfg config) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
+	var snk *sink.Sink
+	if cfg.Sink != "" {
+		// Opening dials nothing: a sink that is away shows on the manifest link, not here.
+		if snk, err = sink.OpenWith(context.Background(), cfg.Sink, cfg.S3); err != nil {
+			return nil, err
+		}
+	}
 	mon := asynqmon.New(asynqmon.Options{RootPath: "/", RedisConnOpt: opt, ReadOnly: cfg.ReadOnly})
+	rdb := opt.MakeRedisClient().(redis.UniversalClient)
 
-	var h http.Handler = mon
+	app := http.NewServeMux()
+	app.Handle("/", mon)
+	var manifests manifestReader
+	if snk != nil {
+		manifests = snk
+	}
+	newJobsView(tasks.NewStore(rdb), manifests, logger).register(app)
+
+	var h http.Handler = app
 	if creds != nil {
 		h = basicAuth(*creds, h)
 	}
@@ -226,7 +263,12 @@ func newServer(cfg config) (*server, error) {
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	mux.Handle("/", h)
-	return &server{Handler: mux, Close: mon.Close, Redis: opt, Auth: creds != nil}, nil
+	closeAll := func() error { return errors.Join(mon.Close(), rdb.Close()) }
+	srv := &server{Handler: mux, Close: closeAll, Redis: opt, Auth: creds != nil}
+	if snk != nil {
+		srv.Sink = snk.String()
+	}
+	return srv, nil
 }
 
 // basicAuth requires the given credentials. Both parts are compared as SHA-256 digests with
@@ -256,7 +298,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logger 
 	if err != nil {
 		return err
 	}
-	srv, err := newServer(cfg)
+	srv, err := newServer(cfg, logger)
 	if err != nil {
 		return err
 	}
@@ -283,7 +325,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logger 
 	}
 	// Never log cfg.BasicAuth or the Redis password: only whether auth is on and the Redis address.
 	logger.Info("asynqmon listening", "addr", ln.Addr().String(), "redis_addr", srv.Redis.Addr,
-		"redis_tls", srv.Redis.TLSConfig != nil, "basic_auth", srv.Auth, "read_only", cfg.ReadOnly)
+		"redis_tls", srv.Redis.TLSConfig != nil, "basic_auth", srv.Auth, "read_only", cfg.ReadOnly, "sink", srv.Sink)
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

@@ -19,6 +19,8 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/linkharvest/linkharvest/sink"
 )
 
 // startRedis runs a private redis-server on a free loopback port with no persistence and
@@ -84,7 +86,7 @@ func freePort(t *testing.T) int {
 
 func serve(t *testing.T, cfg config) *httptest.Server {
 	t.Helper()
-	srv, err := newServer(cfg)
+	srv, err := newServer(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatalf("newServer: %v", err)
 	}
@@ -158,6 +160,13 @@ func TestServeAgainstRedis(t *testing.T) {
 			{"empty password", "/", &credentials{"admin", ""}, 401},
 			{"good", "/", good, 200},
 			{"good api", "/api/queues", good, 200},
+			{"jobs without credentials", "/jobs", nil, 401},
+			{"jobs json without credentials", "/jobs.json", nil, 401},
+			{"job without credentials", "/jobs/any", nil, 401},
+			{"manifest without credentials", "/jobs/any/manifest.json", nil, 401},
+			{"jobs wrong password", "/jobs", &credentials{"admin", "wrong"}, 401},
+			{"jobs", "/jobs", good, 200},
+			{"jobs json", "/jobs.json", good, 200},
 			{"healthz needs no auth", "/healthz", nil, 200},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
@@ -173,7 +182,7 @@ func TestServeAgainstRedis(t *testing.T) {
 						t.Errorf("401 body leaks the password")
 					}
 				}
-				if tc.path == "/" && tc.want == 200 && !strings.HasPrefix(r.header.Get("Content-Type"), "text/html") {
+				if (tc.path == "/" || tc.path == "/jobs") && tc.want == 200 && !strings.HasPrefix(r.header.Get("Content-Type"), "text/html") {
 					t.Errorf("Content-Type = %q, want HTML", r.header.Get("Content-Type"))
 				}
 			})
@@ -319,6 +328,8 @@ func TestParseConfig(t *testing.T) {
 		"ASYNQMON_ADDR":       "0.0.0.0:9000",
 		"ASYNQMON_BASIC_AUTH": "envuser:envpass",
 		"ASYNQMON_READ_ONLY":  "true",
+		"SINK_URL":            "s3://env-bucket/out",
+		"S3_FORCE_PATH_STYLE": "true",
 	}
 	getenv := func(k string) string { return env[k] }
 	tests := []struct {
@@ -330,9 +341,11 @@ func TestParseConfig(t *testing.T) {
 		{"defaults", nil, func(string) string { return "" },
 			config{RedisURL: defaultRedisURL, Addr: defaultAddr}},
 		{"environment", nil, getenv,
-			config{RedisURL: "redis://env:6379/1", Addr: "0.0.0.0:9000", BasicAuth: "envuser:envpass", ReadOnly: true}},
-		{"flags win", []string{"--redis", "rediss://flag:6380/2", "--addr", "127.0.0.1:1", "--basic-auth", "f:p", "--read-only=false"}, getenv,
-			config{RedisURL: "rediss://flag:6380/2", Addr: "127.0.0.1:1", BasicAuth: "f:p", ReadOnly: false}},
+			config{RedisURL: "redis://env:6379/1", Addr: "0.0.0.0:9000", BasicAuth: "envuser:envpass", ReadOnly: true,
+				Sink: "s3://env-bucket/out", S3: sink.S3Options{ForcePathStyle: true}}},
+		{"flags win", []string{"--redis", "rediss://flag:6380/2", "--addr", "127.0.0.1:1", "--basic-auth", "f:p", "--read-only=false", "--sink", "/data/out"}, getenv,
+			config{RedisURL: "rediss://flag:6380/2", Addr: "127.0.0.1:1", BasicAuth: "f:p", ReadOnly: false,
+				Sink: "/data/out", S3: sink.S3Options{ForcePathStyle: true}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -352,6 +365,11 @@ func TestParseConfig(t *testing.T) {
 		return map[string]string{"ASYNQMON_READ_ONLY": "maybe"}[k]
 	}, io.Discard); err == nil {
 		t.Error("ASYNQMON_READ_ONLY=maybe accepted")
+	}
+	if _, err := parseConfig([]string{"--sink", "s3://b/p"}, func(k string) string {
+		return map[string]string{"S3_SSE": "rot13"}[k]
+	}, io.Discard); err == nil || !strings.Contains(err.Error(), "S3_SSE") {
+		t.Errorf("--sink with S3_SSE=rot13: %v, want a refusal naming S3_SSE", err)
 	}
 }
 
@@ -378,9 +396,11 @@ func TestNewServerRejectsBadConfig(t *testing.T) {
 		{"bad scheme", config{RedisURL: "http://u:pw-secret@h:1/0", Addr: defaultAddr}, "scheme", []string{"pw-secret"}},
 		{"bad db", config{RedisURL: "redis://u:pw-secret@h:1/notanumber", Addr: defaultAddr}, "database", []string{"pw-secret"}},
 		{"unparsable", config{RedisURL: "redis://u:pw-secret@h:port/0", Addr: defaultAddr}, "invalid Redis URL", []string{"pw-secret"}},
+		{"sink with credentials", config{RedisURL: defaultRedisURL, Addr: defaultAddr, Sink: "s3://key:pw-secret@bucket/p"}, "credentials", []string{"pw-secret"}},
+		{"sink scheme", config{RedisURL: defaultRedisURL, Addr: defaultAddr, Sink: "ftp://h/p"}, "unsupported scheme", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv, err := newServer(tc.cfg)
+			srv, err := newServer(tc.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 			if err == nil {
 				_ = srv.Close()
 				t.Fatalf("newServer(%+v) succeeded", tc.cfg)

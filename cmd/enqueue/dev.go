@@ -78,7 +78,7 @@ func startDev(ctx context.Context, o options, stderr io.Writer) (*devEnv, error)
 }
 
 func anyBaseURLSet() bool {
-	for _, k := range []string{"DATAFORSEO_BASE_URL", "DOMDETAILER_BASE_URL", "XOVI_BASE_URL", "DOMAINCRAWLER_BASE_URL"} {
+	for _, k := range registry.BaseURLVars() {
 		if os.Getenv(k) != "" {
 			return true
 		}

@@ -229,7 +229,7 @@ func buildSpec(o options) (tasks.Spec, error) {
 		}
 		spec.Providers = append(spec.Providers, p)
 		known := map[string]bool{}
-		for _, e := range c.Endpoints() {
+		for _, e := range c.Endpoints {
 			known[e] = true
 		}
 		var eps []string
@@ -240,7 +240,7 @@ func buildSpec(o options) (tasks.Spec, error) {
 			}
 		}
 		if len(eps) == 0 {
-			return spec, fmt.Errorf("provider %s has none of the endpoints %s (it has: %s)", p, strings.Join(o.endpoints, ","), strings.Join(c.Endpoints(), ","))
+			return spec, fmt.Errorf("provider %s has none of the endpoints %s (it has: %s)", p, strings.Join(o.endpoints, ","), strings.Join(c.Endpoints, ","))
 		}
 		spec.Endpoints[p] = eps
 	}

@@ -1,8 +1,12 @@
 package runner
 
 import (
+	"crypto/tls"
 	"crypto/x509"
+	"net"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,20 +40,94 @@ func RedisFromEnv(getenv settings.Getenv) (RedisConfig, error) {
 	if v := strings.TrimSpace(getenv("REDIS_URL")); v != "" {
 		r.URL = v
 	}
-	if _, err := redis.ParseURL(r.URL); err != nil {
-		return r, settings.Bad("REDIS_URL", redact.URL(r.URL), "%v", redact.Error(err, r.URL))
+	if _, _, err := parseRedisURL(r.URL); err != nil {
+		return r, err
 	}
 	return r, nil
 }
 
-// OpenRedis connects to r (no I/O yet: CheckRedis proves the connection).
-func OpenRedis(r RedisConfig) (*redis.Client, error) {
-	opt, err := redis.ParseURL(r.URL)
-	if err != nil {
-		return nil, settings.Bad("REDIS_URL", redact.URL(r.URL), "%v", redact.Error(err, r.URL))
+// parseRedisURL reads redis://, rediss:// (one server) and
+// redis+sentinel:// or rediss+sentinel:// (a primary found through Redis
+// Sentinel, followed across failovers):
+//
+//	redis+sentinel://[[user]:password@]host:port[,host:port...]/MASTER[/DB][?sentinel_password=...]
+//
+// The password is the Redis servers'; sentinel_password the sentinels'.
+// go-redis parses no sentinel URL, hence this.
+func parseRedisURL(raw string) (*redis.Options, *redis.FailoverOptions, error) {
+	bad := func(format string, args ...any) error {
+		return settings.Bad("REDIS_URL", redact.URL(raw), format, args...)
 	}
-	opt.PoolSize = max(opt.PoolSize, 64)
-	if r.CAFile != "" && opt.TLSConfig != nil {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok || (scheme != "redis+sentinel" && scheme != "rediss+sentinel") {
+		opt, err := redis.ParseURL(raw)
+		if err != nil {
+			return nil, nil, bad("%v", redact.Error(err, raw))
+		}
+		return opt, nil, nil
+	}
+	// The host list holds commas, which url.Parse accepts in a host only
+	// when it parses one: parse with a placeholder host, keep the list.
+	end := strings.IndexAny(rest, "/?")
+	if end < 0 {
+		end = len(rest)
+	}
+	userinfo, hosts := "", rest
+	if at := strings.LastIndex(rest[:end], "@"); at >= 0 {
+		userinfo, hosts = rest[:at], rest[at+1:]
+	}
+	hosts, path, _ := strings.Cut(hosts, "/")
+	path, query, _ := strings.Cut(path, "?")
+	if userinfo != "" {
+		userinfo += "@"
+	}
+	u, err := url.Parse("redis://" + userinfo + "x/?" + query)
+	if err != nil {
+		return nil, nil, bad("%v", redact.Error(err, raw))
+	}
+	fo := &redis.FailoverOptions{PoolSize: 64}
+	if u.User != nil {
+		fo.Username = u.User.Username()
+		fo.Password, _ = u.User.Password()
+	}
+	fo.SentinelPassword = u.Query().Get("sentinel_password")
+	for _, h := range strings.Split(hosts, ",") {
+		if _, _, err := net.SplitHostPort(h); err != nil {
+			return nil, nil, bad("sentinel address %q: want host:port", h)
+		}
+		fo.SentinelAddrs = append(fo.SentinelAddrs, h)
+	}
+	master, db, _ := strings.Cut(path, "/")
+	if master == "" {
+		return nil, nil, bad("name the primary: redis+sentinel://host:port/MASTER[/DB]")
+	}
+	fo.MasterName = master
+	if db != "" {
+		if fo.DB, err = strconv.Atoi(db); err != nil || fo.DB < 0 {
+			return nil, nil, bad("database %q: want a number", db)
+		}
+	}
+	if scheme == "rediss+sentinel" {
+		fo.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	return nil, fo, nil
+}
+
+// OpenRedis connects to r (no I/O yet: CheckRedis proves the connection).
+// A sentinel URL gives a client that follows the primary across failovers.
+func OpenRedis(r RedisConfig) (*redis.Client, error) {
+	opt, fo, err := parseRedisURL(r.URL)
+	if err != nil {
+		return nil, err
+	}
+	var tlsConf *tls.Config
+	if opt != nil {
+		opt.PoolSize = max(opt.PoolSize, 64)
+		tlsConf = opt.TLSConfig
+	} else {
+		tlsConf = fo.TLSConfig
+	}
+	if r.CAFile != "" && tlsConf != nil {
 		pem, err := os.ReadFile(r.CAFile)
 		if err != nil {
 			return nil, settings.Bad("REDIS_CA_FILE", r.CAFile, "%v", err)
@@ -58,7 +136,10 @@ func OpenRedis(r RedisConfig) (*redis.Client, error) {
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, settings.Bad("REDIS_CA_FILE", r.CAFile, "no PEM certificate in the file")
 		}
-		opt.TLSConfig.RootCAs = pool
+		tlsConf.RootCAs = pool
+	}
+	if fo != nil {
+		return redis.NewFailoverClient(fo), nil
 	}
 	return redis.NewClient(opt), nil
 }
@@ -152,7 +233,7 @@ func parseLimits(v string) (map[string]limiter.Limit, error) {
 	for _, n := range registry.Names() {
 		known[n] = true
 	}
-	defaults := limiter.DefaultLimits()
+	defaults := defaultLimits()
 	for _, entry := range strings.Split(v, ",") {
 		name, spec, _ := strings.Cut(strings.TrimSpace(entry), "=")
 		name = strings.ToLower(strings.TrimSpace(name))

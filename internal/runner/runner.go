@@ -37,7 +37,7 @@ type Config struct {
 	S3      sink.S3Options
 	// Concurrency is tasks at once in this process.
 	Concurrency int
-	// Limits override limiter.DefaultLimits per provider.
+	// Limits override the vendors' published limits (providers.Vendor.Limits) per provider.
 	Limits map[string]limiter.Limit
 	// MetricsAddr serves /metrics and /healthz ("": none). Explicit says
 	// it was given: then failing to bind it stops the worker, while the
@@ -110,7 +110,7 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 	if err := checkSink(ctx, snk); err != nil {
 		return nil, err
 	}
-	limits := limiter.DefaultLimits()
+	limits := defaultLimits()
 	known := map[string]bool{}
 	for _, n := range registry.Names() {
 		known[n] = true
@@ -148,7 +148,7 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 				transport, throttle = ll.Transport(transport, cfg.CallTimeout), ll
 			} else {
 				lim := limiter.New(cfg.Redis, name, l, limiter.WithLogger(cfg.Log),
-					limiter.WithAccountLimitHeader(registry.AccountLimitHeader(name)))
+					limiter.WithAccountLimitHeader(accountLimitHeader(name)))
 				// The call timeout runs from the moment a lease is held, so a
 				// long wait for capacity never ends as a timeout.
 				transport, throttle = lim.Transport(transport, limiter.CallTimeout(cfg.CallTimeout)), lim
@@ -161,7 +161,7 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 			cfg.Log.Info("provider not configured; its queue is not served", "provider", name, "reason", err.Error())
 			continue
 		}
-		if err := w.Stage.Admits(name, c.Endpoints(), c.Paging, cfg.Log); err != nil {
+		if err := w.Stage.Admits(name, endpoints(name), c.Paging, cfg.Log); err != nil {
 			return nil, err
 		}
 		w.Providers[name] = c
@@ -258,20 +258,3 @@ func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
 func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
 func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
 func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)); os.Exit(1) }
-
-// secrets are a provider's credential values, kept out of spans.
-func secrets(provider string, getenv func(string) string) []string {
-	names := map[string][]string{
-		"dataforseo":    {"DATAFORSEO_PASSWORD"},
-		"domdetailer":   {"DOMDETAILER_APIKEY"},
-		"xovi":          {"XOVI_KEY"},
-		"domaincrawler": {"DOMAINCRAWLER_PASSWORD"},
-	}
-	var out []string
-	for _, n := range names[provider] {
-		if v := getenv(n); v != "" {
-			out = append(out, v)
-		}
-	}
-	return out
-}

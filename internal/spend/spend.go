@@ -7,16 +7,18 @@ package spend
 import (
 	"fmt"
 	"math"
-	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/linkharvest/linkharvest/providers"
+	"github.com/linkharvest/linkharvest/providers/registry"
 )
 
 // Units, as budgets and the ledger state them.
 const (
-	USD     = "usd"     // DataForSEO: what its answers' cost reports
-	Credits = "credits" // DomDetailer: 3 a call
-	Calls   = "calls"   // XOVI and DomainCrawler: no price in the vendors' documentation
+	USD     = providers.UnitUSD     // DataForSEO: what its answers' cost reports
+	Credits = providers.UnitCredits // DomDetailer: 3 a call
+	Calls   = providers.UnitCalls   // XOVI and DomainCrawler: no price in the vendors' documentation
 )
 
 // Price is what one call costs: Request a call plus Row a returned row.
@@ -43,16 +45,24 @@ func (p Price) String() string {
 	return s + " " + p.Unit
 }
 
-// defaults are the vendors' documented prices: DataForSEO's backlinks/live
-// answer for 5 rows costs 0.02015 (0.02 a request, 0.00003 a row; its
-// other endpoints are priced alike); DomDetailer's getBacklinks costs 3
-// credits; XOVI and DomainCrawler document no price, so a call is the unit.
-var defaults = map[string]Price{
-	"dataforseo":    {Request: 0.02, Row: 0.00003, Unit: USD, Reported: true},
-	"domdetailer":   {Request: 3, Unit: Credits},
-	"xovi":          {Request: 1, Unit: Calls},
-	"domaincrawler": {Request: 1, Unit: Calls},
-}
+// defaults are the vendors' documented prices, as their descriptors
+// state them (providers.Vendor.Prices: DataForSEO 0.02 USD a request and
+// 0.00003 a row, DomDetailer 3 credits a call, XOVI and DomainCrawler a
+// call each), keyed "provider" and, for an endpoint priced on its own,
+// "provider.endpoint".
+var defaults = func() map[string]Price {
+	out := map[string]Price{}
+	for _, v := range registry.Vendors {
+		for _, p := range v.Prices {
+			key := v.Name
+			if p.Endpoint != "" {
+				key += "." + p.Endpoint
+			}
+			out[key] = Price{Request: p.PerCall, Row: p.PerRow, Unit: p.Unit, Reported: p.Reported}
+		}
+	}
+	return out
+}()
 
 // Table is the prices in force: the defaults with overrides per provider
 // or per provider and endpoint. The zero Table is the defaults.
@@ -72,6 +82,9 @@ func (t Table) Price(provider, endpoint string) Price {
 	if p, ok := t.over[provider]; ok {
 		return p
 	}
+	if p, ok := defaults[provider+"."+endpoint]; ok {
+		return p
+	}
 	return defaults[provider]
 }
 
@@ -83,11 +96,12 @@ func Known(provider string) bool { _, ok := defaults[provider]; return ok }
 
 // Providers lists the providers with a price.
 func Providers() []string {
-	out := make([]string, 0, len(defaults))
-	for p := range defaults {
-		out = append(out, p)
+	var out []string
+	for _, n := range registry.Names() { // sorted
+		if Known(n) {
+			out = append(out, n)
+		}
 	}
-	sort.Strings(out)
 	return out
 }
 

@@ -15,13 +15,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
+	"github.com/linkharvest/linkharvest/internal/jsonstr"
 	"github.com/linkharvest/linkharvest/providers"
 )
 
@@ -50,15 +49,14 @@ const maxBody = 16 << 20
 
 // Config holds the account.
 type Config struct {
-	Login    string
-	Password string
-	BaseURL  string
-	// HTTPClient carries the shared limiter and tracing; nil gets a plain
-	// client with DefaultTimeout.
-	HTTPClient *http.Client
-	// MaxBody caps a response body (0: maxBody).
-	MaxBody int64
+	Login          string
+	Password       providers.Secret // formats as REDACTED
+	BaseURL        string
+	providers.Conn // the HTTP client and the body cap
 }
+
+// withHTTPClient is c with its HTTP client set (Vendor.FromEnv).
+func (c Config) withHTTPClient(hc *http.Client) Config { c.HTTPClient = hc; return c }
 
 // ConfigFromEnv reads DATAFORSEO_LOGIN, DATAFORSEO_PASSWORD and
 // DATAFORSEO_BASE_URL (default DefaultBaseURL).
@@ -67,7 +65,7 @@ func ConfigFromEnv(getenv func(string) string) Config {
 	if base == "" {
 		base = DefaultBaseURL
 	}
-	return Config{Login: getenv("DATAFORSEO_LOGIN"), Password: getenv("DATAFORSEO_PASSWORD"), BaseURL: base}
+	return Config{Login: getenv("DATAFORSEO_LOGIN"), Password: providers.Secret(getenv("DATAFORSEO_PASSWORD")), BaseURL: base}
 }
 
 // Client calls the live endpoints: one call, one page.
@@ -78,34 +76,29 @@ type Client struct {
 	maxBody         int64
 }
 
+// String hides the password, so that a logged client leaks nothing.
+func (c *Client) String() string {
+	return fmt.Sprintf("dataforseo.Client{login:%q base:%q}", c.login, c.base)
+}
+
+// GoString hides the password from %#v too.
+func (c *Client) GoString() string { return c.String() }
+
 // New checks the account and builds a client.
 func New(cfg Config) (*Client, error) {
 	if cfg.Login == "" || cfg.Password == "" {
 		return nil, errors.New("dataforseo: DATAFORSEO_LOGIN and DATAFORSEO_PASSWORD are required")
 	}
-	if strings.TrimSpace(cfg.BaseURL) == "" {
-		return nil, errors.New("dataforseo: the base URL is required (DATAFORSEO_BASE_URL, default " + DefaultBaseURL + ")")
+	u, err := providers.ParseBaseURL(Name, "DATAFORSEO_BASE_URL", cfg.BaseURL, true)
+	if err != nil {
+		return nil, err
 	}
-	u, err := url.Parse(strings.TrimSpace(cfg.BaseURL))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		// err may quote the URL, which may hold user info: leave it out.
-		return nil, errors.New("dataforseo: DATAFORSEO_BASE_URL must be an absolute http(s) URL")
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return nil, errors.New("dataforseo: DATAFORSEO_BASE_URL must not have a query or fragment")
-	}
-	u.User = nil // credentials go in the Authorization header only
-	u.Path = strings.TrimRight(u.Path, "/")
-	u.RawPath = ""
-	hc := cfg.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Timeout: DefaultTimeout}
-	}
-	return &Client{login: cfg.Login, password: cfg.Password, base: u.String(), hc: hc, maxBody: cmp.Or(cfg.MaxBody, maxBody)}, nil
+	hc := providers.ClientOr(cfg.HTTPClient, DefaultTimeout)
+	return &Client{login: cfg.Login, password: cfg.Password.Reveal(), base: u.String(), hc: hc, maxBody: cmp.Or(cfg.MaxBody, maxBody)}, nil
 }
 
-// Endpoints lists the endpoint names, "backlinks" (the default) first.
-func (c *Client) Endpoints() []string {
+// endpointNames lists the endpoint names, "backlinks" (the default) first.
+func endpointNames() []string {
 	out := make([]string, len(endpoints))
 	for i, e := range endpoints {
 		out[i] = e.name
@@ -116,23 +109,27 @@ func (c *Client) Endpoints() []string {
 // Paging: backlinks pages by offset up to 20,000 and by search_after_token
 // past it; a summary is one call.
 func (c *Client) Paging(name string) (providers.Paging, error) {
+	return providers.BodyCap(c.maxBody)(paging(name))
+}
+
+func paging(name string) (providers.Paging, error) {
 	e, err := lookup(name)
 	if err != nil {
 		return providers.Paging{}, err
 	}
 	if !e.paged {
-		return providers.Paging{Kind: providers.PagingNone, MaxBody: c.maxBody}, nil
+		return providers.Paging{Kind: providers.PagingNone, MaxBody: maxBody}, nil
 	}
-	return providers.Paging{Kind: providers.PagingOffset, PageSize: maxLimit, MaxOffset: maxOffset, CursorPastMax: true, MaxBody: c.maxBody}, nil
+	return providers.Paging{Kind: providers.PagingOffset, PageSize: maxLimit, MaxOffset: maxOffset, CursorPastMax: true, MaxBody: maxBody}, nil
 }
 
-// CheckParams rejects options the endpoint does not document and the
+// checkParams rejects options the endpoint does not document and the
 // obvious violations of the documented ones: more than 8 filter
 // conditions, more than 3 order_by rules or one not written "field,desc",
 // custom_mode.value outside 1..1000, an unknown mode, internal_list_limit
 // over 1000, a tag over 255 characters, and target/limit/offset/
 // search_after_token, which are the pipeline's.
-func (c *Client) CheckParams(name string, params map[string]json.RawMessage) error {
+func checkParams(name string, params map[string]json.RawMessage) error {
 	e, err := lookup(name)
 	if err != nil {
 		return err
@@ -210,7 +207,7 @@ func buildTask(e *endpoint, req providers.Request) ([]byte, sent, error) {
 	}
 	buf := make([]byte, 0, 256)
 	buf = append(buf, `[{"target":`...)
-	buf = appendString(buf, req.Domain)
+	buf = jsonstr.Append(buf, req.Domain)
 	if e.paged {
 		limit, offset := req.Limit, req.Offset
 		var chain chainPos
@@ -242,7 +239,7 @@ func buildTask(e *endpoint, req providers.Request) ([]byte, sent, error) {
 		}
 		if req.Cursor != "" {
 			buf = append(buf, `,"search_after_token":`...)
-			buf = appendString(buf, chain.token)
+			buf = jsonstr.Append(buf, chain.token)
 		}
 	}
 	keys := make([]string, 0, len(req.Params))
@@ -252,7 +249,7 @@ func buildTask(e *endpoint, req providers.Request) ([]byte, sent, error) {
 	sort.Strings(keys)
 	for _, k := range keys {
 		buf = append(buf, ',')
-		buf = appendString(buf, k)
+		buf = jsonstr.Append(buf, k)
 		buf = append(buf, ':')
 		var v bytes.Buffer
 		if err := json.Compact(&v, req.Params[k]); err != nil {
@@ -261,53 +258,4 @@ func buildTask(e *endpoint, req providers.Request) ([]byte, sent, error) {
 		buf = append(buf, v.Bytes()...)
 	}
 	return append(buf, "}]"...), s, nil
-}
-
-// appendString appends s as a JSON string. Valid UTF-8 passes through
-// unescaped; invalid bytes become U+FFFD, as encoding/json writes them.
-func appendString(buf []byte, s string) []byte {
-	buf = append(buf, '"')
-	buf = appendEscaped(buf, s)
-	return append(buf, '"')
-}
-
-// appendEscaped appends the inside of a JSON string (no quotes).
-func appendEscaped(buf []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < 0x80 {
-			i++
-			continue
-		}
-		if c < 0x80 {
-			buf = append(buf, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				buf = append(buf, '\\', c)
-			case '\n':
-				buf = append(buf, '\\', 'n')
-			case '\r':
-				buf = append(buf, '\\', 'r')
-			case '\t':
-				buf = append(buf, '\\', 't')
-			default:
-				buf = append(buf, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			buf = append(buf, s[start:i]...)
-			buf = append(buf, "\ufffd"...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	return append(buf, s[start:]...)
 }

@@ -36,7 +36,7 @@ func TestNew(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tc.wantErr)
 				}
-				if strings.Contains(err.Error(), "y@") || strings.Contains(err.Error(), tc.cfg.Password+"@") {
+				if strings.Contains(err.Error(), "y@") || strings.Contains(err.Error(), tc.cfg.Password.Reveal()+"@") {
 					t.Errorf("error leaks credentials: %v", err)
 				}
 				return
@@ -68,7 +68,7 @@ func TestConfigFromEnv(t *testing.T) {
 
 func TestEndpointsAndPaging(t *testing.T) {
 	c, _ := New(Config{Login: "l", Password: "p", BaseURL: "http://spec.invalid"})
-	if got := c.Endpoints(); !reflect.DeepEqual(got, []string{"backlinks", "summary"}) {
+	if got := Vendor.Endpoints; !reflect.DeepEqual(got, []string{"backlinks", "summary"}) {
 		t.Errorf("Endpoints = %v", got)
 	}
 	for _, tc := range []struct {
@@ -90,7 +90,6 @@ func TestEndpointsAndPaging(t *testing.T) {
 }
 
 func TestCheckParams(t *testing.T) {
-	c, _ := New(Config{Login: "l", Password: "p", BaseURL: "http://spec.invalid"})
 	cases := []struct {
 		ep, key, value string
 		wantErr        string // "" = accepted
@@ -162,7 +161,7 @@ func TestCheckParams(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.ep+"/"+tc.key+"="+trunc(tc.value), func(t *testing.T) {
-			err := c.CheckParams(tc.ep, map[string]json.RawMessage{tc.key: json.RawMessage(tc.value)})
+			err := checkParams(tc.ep, map[string]json.RawMessage{tc.key: json.RawMessage(tc.value)})
 			if tc.wantErr == "" {
 				if err != nil {
 					t.Fatalf("rejected: %v", err)
@@ -174,10 +173,10 @@ func TestCheckParams(t *testing.T) {
 			}
 		})
 	}
-	if err := c.CheckParams("anchors", nil); err == nil {
+	if err := checkParams("anchors", nil); err == nil {
 		t.Error("unknown endpoint accepted")
 	}
-	if err := c.CheckParams("backlinks", nil); err != nil {
+	if err := checkParams("backlinks", nil); err != nil {
 		t.Errorf("no options: %v", err)
 	}
 }

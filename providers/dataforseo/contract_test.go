@@ -183,7 +183,7 @@ func TestContractBacklinksSeed002(t *testing.T) {
 			params[k] = v
 		}
 	}
-	if err := c.CheckParams("backlinks", params); err != nil {
+	if err := checkParams("backlinks", params); err != nil {
 		t.Fatalf("CheckParams rejects the seed's own request: %v", err)
 	}
 	page, err := c.Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "forbes.com", Page: 1, Offset: 0, Limit: 5, Params: params})
@@ -266,7 +266,7 @@ func TestContractSummarySeed003(t *testing.T) {
 			params[k] = v
 		}
 	}
-	if err := c.CheckParams("summary", params); err != nil {
+	if err := checkParams("summary", params); err != nil {
 		t.Fatalf("CheckParams rejects the seed's own request: %v", err)
 	}
 	// Limit, offset and cursor mean nothing to a summary and are not sent.

@@ -16,7 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/linkharvest/linkharvest/internal/spend"
+	"github.com/linkharvest/linkharvest/internal/jsonstr"
 	"github.com/linkharvest/linkharvest/providers/sandbox"
 )
 
@@ -303,19 +303,26 @@ func (h *sbHandler) answer(b []byte, start time.Time, tasks []json.RawMessage) [
 
 // appendEnvelopeHead writes the envelope up to the value of tasks.
 func appendEnvelopeHead(b []byte, code int, msg string, el time.Duration, cost float64, count, nerr int) []byte {
-	b = append(b, `{"version":"`+sbVersion+`","status_code":`...)
-	b = strconv.AppendInt(b, int64(code), 10)
-	b = append(b, `,"status_message":`...)
-	b = appendString(b, msg)
-	b = append(b, `,"time":"`...)
-	b = strconv.AppendFloat(b, el.Seconds(), 'f', 4, 64)
-	b = append(b, ` sec.","cost":`...)
-	b = appendCost(b, cost)
+	b = append(b, `{"version":"`+sbVersion+`",`...)
+	b = appendStatus(b, code, msg, el, cost)
 	b = append(b, `,"tasks_count":`...)
 	b = strconv.AppendInt(b, int64(count), 10)
 	b = append(b, `,"tasks_error":`...)
 	b = strconv.AppendInt(b, int64(nerr), 10)
 	return append(b, `,"tasks":`...)
+}
+
+// appendStatus writes the status, time and cost fields that the envelope
+// and every task carry alike.
+func appendStatus(b []byte, code int, msg string, el time.Duration, cost float64) []byte {
+	b = append(b, `"status_code":`...)
+	b = strconv.AppendInt(b, int64(code), 10)
+	b = append(b, `,"status_message":`...)
+	b = jsonstr.Append(b, msg)
+	b = append(b, `,"time":"`...)
+	b = strconv.AppendFloat(b, el.Seconds(), 'f', 4, 64)
+	b = append(b, ` sec.","cost":`...)
+	return appendCost(b, cost)
 }
 
 var taskSeq atomic.Uint64
@@ -327,14 +334,8 @@ func (h *sbHandler) appendTaskHead(b []byte, code int, msg string, el time.Durat
 	b = append(b, `{"id":"`...)
 	b = fmt.Appendf(b, "%02d%02d%02d%02d-1535-0%03d-0000-%012x", int(now.Month()), now.Day(), now.Hour(), now.Minute(),
 		now.Second()*10+now.Nanosecond()/1e8, taskSeq.Add(1)&0xffffffffffff)
-	b = append(b, `","status_code":`...)
-	b = strconv.AppendInt(b, int64(code), 10)
-	b = append(b, `,"status_message":`...)
-	b = appendString(b, msg)
-	b = append(b, `,"time":"`...)
-	b = strconv.AppendFloat(b, el.Seconds(), 'f', 4, 64)
-	b = append(b, ` sec.","cost":`...)
-	b = appendCost(b, cost)
+	b = append(b, `",`...)
+	b = appendStatus(b, code, msg, el, cost)
 	b = append(b, `,"result_count":`...)
 	b = strconv.AppendInt(b, int64(nres), 10)
 	b = append(b, `,"path":["v3","backlinks","`...)
@@ -460,9 +461,9 @@ func (e *endpoint) run(seed int64, raw json.RawMessage) sbResult {
 	} else {
 		mode = json.RawMessage(`"as_is"`)
 	}
-	return sbResult{code: statusOK, cost: spend.PriceOf(Name, "backlinks").For(n), write: func(b []byte) []byte {
+	return sbResult{code: statusOK, cost: price.For(n), write: func(b []byte) []byte {
 		b = append(b, `{"target":`...)
-		b = appendString(b, target)
+		b = jsonstr.Append(b, target)
 		b = append(b, `,"mode":`...)
 		b = append(b, mode...)
 		b = append(b, `,"custom_mode":`...)
@@ -571,17 +572,17 @@ func (g *rowGen) appendRow(b []byte, i int) []byte {
 	domainFrom, _, _ = strings.Cut(domainFrom, "/")
 
 	b = append(b, `{"type":"backlink","domain_from":`...)
-	b = appendString(b, domainFrom)
+	b = jsonstr.Append(b, domainFrom)
 	b = append(b, `,"url_from":`...)
-	b = appendString(b, urlFrom) // the target is part of it, and may hold anything
+	b = jsonstr.Append(b, urlFrom) // the target is part of it, and may hold anything
 	b = append(b, `,"url_from_https":true,"domain_to":`...)
-	b = appendString(b, g.domainTo)
+	b = jsonstr.Append(b, g.domainTo)
 	b = append(b, `,"url_to":`...)
 	if g.isPage {
-		b = appendString(b, g.urlTo)
+		b = jsonstr.Append(b, g.urlTo)
 	} else {
 		b = append(b, `"https://`...)
-		b = appendEscaped(b, g.domainTo)
+		b = jsonstr.AppendEscaped(b, g.domainTo)
 		if r.IntN(3) > 0 {
 			b = append(b, '/')
 			b = append(b, sandbox.Word(r)...)
@@ -662,7 +663,7 @@ func (g *rowGen) appendRow(b []byte, i int) []byte {
 		b = append(b, `""`...) // empty anchors occur, as in the seed
 	case a == 1:
 		b = append(b, `"https://`...)
-		b = appendEscaped(b, g.domainTo)
+		b = jsonstr.AppendEscaped(b, g.domainTo)
 		b = append(b, '"')
 	default:
 		b = append(b, '"')
@@ -742,9 +743,9 @@ func summaryResult(seed int64, target string, t map[string]json.RawMessage) sbRe
 	if v, ok := t["rank_scale"]; ok && string(bytes.TrimSpace(v)) == `"one_hundred"` {
 		rank /= 10
 	}
-	return sbResult{code: statusOK, cost: spend.PriceOf(Name, "summary").For(1), write: func(b []byte) []byte {
+	return sbResult{code: statusOK, cost: price.For(1), write: func(b []byte) []byte {
 		b = append(b, `{"target":`...)
-		b = appendString(b, target)
+		b = jsonstr.Append(b, target)
 		b = append(b, `,"first_seen":`...)
 		if total == 0 {
 			b = append(b, "null"...)
@@ -799,7 +800,7 @@ func summaryResult(seed int64, target string, t map[string]json.RawMessage) sbRe
 				if k > 0 {
 					b = append(b, ',')
 				}
-				b = appendString(b, key)
+				b = jsonstr.Append(b, key)
 				b = append(b, ':')
 				b = strconv.AppendInt(b, int64(share), 10)
 				left -= share

@@ -248,7 +248,7 @@ func TestSandboxAuth(t *testing.T) {
 		{"empty password", "x", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := New(Config{Login: tc.login, Password: tc.password, BaseURL: base})
+			c, err := New(Config{Login: tc.login, Password: providers.Secret(tc.password), BaseURL: base})
 			if err != nil {
 				if tc.password == "" {
 					return // New refuses it before any call

@@ -31,14 +31,10 @@ const maxBody = 16 << 20
 // Config holds the account. The base URL has no default: every account
 // gets its own API host (the docs say http://api_endpoint_here/).
 type Config struct {
-	User     string
-	Password string
-	BaseURL  string
-	// HTTPClient carries the shared limiter and tracing; nil gets a plain
-	// client with DefaultTimeout.
-	HTTPClient *http.Client
-	// MaxBody caps a response body (0: maxBody).
-	MaxBody int64
+	User           string
+	Password       providers.Secret // formats as REDACTED
+	BaseURL        string
+	providers.Conn // the HTTP client and the body cap
 	// AcceptUnfinished keeps pages answered with "exportFinished": false
 	// (DOMAINCRAWLER_ACCEPT_UNFINISHED=true). By default such a page
 	// waits: the vendor says its search index does not yet hold all of the
@@ -66,6 +62,9 @@ const DefaultTimeout = 2 * time.Minute
 // keeps a domain being exported from costing more than a call a minute.
 const DefaultUnfinishedWait = time.Minute
 
+// withHTTPClient is c with its HTTP client set (Vendor.FromEnv).
+func (c Config) withHTTPClient(hc *http.Client) Config { c.HTTPClient = hc; return c }
+
 // ConfigFromEnv reads DOMAINCRAWLER_USER, DOMAINCRAWLER_PASSWORD,
 // DOMAINCRAWLER_BASE_URL, DOMAINCRAWLER_ACCEPT_UNFINISHED (true or false,
 // default false) and DOMAINCRAWLER_UNFINISHED_WAIT (a duration, default
@@ -73,7 +72,7 @@ const DefaultUnfinishedWait = time.Minute
 func ConfigFromEnv(getenv func(string) string) Config {
 	c := Config{
 		User:     getenv("DOMAINCRAWLER_USER"),
-		Password: getenv("DOMAINCRAWLER_PASSWORD"),
+		Password: providers.Secret(getenv("DOMAINCRAWLER_PASSWORD")),
 		BaseURL:  strings.TrimSpace(getenv("DOMAINCRAWLER_BASE_URL")),
 	}
 	if v := strings.TrimSpace(getenv("DOMAINCRAWLER_ACCEPT_UNFINISHED")); v != "" {
@@ -103,6 +102,14 @@ type Client struct {
 	unfinWait      time.Duration
 }
 
+// String hides the password, so that a logged client leaks nothing.
+func (c *Client) String() string {
+	return fmt.Sprintf("domaincrawler.Client{user:%q base:%q}", c.user, c.base.String())
+}
+
+// GoString hides the password from %#v too.
+func (c *Client) GoString() string { return c.String() }
+
 // New checks the account and builds a client.
 func New(cfg Config) (*Client, error) {
 	if cfg.envErr != nil {
@@ -117,29 +124,20 @@ func New(cfg Config) (*Client, error) {
 	if cfg.BaseURL == "" {
 		return nil, errors.New("domaincrawler: DOMAINCRAWLER_BASE_URL is required: the API host is account-specific and has no default")
 	}
-	u, err := url.Parse(cfg.BaseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		// err may quote the URL, which may hold user info: leave it out.
-		return nil, errors.New("domaincrawler: DOMAINCRAWLER_BASE_URL must be an absolute http(s) URL")
+	u, err := providers.ParseBaseURL(Name, "DOMAINCRAWLER_BASE_URL", cfg.BaseURL, true)
+	if err != nil {
+		return nil, err
 	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return nil, errors.New("domaincrawler: DOMAINCRAWLER_BASE_URL must not have a query or fragment")
-	}
-	u.User = nil // credentials go in the Authorization header only
-	u.Path = strings.TrimRight(u.Path, "/")
-	u.RawPath = ""
-	hc := cfg.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Timeout: DefaultTimeout}
-	}
-	return &Client{user: cfg.User, password: cfg.Password, base: u, hc: hc, maxBody: cmp.Or(cfg.MaxBody, maxBody), acceptUnfin: cfg.AcceptUnfinished, unfinWait: cfg.UnfinishedWait}, nil
+	hc := providers.ClientOr(cfg.HTTPClient, DefaultTimeout)
+	return &Client{user: cfg.User, password: cfg.Password.Reveal(), base: u, hc: hc, maxBody: cmp.Or(cfg.MaxBody, maxBody), acceptUnfin: cfg.AcceptUnfinished, unfinWait: cfg.UnfinishedWait}, nil
 }
-
-// Endpoints lists the endpoint names, "backlinks" (the default) first.
-func (c *Client) Endpoints() []string { return names() }
 
 // Paging describes an endpoint's pagination.
 func (c *Client) Paging(name string) (providers.Paging, error) {
+	return providers.BodyCap(c.maxBody)(paging(name))
+}
+
+func paging(name string) (providers.Paging, error) {
 	e, err := lookup(name)
 	if err != nil {
 		return providers.Paging{}, err
@@ -147,17 +145,17 @@ func (c *Client) Paging(name string) (providers.Paging, error) {
 	switch e.paging {
 	case pageOffset:
 		// No offset cap is documented.
-		return providers.Paging{Kind: providers.PagingOffset, PageSize: maxLimit, MaxBody: c.maxBody}, nil
+		return providers.Paging{Kind: providers.PagingOffset, PageSize: maxLimit, MaxBody: maxBody}, nil
 	case pageNext:
-		return providers.Paging{Kind: providers.PagingCursor, PageSize: e.pageSize(), MaxBody: c.maxBody}, nil
+		return providers.Paging{Kind: providers.PagingCursor, PageSize: e.pageSize(), MaxBody: maxBody}, nil
 	}
-	return providers.Paging{Kind: providers.PagingNone, MaxBody: c.maxBody}, nil
+	return providers.Paging{Kind: providers.PagingNone, MaxBody: maxBody}, nil
 }
 
-// CheckParams rejects parameters the endpoint does not document: unknown
+// checkParams rejects parameters the endpoint does not document: unknown
 // keys, order values outside its list, filters on other fields or with
 // other operations, dates not in yyyyMMdd, a missing histogram `from`.
-func (c *Client) CheckParams(name string, params map[string]json.RawMessage) error {
+func checkParams(name string, params map[string]json.RawMessage) error {
 	e, err := lookup(name)
 	if err != nil {
 		return err

@@ -185,7 +185,7 @@ func TestIsCachedPOST(t *testing.T) {
 
 func TestEndpointsAndPaging(t *testing.T) {
 	c := newTestClient(t, "http://dc.invalid")
-	eps := c.Endpoints()
+	eps := Vendor.Endpoints
 	if len(eps) != 31 || eps[0] != "backlinks" {
 		t.Fatalf("endpoints %v", eps)
 	}
@@ -400,7 +400,7 @@ func TestClientSideFailures(t *testing.T) {
 	}()
 	dropped := newTestClient(t, "http://"+ln.Addr().String())
 	big := serveFile(t, []byte(`{"response":[`+strings.Repeat(`{"a":1},`, 200)+`{}],"status":200}`))
-	small, _ := New(Config{User: "user", Password: "s3cret-pw", BaseURL: big.URL, MaxBody: 100})
+	small, _ := New(Config{User: "user", Password: "s3cret-pw", BaseURL: big.URL, Conn: providers.Conn{MaxBody: 100}})
 	ok := serveFile(t, []byte(`{"response":[],"status":200}`))
 	c := newTestClient(t, ok.URL)
 	canceled, cancel := context.WithCancel(context.Background())
@@ -439,7 +439,6 @@ func TestClientSideFailures(t *testing.T) {
 
 // TestCheckParams: what enqueue rejects before anything is queued.
 func TestCheckParams(t *testing.T) {
-	c := newTestClient(t, "http://dc.invalid")
 	tests := []struct {
 		endpoint string
 		params   map[string]string
@@ -505,7 +504,7 @@ func TestCheckParams(t *testing.T) {
 		for k, v := range tt.params {
 			params[k] = raw(v)
 		}
-		err := c.CheckParams(tt.endpoint, params)
+		err := checkParams(tt.endpoint, params)
 		switch {
 		case tt.err == "" && err != nil:
 			t.Errorf("%s %v: %v", tt.endpoint, tt.params, err)

@@ -1,14 +1,10 @@
 package domaincrawler
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/linkharvest/linkharvest/providers"
 )
@@ -29,7 +25,7 @@ type envelope struct {
 // decode turns a 2xx body into a page. offset is the request's first row
 // (it tells a page count from a total on the export endpoints).
 func decode(e *endpoint, body []byte, offset int, acceptUnfinished bool, unfinishedWait time.Duration, retryAfter string) (*providers.Page, error) {
-	if first(body) != '{' {
+	if providers.FirstByte(body) != '{' {
 		return nil, providers.BadBody(Name, fmt.Errorf("the body is not a JSON object"))
 	}
 	var env envelope
@@ -38,7 +34,7 @@ func decode(e *endpoint, body []byte, offset int, acceptUnfinished bool, unfinis
 	}
 	// `status` repeats the HTTP status in the body; a gateway that answers
 	// 200 around an error must not pass for success.
-	if st, ok := intValue(env.Status); ok && st != 0 && (st < 200 || st > 299) {
+	if st, ok := providers.JSONInt(env.Status); ok && st != 0 && (st < 200 || st > 299) {
 		perr := providers.HTTPStatus(Name, st, retryAfter, errorMessage(body, st))
 		perr.Code = "status " + strconv.Itoa(st)
 		return nil, perr
@@ -54,7 +50,7 @@ func decode(e *endpoint, body []byte, offset int, acceptUnfinished bool, unfinis
 	}
 
 	var rows []json.RawMessage
-	switch first(env.Response) {
+	switch providers.FirstByte(env.Response) {
 	case 0, 'n': // absent or null: no rows
 	case '[':
 		if err := json.Unmarshal(env.Response, &rows); err != nil {
@@ -67,7 +63,7 @@ func decode(e *endpoint, body []byte, offset int, acceptUnfinished bool, unfinis
 	}
 
 	var next string
-	switch first(env.Next) {
+	switch providers.FirstByte(env.Next) {
 	case 0, 'n':
 	case '"':
 		if err := json.Unmarshal(env.Next, &next); err != nil {
@@ -82,7 +78,7 @@ func decode(e *endpoint, body []byte, offset int, acceptUnfinished bool, unfinis
 	for i, r := range rows {
 		page.Items[i] = item(e.kind, r)
 	}
-	if n, ok := intValue(env.Count); ok && n >= 0 {
+	if n, ok := providers.JSONInt(env.Count); ok && n >= 0 {
 		page.Total = n
 		if e.paging == pageNext {
 			page.Total = exportTotal(n, offset, len(rows), next != "")
@@ -123,85 +119,20 @@ func item(kind string, raw json.RawMessage) providers.Item {
 		return it
 	}
 	var r backlinkRow
-	if first(raw) != '{' || json.Unmarshal(raw, &r) != nil {
+	if providers.FirstByte(raw) != '{' || json.Unmarshal(raw, &r) != nil {
 		return it // not an object: nothing to normalise, the row is kept as is
 	}
-	it.SourceURL = text(r.Backlinkpage)
-	it.TargetURL = text(r.Linktarget)
-	it.Anchor = text(r.Linktext)
-	it.SourceTitle = text(r.Title)
-	it.Nofollow = flag(r.Nofollow)
+	it.SourceURL = providers.JSONText(r.Backlinkpage)
+	it.TargetURL = providers.JSONText(r.Linktarget)
+	it.Anchor = providers.JSONText(r.Linktext)
+	it.SourceTitle = providers.JSONText(r.Title)
+	it.Nofollow = providers.JSONFlag(r.Nofollow)
 	return it
 }
 
-// first returns the first non-space byte of a JSON value, 0 if none.
-func first(raw json.RawMessage) byte {
-	raw = bytes.TrimLeft(raw, " \t\r\n")
-	if len(raw) == 0 {
-		return 0
-	}
-	return raw[0]
-}
-
-// text reads a string field; a number (a numeric title, say) is kept as
-// written; null, absent and other types are nil.
-func text(raw json.RawMessage) *string {
-	switch c := first(raw); {
-	case c == '"':
-		var s string
-		if json.Unmarshal(raw, &s) == nil {
-			return &s
-		}
-	case c == '-' || c >= '0' && c <= '9':
-		s := string(bytes.TrimSpace(raw))
-		return &s
-	}
-	return nil
-}
-
-// flag reads a boolean field written as true/false, 0/1 or their strings.
-func flag(raw json.RawMessage) *bool {
-	v := string(bytes.TrimSpace(raw))
-	if first(raw) == '"' {
-		if json.Unmarshal(raw, &v) != nil {
-			return nil
-		}
-	}
-	switch v {
-	case "true", "1":
-		return providers.Bool(true)
-	case "false", "0":
-		return providers.Bool(false)
-	}
-	return nil
-}
-
 func isFalse(raw json.RawMessage) bool {
-	b := flag(raw)
+	b := providers.JSONFlag(raw)
 	return b != nil && !*b
-}
-
-// intValue reads an integer written as a number or a numeric string.
-func intValue(raw json.RawMessage) (int, bool) {
-	v := string(bytes.TrimSpace(raw))
-	if first(raw) == '"' {
-		if json.Unmarshal(raw, &v) != nil {
-			return 0, false
-		}
-	}
-	if v == "" {
-		return 0, false
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil {
-		// 2396.0 or 2.396e3 from a generic JSON encoder
-		f, ferr := strconv.ParseFloat(v, 64)
-		if ferr != nil || f != float64(int(f)) {
-			return 0, false
-		}
-		n = int(f)
-	}
-	return n, true
 }
 
 // errorMessage is the vendor's message from an error body. Its form is
@@ -212,26 +143,13 @@ func errorMessage(body []byte, status int) string {
 	var obj map[string]json.RawMessage
 	if json.Unmarshal(body, &obj) == nil {
 		for _, k := range []string{"message", "error", "msg", "detail", "description", "errors", "response"} {
-			if s := text(obj[k]); s != nil && *s != "" {
+			if s := providers.JSONText(obj[k]); s != nil && *s != "" {
 				msg = *s
 				break
 			}
 		}
-	} else if first(body) == '"' {
+	} else if providers.FirstByte(body) == '"' {
 		_ = json.Unmarshal(body, &msg)
-	} else if c := first(body); c != 0 && c != '<' && c != '{' && c != '[' && utf8.Valid(body) {
-		msg = string(body)
 	}
-	msg = strings.Join(strings.Fields(msg), " ")
-	if len(msg) > 300 {
-		msg = msg[:300]
-		for !utf8.ValidString(msg) {
-			msg = msg[:len(msg)-1]
-		}
-		msg += "…"
-	}
-	if msg == "" {
-		msg = http.StatusText(status)
-	}
-	return msg
+	return providers.ErrorText(msg, body, status)
 }

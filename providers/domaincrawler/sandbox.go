@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/linkharvest/linkharvest/internal/spend"
 	"github.com/linkharvest/linkharvest/providers"
 	"github.com/linkharvest/linkharvest/providers/sandbox"
 )
@@ -101,7 +100,7 @@ func (h *sbHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	body, status := h.answer(r)
 	if status == http.StatusOK {
-		h.m.Charge(spend.PriceOf(Name, "").For(0))
+		h.m.Charge(price.For(0))
 	}
 	if fail && kind == 3 {
 		body = body[:len(body)/2] // truncated

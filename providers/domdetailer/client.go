@@ -16,11 +16,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,45 +50,23 @@ const CreditsPerCall = 3
 const DefaultTimeout = 2 * time.Minute
 
 // Redacted replaces the key wherever a URL or message is shown.
-const Redacted = "REDACTED"
+const Redacted = providers.Redacted
 
 // maxBody caps a response body unless Config.MaxBody is set: its 5000 rows are about 2.5 MB.
 const maxBody = 16 << 20
 
 // Config holds the account.
 type Config struct {
-	APIKey string
+	APIKey providers.Secret // formats as REDACTED, so a logged Config leaks nothing
 	// App identifies the integration to the vendor (the `app` parameter);
 	// it is not a secret.
-	App     string
-	BaseURL string
-	// HTTPClient carries the shared limiter and tracing; nil gets a plain
-	// client with DefaultTimeout. It is copied, not changed: the copy
-	// refuses redirects that would carry the key to another host.
-	HTTPClient *http.Client
-	// MaxBody caps a response body (0: maxBody).
-	MaxBody int64
+	App            string
+	BaseURL        string
+	providers.Conn // the HTTP client and the body cap
 }
 
-// String hides the key, so that a logged Config leaks nothing.
-func (c Config) String() string {
-	return fmt.Sprintf("domdetailer.Config{APIKey:%s App:%q BaseURL:%q}", mask(c.APIKey), c.App, c.BaseURL)
-}
-
-// GoString hides the key from %#v too.
-func (c Config) GoString() string { return c.String() }
-
-// LogValue hides the key from slog.
-func (c Config) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("apikey", mask(c.APIKey)), slog.String("app", c.App), slog.String("base_url", c.BaseURL))
-}
-
-func mask(key string) string {
-	if key == "" {
-		return `""`
-	}
-	return Redacted
-}
+// withHTTPClient is c with its HTTP client set (Vendor.FromEnv).
+func (c Config) withHTTPClient(hc *http.Client) Config { c.HTTPClient = hc; return c }
 
 // ConfigFromEnv reads DOMDETAILER_APIKEY, DOMDETAILER_APP and
 // DOMDETAILER_BASE_URL (default DefaultBaseURL).
@@ -98,7 +76,7 @@ func ConfigFromEnv(getenv func(string) string) Config {
 		base = DefaultBaseURL
 	}
 	return Config{
-		APIKey:  strings.TrimSpace(getenv("DOMDETAILER_APIKEY")),
+		APIKey:  providers.Secret(strings.TrimSpace(getenv("DOMDETAILER_APIKEY"))),
 		App:     strings.TrimSpace(getenv("DOMDETAILER_APP")),
 		BaseURL: base,
 	}
@@ -125,56 +103,24 @@ func New(cfg Config) (*Client, error) {
 	if cfg.APIKey == "" || cfg.App == "" {
 		return nil, errors.New("domdetailer: DOMDETAILER_APIKEY and DOMDETAILER_APP are required")
 	}
-	if cfg.BaseURL == "" {
-		return nil, errors.New("domdetailer: DOMDETAILER_BASE_URL is required")
+	u, err := providers.ParseBaseURL(Name, "DOMDETAILER_BASE_URL", cfg.BaseURL, false)
+	if err != nil {
+		return nil, err
 	}
-	u, err := url.Parse(cfg.BaseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		// err may quote the URL: leave it out.
-		return nil, errors.New("domdetailer: DOMDETAILER_BASE_URL must be an absolute http(s) URL")
-	}
-	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return nil, errors.New("domdetailer: DOMDETAILER_BASE_URL must not have user info, a query or a fragment")
-	}
-	u.Path = strings.TrimRight(u.Path, "/")
-	u.RawPath = ""
-	hc := &http.Client{Timeout: DefaultTimeout}
-	if cfg.HTTPClient != nil {
-		cp := *cfg.HTTPClient
-		hc = &cp
-	}
-	hc.CheckRedirect = sameHostRedirects(u, hc.CheckRedirect)
-	return &Client{key: cfg.APIKey, app: cfg.App, base: u, hc: hc, maxBody: cmp.Or(cfg.MaxBody, maxBody)}, nil
+	hc := providers.GuardedClient(cfg.HTTPClient, u, DefaultTimeout)
+	return &Client{key: cfg.APIKey.Reveal(), app: cfg.App, base: u, hc: hc, maxBody: cmp.Or(cfg.MaxBody, maxBody)}, nil
 }
-
-// sameHostRedirects follows a redirect only on the vendor's own host and
-// never from https to http: the key is in the URL, and a redirect elsewhere
-// would hand it over. A refused redirect comes back as the 3xx response,
-// which is a fatal error (the base URL needs fixing).
-func sameHostRedirects(base *url.URL, next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
-	return func(req *http.Request, via []*http.Request) error {
-		if !strings.EqualFold(req.URL.Host, base.Host) || (base.Scheme == "https" && req.URL.Scheme != "https") {
-			return http.ErrUseLastResponse
-		}
-		if next != nil {
-			return next(req, via)
-		}
-		if len(via) >= 10 {
-			return errors.New("stopped after 10 redirects")
-		}
-		return nil
-	}
-}
-
-// Endpoints lists the endpoint names; "backlinks" is the only one.
-func (c *Client) Endpoints() []string { return []string{EndpointBacklinks} }
 
 // Paging: one call returns the whole sample.
 func (c *Client) Paging(endpoint string) (providers.Paging, error) {
+	return providers.BodyCap(c.maxBody)(paging(endpoint))
+}
+
+func paging(endpoint string) (providers.Paging, error) {
 	if err := checkEndpoint(endpoint); err != nil {
 		return providers.Paging{}, err
 	}
-	return providers.Paging{Kind: providers.PagingNone, PageSize: MaxRows, MaxBody: c.maxBody}, nil
+	return providers.Paging{Kind: providers.PagingNone, PageSize: MaxRows, MaxBody: maxBody}, nil
 }
 
 func checkEndpoint(endpoint string) error {
@@ -192,8 +138,8 @@ type params struct {
 // knownParams lists the options a job may set.
 var knownParams = []string{"onePerDomain"}
 
-// CheckParams accepts only onePerDomain: true/false, 0/1 or those as strings.
-func (c *Client) CheckParams(endpoint string, p map[string]json.RawMessage) error {
+// checkParams accepts only onePerDomain: true/false, 0/1 or those as strings.
+func checkParams(endpoint string, p map[string]json.RawMessage) error {
 	if err := checkEndpoint(endpoint); err != nil {
 		return err
 	}
@@ -203,15 +149,10 @@ func (c *Client) CheckParams(endpoint string, p map[string]json.RawMessage) erro
 
 func parseParams(p map[string]json.RawMessage) (params, error) {
 	var out params
-	keys := make([]string, 0, len(p))
-	for k := range p {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys) // the same error for the same map
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(p)) { // the same error for the same map
 		switch k {
 		case "onePerDomain":
-			b := flag(p[k])
+			b := providers.JSONFlag(p[k])
 			if b == nil {
 				return out, fmt.Errorf("onePerDomain must be true/false or 1/0, got %s", p[k])
 			}
@@ -260,23 +201,8 @@ func (c *Client) Fetch(ctx context.Context, req providers.Request) (*providers.P
 		return nil, &providers.Error{Provider: Name, Class: providers.Fatal, Code: "request", Message: "domain is empty"}
 	}
 	cl := c.build(domain, p)
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, cl.url, nil)
+	resp, b, err := providers.KeyedGet(ctx, c.hc, Name, cl.url, cl.redacted, c.key, "application/json", c.maxBody)
 	if err != nil {
-		return nil, &providers.Error{Provider: Name, Class: providers.Fatal, Code: "request", Message: cl.redacted}
-	}
-	hreq.Header.Set("Accept", "application/json")
-	resp, err := c.hc.Do(hreq)
-	if err != nil {
-		pe := providers.TransportError(Name, cl.redacted, err)
-		pe.Err = c.scrubErr(pe.Err)
-		return nil, pe
-	}
-	defer resp.Body.Close()
-	b, err := providers.ReadBody(Name, resp.Body, resp.ContentLength, c.maxBody)
-	if err != nil {
-		if pe, ok := providers.AsError(err); ok {
-			pe.Err = c.scrubErr(pe.Err)
-		}
 		return nil, err
 	}
 	if perr := providers.HTTPStatus(Name, resp.StatusCode, resp.Header.Get("Retry-After"), c.scrub(errorMessage(b, resp.StatusCode))); perr != nil {
@@ -295,31 +221,10 @@ func (c *Client) Fetch(ctx context.Context, req providers.Request) (*providers.P
 }
 
 // scrub removes the key from a message, in every form it may take in a URL.
-func (c *Client) scrub(s string) string { return scrubKey(s, c.key) }
+func (c *Client) scrub(s string) string { return providers.ScrubSecret(s, c.key) }
 
-func scrubKey(s, key string) string {
-	if key == "" {
-		return s
-	}
-	for _, k := range []string{key, url.QueryEscape(key), url.PathEscape(key)} {
-		s = strings.ReplaceAll(s, k, Redacted)
-	}
-	return s
-}
-
-// scrubErr keeps err when its message holds no key; otherwise it returns a
-// plain error with the scrubbed message, dropping the chain (some link of
-// it quotes the key and would leak it to whoever unwraps).
-func (c *Client) scrubErr(err error) error {
-	if err == nil {
-		return nil
-	}
-	msg := err.Error()
-	if clean := c.scrub(msg); clean != msg {
-		return errors.New(clean)
-	}
-	return err
-}
+// scrubErr drops an error chain that quotes the key.
+func (c *Client) scrubErr(err error) error { return providers.ScrubError(err, c.key) }
 
 // RedactURL returns s with the value of every apikey parameter replaced
 // by REDACTED, for log and tracing layers that see the requests this client

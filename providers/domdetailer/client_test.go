@@ -4,33 +4,21 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/linkharvest/linkharvest/providers"
+	"github.com/linkharvest/linkharvest/providers/providertest"
 )
 
 // testKey has characters that URLs escape, so that every escaped form of
 // the key is checked for leaks too.
 const testKey = "k3y/Secret+&=x"
-
-func readFile(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile("testdata/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 func newClient(t testing.TB, base string) *Client {
 	t.Helper()
@@ -39,46 +27,6 @@ func newClient(t testing.TB, base string) *Client {
 		t.Fatal(err)
 	}
 	return c
-}
-
-// serve answers every request with status, headers and body, and records
-// the requests.
-func serve(t testing.TB, status int, header map[string]string, body []byte) (*httptest.Server, *[]*http.Request) {
-	t.Helper()
-	var reqs []*http.Request
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		reqs = append(reqs, r)
-		for k, v := range header {
-			w.Header().Set(k, v)
-		}
-		w.WriteHeader(status)
-		w.Write(body)
-	}))
-	t.Cleanup(srv.Close)
-	return srv, &reqs
-}
-
-// assertNoKey fails if the key shows in any form of err: its message, %+v,
-// %#v and every message along its chain.
-func assertNoKey(t *testing.T, err error) {
-	t.Helper()
-	if err == nil {
-		return
-	}
-	forms := []string{err.Error(), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err)}
-	for e := errors.Unwrap(err); e != nil; e = errors.Unwrap(e) {
-		forms = append(forms, e.Error())
-	}
-	if pe, ok := providers.AsError(err); ok && pe.Err != nil {
-		forms = append(forms, pe.Err.Error(), fmt.Sprintf("%#v", pe.Err))
-	}
-	for _, f := range forms {
-		for _, k := range []string{testKey, "k3y%2FSecret", "k3y/Secret", "Secret+", "Secret%2B"} {
-			if strings.Contains(f, k) {
-				t.Fatalf("the key leaks (%q) in %q", k, f)
-			}
-		}
-	}
 }
 
 func show(p *string) string {
@@ -136,8 +84,8 @@ func rawMembers(t *testing.T, body []byte, member string) []json.RawMessage {
 
 // TestContractExample replays the seed's example response through Fetch.
 func TestContractExample(t *testing.T) {
-	body := readFile(t, "example.json")
-	srv, reqs := serve(t, 200, map[string]string{"Content-Type": "application/json"}, body)
+	body := providertest.Testdata(t, "example.json")
+	srv, reqs := providertest.Serve(t, 200, map[string]string{"Content-Type": "application/json"}, body)
 	c := newClient(t, srv.URL)
 	page, err := c.Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "domdetailer.com", Page: 1})
 	if err != nil {
@@ -197,8 +145,8 @@ func TestContractExample(t *testing.T) {
 // TestContractAnchorFallback: an empty or missing anchor falls back to
 // the title, as the docs prescribe; nf may come as a string.
 func TestContractAnchorFallback(t *testing.T) {
-	body := readFile(t, "example_empty_anchor.json")
-	srv, _ := serve(t, 200, nil, body)
+	body := providertest.Testdata(t, "example_empty_anchor.json")
+	srv, _ := providertest.Serve(t, 200, nil, body)
 	page, err := newClient(t, srv.URL).Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "domdetailer.com"})
 	if err != nil {
 		t.Fatal(err)
@@ -222,7 +170,7 @@ func TestContractAnchorFallback(t *testing.T) {
 }
 
 func TestOnePerDomainParam(t *testing.T) {
-	srv, reqs := serve(t, 200, nil, readFile(t, "example.json"))
+	srv, reqs := providertest.Serve(t, 200, nil, providertest.Testdata(t, "example.json"))
 	c := newClient(t, srv.URL)
 	for _, tc := range []struct {
 		raw  string
@@ -259,12 +207,12 @@ func TestCheckParams(t *testing.T) {
 		{"backlinks", map[string]json.RawMessage{"apikey": json.RawMessage(`"other"`)}, false},
 		{"summary", nil, false},
 	} {
-		err := c.CheckParams(tc.endpoint, tc.params)
+		err := checkParams(tc.endpoint, tc.params)
 		if (err == nil) != tc.ok {
 			t.Errorf("CheckParams(%s, %v) = %v, want ok=%v", tc.endpoint, tc.params, err, tc.ok)
 		}
 	}
-	if got := c.Endpoints(); len(got) != 1 || got[0] != "backlinks" {
+	if got := Vendor.Endpoints; len(got) != 1 || got[0] != "backlinks" {
 		t.Errorf("Endpoints() = %v", got)
 	}
 	pg, err := c.Paging("backlinks")
@@ -306,7 +254,7 @@ func TestNewAndConfig(t *testing.T) {
 	}
 	// A caller's client is copied, not changed.
 	hc := &http.Client{Timeout: time.Second}
-	if _, err := New(Config{APIKey: "k", App: "a", BaseURL: "https://domdetailer.com", HTTPClient: hc}); err != nil {
+	if _, err := New(Config{APIKey: "k", App: "a", BaseURL: "https://domdetailer.com", Conn: providers.Conn{HTTPClient: hc}}); err != nil {
 		t.Fatal(err)
 	}
 	if hc.CheckRedirect != nil {
@@ -317,7 +265,7 @@ func TestNewAndConfig(t *testing.T) {
 // TestErrorClasses: how every documented (and some undocumented) failure
 // is classified, and that no message holds the key.
 func TestErrorClasses(t *testing.T) {
-	seed400, seed401 := readFile(t, "error_400.json"), readFile(t, "error_401.json")
+	seed400, seed401 := providertest.Testdata(t, "error_400.json"), providertest.Testdata(t, "error_401.json")
 	for _, tc := range []struct {
 		name       string
 		status     int
@@ -358,7 +306,7 @@ func TestErrorClasses(t *testing.T) {
 		{"500 echo raw key", 500, nil, `key ` + testKey + ` failed`, providers.Retryable, false, "http 500", "key REDACTED failed", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv, _ := serve(t, tc.status, tc.header, []byte(tc.body))
+			srv, _ := providertest.Serve(t, tc.status, tc.header, []byte(tc.body))
 			_, err := newClient(t, srv.URL).Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "example.com"})
 			pe, ok := providers.AsError(err)
 			if !ok {
@@ -371,7 +319,7 @@ func TestErrorClasses(t *testing.T) {
 			if pe.Provider != Name || !strings.Contains(pe.Message, tc.message) {
 				t.Errorf("provider %q message %q, want %q", pe.Provider, pe.Message, tc.message)
 			}
-			assertNoKey(t, err)
+			providertest.NoSecret(t, err, testKey)
 		})
 	}
 }
@@ -382,7 +330,7 @@ func TestEmptyBacklinks(t *testing.T) {
 		`{"domain":"x.com","metrics":{"links_in":0},"backlinks":null}`,
 		`{"domain":"x.com","metrics":{"links_in":0}}`,
 	} {
-		srv, _ := serve(t, 200, nil, []byte(body))
+		srv, _ := providertest.Serve(t, 200, nil, []byte(body))
 		page, err := newClient(t, srv.URL).Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "x.com"})
 		if err != nil {
 			t.Fatalf("%s: %v", body, err)
@@ -394,8 +342,8 @@ func TestEmptyBacklinks(t *testing.T) {
 }
 
 func TestBodyTooLarge(t *testing.T) {
-	srv, _ := serve(t, 200, nil, readFile(t, "example.json"))
-	c, err := New(Config{APIKey: testKey, App: "a", BaseURL: srv.URL, MaxBody: 100})
+	srv, _ := providertest.Serve(t, 200, nil, providertest.Testdata(t, "example.json"))
+	c, err := New(Config{APIKey: testKey, App: "a", BaseURL: srv.URL, Conn: providers.Conn{MaxBody: 100}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -428,90 +376,13 @@ func TestFetchRejectsBadRequests(t *testing.T) {
 	}
 }
 
-// TestRedactionTransport: a refused connection's error names the URL with
-// the key redacted, and nothing of the key.
-func TestRedactionTransport(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // nothing listens there now
-	c := newClient(t, "http://"+addr)
-	_, err = c.Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "example.com"})
-	pe, ok := providers.AsError(err)
-	if !ok || pe.Class != providers.Retryable || pe.Code != "connection" {
-		t.Fatalf("err = %v, want a retryable connection error", err)
-	}
-	if !strings.Contains(err.Error(), "apikey=REDACTED") || !strings.Contains(err.Error(), "domain=example.com") {
-		t.Errorf("error does not show the redacted URL: %v", err)
-	}
-	assertNoKey(t, err)
-
-	// A timeout, likewise.
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-r.Context().Done():
-		case <-time.After(2 * time.Second):
-		}
-	}))
-	defer slow.Close()
-	c2, _ := New(Config{APIKey: testKey, App: "a", BaseURL: slow.URL, HTTPClient: &http.Client{Timeout: 50 * time.Millisecond}})
-	_, err = c2.Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "example.com"})
-	if providers.ClassOf(err) != providers.Retryable {
-		t.Errorf("timeout: %v", err)
-	}
-	assertNoKey(t, err)
-}
-
-// TestRedactionRedirect: a redirect to another host is not followed (it
-// would carry the key there); one on the same host is.
-func TestRedactionRedirect(t *testing.T) {
-	var otherHits atomic.Int32
-	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { otherHits.Add(1) }))
-	defer other.Close()
-	var srv *httptest.Server
-	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/api2/getBacklinks.php":
-			if r.URL.Query().Get("domain") == "away.com" {
-				http.Redirect(w, r, other.URL+"/steal?"+r.URL.RawQuery, http.StatusFound)
-				return
-			}
-			http.Redirect(w, r, "/v2/getBacklinks.php?"+r.URL.RawQuery, http.StatusMovedPermanently)
-		case "/v2/getBacklinks.php":
-			w.Write(readFile(t, "example.json"))
-		}
-	}))
-	defer srv.Close()
-	c := newClient(t, srv.URL)
-	if _, err := c.Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "here.com"}); err != nil {
-		t.Errorf("same-host redirect: %v", err)
-	}
-	_, err := c.Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "away.com"})
-	if pe, ok := providers.AsError(err); !ok || pe.Class != providers.Fatal || pe.Code != "http 302" {
-		t.Errorf("cross-host redirect: %v, want fatal http 302", err)
-	}
-	if otherHits.Load() != 0 {
-		t.Error("the key was carried to another host")
-	}
-	assertNoKey(t, err)
-}
-
 func TestRedactionStrings(t *testing.T) {
 	cfg := Config{APIKey: testKey, App: "a", BaseURL: "https://domdetailer.com"}
 	c, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logged bytes.Buffer
-	slog.New(slog.NewJSONHandler(&logged, nil)).Info("config", "cfg", cfg)
-	slog.New(slog.NewTextHandler(&logged, nil)).Info("config", "cfg", cfg, "client", c)
-	for _, s := range []string{fmt.Sprint(cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg), fmt.Sprint(c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c), logged.String()} {
-		if strings.Contains(s, "k3y") || strings.Contains(s, "Secret") {
-			t.Errorf("the key shows in %q", s)
-		}
-	}
+	// Formatting, logs and transport errors: providertest (TestSuite).
 	cl := c.build("example.com", params{onePerDomain: true})
 	if strings.Contains(cl.redacted, "k3y") || !strings.Contains(cl.redacted, "apikey=REDACTED&app=a&domain=example.com&onePerDomain=1") {
 		t.Errorf("redacted URL %q", cl.redacted)

@@ -1,13 +1,9 @@
 package domdetailer
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/linkharvest/linkharvest/providers"
 )
@@ -52,7 +48,7 @@ type row struct {
 
 // decode turns a 2xx body into a page.
 func decode(body []byte) (*providers.Page, error) {
-	if first(body) != '{' {
+	if providers.FirstByte(body) != '{' {
 		return nil, providers.BadBody(Name, fmt.Errorf("the body is not a JSON object"))
 	}
 	var env envelope
@@ -60,13 +56,13 @@ func decode(body []byte) (*providers.Page, error) {
 		return nil, providers.BadBody(Name, err)
 	}
 	// An error object inside a 2xx (undocumented, but PHP APIs do it).
-	if first(env.Backlinks) == 0 {
-		if code, msg := str(env.Error), str(env.Message); code != "" || msg != "" {
+	if providers.FirstByte(env.Backlinks) == 0 {
+		if code, msg := providers.JSONString(env.Error), providers.JSONString(env.Message); code != "" || msg != "" {
 			return nil, bodyError(code, msg)
 		}
 	}
 	var rows []json.RawMessage
-	switch first(env.Backlinks) {
+	switch providers.FirstByte(env.Backlinks) {
 	case 0, 'n': // absent or null: a domain without backlinks
 	case '[':
 		if err := json.Unmarshal(env.Backlinks, &rows); err != nil {
@@ -84,7 +80,7 @@ func decode(body []byte) (*providers.Page, error) {
 		Cost:     CreditsPerCall,
 		CostUnit: "credits",
 	}
-	if first(env.Metrics) == '{' {
+	if providers.FirstByte(env.Metrics) == '{' {
 		page.Items = append(page.Items, providers.Item{Kind: KindMetrics, Raw: env.Metrics})
 	}
 	for _, r := range rows {
@@ -97,23 +93,23 @@ func decode(body []byte) (*providers.Page, error) {
 func item(raw json.RawMessage) providers.Item {
 	it := providers.Item{Kind: KindBacklink, Raw: raw}
 	var r row
-	if first(raw) != '{' || json.Unmarshal(raw, &r) != nil {
+	if providers.FirstByte(raw) != '{' || json.Unmarshal(raw, &r) != nil {
 		return it // not an object: kept as is, nothing to normalise
 	}
-	it.SourceURL = text(r.Source)
-	it.TargetURL = text(r.Target)
+	it.SourceURL = providers.JSONText(r.Source)
+	it.TargetURL = providers.JSONText(r.Target)
 	// The docs: "anchor - visible link text (falls back to title if empty)".
 	// The seed describes title as the source page's title, although its
 	// example holds a URL there for one row; it is taken as documented.
-	it.SourceTitle = text(r.Title)
-	it.Anchor = text(r.Anchor)
+	it.SourceTitle = providers.JSONText(r.Title)
+	it.Anchor = providers.JSONText(r.Anchor)
 	if it.Anchor == nil || strings.TrimSpace(*it.Anchor) == "" {
 		if it.SourceTitle != nil && strings.TrimSpace(*it.SourceTitle) != "" {
 			it.Anchor = it.SourceTitle
 		}
 	}
 	// nf: 1 nofollow, 0 dofollow.
-	it.Nofollow = flag(r.NF)
+	it.Nofollow = providers.JSONFlag(r.NF)
 	return it
 }
 
@@ -157,8 +153,8 @@ func containsAny(s string, subs ...string) bool {
 func errorMessage(body []byte, status int) string {
 	msg := ""
 	var obj map[string]json.RawMessage
-	if first(body) == '{' && json.Unmarshal(body, &obj) == nil {
-		code, m := str(obj["error"]), str(obj["message"])
+	if providers.FirstByte(body) == '{' && json.Unmarshal(body, &obj) == nil {
+		code, m := providers.JSONString(obj["error"]), providers.JSONString(obj["message"])
 		switch {
 		case code != "" && m != "":
 			msg = code + ": " + m
@@ -167,73 +163,6 @@ func errorMessage(body []byte, status int) string {
 		default:
 			msg = code
 		}
-	} else if c := first(body); c != 0 && c != '<' && c != '{' && c != '[' && utf8.Valid(body) {
-		msg = string(body)
 	}
-	msg = strings.Join(strings.Fields(msg), " ")
-	if len(msg) > 300 {
-		msg = msg[:300]
-		for !utf8.ValidString(msg) {
-			msg = msg[:len(msg)-1]
-		}
-		msg += "…"
-	}
-	if msg == "" {
-		msg = http.StatusText(status)
-	}
-	return msg
-}
-
-// first returns the first non-space byte of a JSON value, 0 if none.
-func first(raw []byte) byte {
-	raw = bytes.TrimLeft(raw, " \t\r\n")
-	if len(raw) == 0 {
-		return 0
-	}
-	return raw[0]
-}
-
-// text reads a string field; a number is kept as written; null, absent
-// and other types are nil.
-func text(raw json.RawMessage) *string {
-	switch c := first(raw); {
-	case c == '"':
-		var s string
-		if json.Unmarshal(raw, &s) == nil {
-			return &s
-		}
-	case c == '-' || c >= '0' && c <= '9':
-		s := string(bytes.TrimSpace(raw))
-		return &s
-	}
-	return nil
-}
-
-// str is text or "".
-func str(raw json.RawMessage) string {
-	if s := text(raw); s != nil {
-		return *s
-	}
-	return ""
-}
-
-// flag reads a boolean written as 0/1, true/false or either as a string.
-func flag(raw json.RawMessage) *bool {
-	v := string(bytes.TrimSpace(raw))
-	if first(raw) == '"' {
-		if json.Unmarshal(raw, &v) != nil {
-			return nil
-		}
-		v = strings.TrimSpace(v)
-	}
-	switch strings.ToLower(v) {
-	case "true", "1":
-		return providers.Bool(true)
-	case "false", "0":
-		return providers.Bool(false)
-	}
-	if f, err := strconv.ParseFloat(v, 64); err == nil && (f == 0 || f == 1) {
-		return providers.Bool(f == 1) // 1.0 from a generic encoder
-	}
-	return nil
+	return providers.ErrorText(msg, body, status)
 }

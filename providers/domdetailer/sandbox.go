@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/linkharvest/linkharvest/internal/spend"
 	"github.com/linkharvest/linkharvest/providers/sandbox"
 )
 
@@ -108,7 +107,7 @@ func (h *sbHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sbError(w, http.StatusInternalServerError, "server_error", "encoding the answer")
 		return
 	}
-	h.m.Charge(spend.PriceOf(Name, "backlinks").For(0)) // the vendor bills the call, whatever reaches the client
+	h.m.Charge(price.For(0)) // the vendor bills the call, whatever reaches the client
 	if fail && kind == 3 {
 		body = body[:len(body)/2]
 	}

@@ -20,11 +20,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -63,7 +63,7 @@ const DefaultCreditsPerCall = 1
 const DefaultTimeout = 2 * time.Minute
 
 // Redacted replaces the key wherever a URL or message is shown.
-const Redacted = "REDACTED"
+const Redacted = providers.Redacted
 
 // Formats the API answers in.
 const (
@@ -76,41 +76,19 @@ const maxBody = 16 << 20
 
 // Config holds the account.
 type Config struct {
-	Key     string
+	Key     providers.Secret // formats as REDACTED, so a logged Config leaks nothing
 	BaseURL string
 	// QueryForm sends ?service=links&method=getBacklinks&key=… (older
 	// clients' form) instead of the route form.
-	QueryForm bool
-	// HTTPClient carries the shared limiter and tracing; nil gets a plain
-	// client with DefaultTimeout. It is copied, not changed: the copy
-	// refuses redirects that would carry the key to another host.
-	HTTPClient *http.Client
-	// MaxBody caps a response body (0: maxBody).
-	MaxBody int64
+	QueryForm      bool
+	providers.Conn // the HTTP client and the body cap
 	// CreditsPerCall and CreditsPerRow make Page.Cost; both 0 means
 	// DefaultCreditsPerCall per call.
 	CreditsPerCall, CreditsPerRow float64
 }
 
-// String hides the key, so that a logged Config leaks nothing.
-func (c Config) String() string {
-	return fmt.Sprintf("xovi.Config{Key:%s BaseURL:%q QueryForm:%v}", mask(c.Key), c.BaseURL, c.QueryForm)
-}
-
-// GoString hides the key from %#v too.
-func (c Config) GoString() string { return c.String() }
-
-// LogValue hides the key from slog.
-func (c Config) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("key", mask(c.Key)), slog.String("base_url", c.BaseURL), slog.Bool("query_form", c.QueryForm))
-}
-
-func mask(key string) string {
-	if key == "" {
-		return `""`
-	}
-	return Redacted
-}
+// withHTTPClient is c with its HTTP client set (Vendor.FromEnv).
+func (c Config) withHTTPClient(hc *http.Client) Config { c.HTTPClient = hc; return c }
 
 // ConfigFromEnv reads XOVI_KEY and XOVI_BASE_URL (default DefaultBaseURL).
 func ConfigFromEnv(getenv func(string) string) Config {
@@ -118,7 +96,7 @@ func ConfigFromEnv(getenv func(string) string) Config {
 	if base == "" {
 		base = DefaultBaseURL
 	}
-	return Config{Key: strings.TrimSpace(getenv("XOVI_KEY")), BaseURL: base}
+	return Config{Key: providers.Secret(strings.TrimSpace(getenv("XOVI_KEY"))), BaseURL: base}
 }
 
 // Client calls links/getBacklinks: one call, one page.
@@ -144,29 +122,15 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Key == "" {
 		return nil, errors.New("xovi: XOVI_KEY is required")
 	}
-	if cfg.BaseURL == "" {
-		return nil, errors.New("xovi: XOVI_BASE_URL is required")
-	}
-	u, err := url.Parse(cfg.BaseURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		// err may quote the URL: leave it out.
-		return nil, errors.New("xovi: XOVI_BASE_URL must be an absolute http(s) URL")
-	}
-	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return nil, errors.New("xovi: XOVI_BASE_URL must not have user info, a query or a fragment")
+	u, err := providers.ParseBaseURL(Name, "XOVI_BASE_URL", cfg.BaseURL, false)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.CreditsPerCall < 0 || cfg.CreditsPerRow < 0 {
 		return nil, errors.New("xovi: credits per call and per row must not be negative")
 	}
-	u.Path = strings.TrimRight(u.Path, "/")
-	u.RawPath = ""
-	hc := &http.Client{Timeout: DefaultTimeout}
-	if cfg.HTTPClient != nil {
-		cp := *cfg.HTTPClient
-		hc = &cp
-	}
-	hc.CheckRedirect = sameHostRedirects(u, hc.CheckRedirect)
-	c := &Client{key: cfg.Key, base: u, queryForm: cfg.QueryForm, hc: hc, maxBody: cmp.Or(cfg.MaxBody, maxBody),
+	hc := providers.GuardedClient(cfg.HTTPClient, u, DefaultTimeout)
+	c := &Client{key: cfg.Key.Reveal(), base: u, queryForm: cfg.QueryForm, hc: hc, maxBody: cmp.Or(cfg.MaxBody, maxBody),
 		perCall: cfg.CreditsPerCall, perRow: cfg.CreditsPerRow}
 	if c.perCall == 0 && c.perRow == 0 {
 		c.perCall = DefaultCreditsPerCall
@@ -174,35 +138,17 @@ func New(cfg Config) (*Client, error) {
 	return c, nil
 }
 
-// sameHostRedirects follows a redirect only on the vendor's own host and
-// never from https to http: the key is in the URL, and a redirect elsewhere
-// would hand it over. A refused redirect comes back as the 3xx response,
-// which is a fatal error (the base URL needs fixing).
-func sameHostRedirects(base *url.URL, next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
-	return func(req *http.Request, via []*http.Request) error {
-		if !strings.EqualFold(req.URL.Host, base.Host) || (base.Scheme == "https" && req.URL.Scheme != "https") {
-			return http.ErrUseLastResponse
-		}
-		if next != nil {
-			return next(req, via)
-		}
-		if len(via) >= 10 {
-			return errors.New("stopped after 10 redirects")
-		}
-		return nil
-	}
-}
-
-// Endpoints lists the endpoint names; "backlinks" is the only one.
-func (c *Client) Endpoints() []string { return []string{EndpointBacklinks} }
-
 // Paging: pages of up to 1000 rows addressed by offset (turned into XOVI's
 // page index), no documented cap on skip.
 func (c *Client) Paging(endpoint string) (providers.Paging, error) {
+	return providers.BodyCap(c.maxBody)(paging(endpoint))
+}
+
+func paging(endpoint string) (providers.Paging, error) {
 	if err := checkEndpoint(endpoint); err != nil {
 		return providers.Paging{}, err
 	}
-	return providers.Paging{Kind: providers.PagingOffset, PageSize: MaxLimit, MaxOffset: 0, MaxBody: c.maxBody}, nil
+	return providers.Paging{Kind: providers.PagingOffset, PageSize: MaxLimit, MaxOffset: 0, MaxBody: maxBody}, nil
 }
 
 func checkEndpoint(endpoint string) error {
@@ -212,9 +158,9 @@ func checkEndpoint(endpoint string) error {
 	return nil
 }
 
-// CheckParams accepts only format: "json" (default) or "xml". limit and
+// checkParams accepts only format: "json" (default) or "xml". limit and
 // skip come from the paging, domain and key from the job and the account.
-func (c *Client) CheckParams(endpoint string, params map[string]json.RawMessage) error {
+func checkParams(endpoint string, params map[string]json.RawMessage) error {
 	if err := checkEndpoint(endpoint); err != nil {
 		return err
 	}
@@ -223,13 +169,8 @@ func (c *Client) CheckParams(endpoint string, params map[string]json.RawMessage)
 }
 
 func parseFormat(params map[string]json.RawMessage) (string, error) {
-	keys := make([]string, 0, len(params))
-	for k := range params {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	format := FormatJSON
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(params)) { // the same error for the same map
 		if k != "format" {
 			return "", fmt.Errorf("unknown option %q (xovi backlinks takes: format)", k)
 		}
@@ -313,27 +254,12 @@ func (c *Client) Fetch(ctx context.Context, req providers.Request) (*providers.P
 			Message: fmt.Sprintf("offset %d, limit %d: not reachable with XOVI's page index (limit 1..%d, skip = offset/limit)", req.Offset, req.Limit, MaxLimit)}
 	}
 	cl := c.build(domain, format, limit, skip)
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, cl.url, nil)
-	if err != nil {
-		return nil, &providers.Error{Provider: Name, Class: providers.Fatal, Code: "request", Message: cl.redacted}
-	}
+	accept := "application/json"
 	if format == FormatXML {
-		hreq.Header.Set("Accept", "application/xml, text/xml")
-	} else {
-		hreq.Header.Set("Accept", "application/json")
+		accept = "application/xml, text/xml"
 	}
-	resp, err := c.hc.Do(hreq)
+	resp, b, err := providers.KeyedGet(ctx, c.hc, Name, cl.url, cl.redacted, c.key, accept, c.maxBody)
 	if err != nil {
-		pe := providers.TransportError(Name, cl.redacted, err)
-		pe.Err = c.scrubErr(pe.Err)
-		return nil, pe
-	}
-	defer resp.Body.Close()
-	b, err := providers.ReadBody(Name, resp.Body, resp.ContentLength, c.maxBody)
-	if err != nil {
-		if pe, ok := providers.AsError(err); ok {
-			pe.Err = c.scrubErr(pe.Err)
-		}
 		return nil, err
 	}
 	page, err := c.answer(resp, b, skip, drop, n)
@@ -370,28 +296,10 @@ func (c *Client) answer(resp *http.Response, body []byte, skip, drop, n int) (*p
 }
 
 // scrub removes the key from a message, in every form it may take in a URL.
-func (c *Client) scrub(s string) string {
-	for _, k := range []string{c.key, url.QueryEscape(c.key), url.PathEscape(c.key)} {
-		if k != "" {
-			s = strings.ReplaceAll(s, k, Redacted)
-		}
-	}
-	return s
-}
+func (c *Client) scrub(s string) string { return providers.ScrubSecret(s, c.key) }
 
-// scrubErr keeps err when its message holds no key; otherwise it returns a
-// plain error with the scrubbed message, dropping the chain (some link of
-// it quotes the key and would leak it to whoever unwraps).
-func (c *Client) scrubErr(err error) error {
-	if err == nil {
-		return nil
-	}
-	msg := err.Error()
-	if clean := c.scrub(msg); clean != msg {
-		return errors.New(clean)
-	}
-	return err
-}
+// scrubErr drops an error chain that quotes the key.
+func (c *Client) scrubErr(err error) error { return providers.ScrubError(err, c.key) }
 
 // RedactURL returns s with XOVI keys replaced by REDACTED: the path
 // segment after /links/getBacklinks/ and the value of every key query

@@ -4,14 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -19,20 +15,12 @@ import (
 	"time"
 
 	"github.com/linkharvest/linkharvest/providers"
+	"github.com/linkharvest/linkharvest/providers/providertest"
 )
 
 // testKey has characters that paths and queries escape, so that every
 // escaped form of the key is checked for leaks too.
 const testKey = "k3y/Secret+&=x?y"
-
-func readFile(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile("testdata/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 func newClient(t testing.TB, base string, queryForm bool) *Client {
 	t.Helper()
@@ -43,47 +31,8 @@ func newClient(t testing.TB, base string, queryForm bool) *Client {
 	return c
 }
 
-// serve answers every request with status, headers and body, and records
-// the requests.
-func serve(t testing.TB, status int, header map[string]string, body []byte) (*httptest.Server, *[]*http.Request) {
-	t.Helper()
-	var reqs []*http.Request
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		reqs = append(reqs, r)
-		for k, v := range header {
-			w.Header().Set(k, v)
-		}
-		w.WriteHeader(status)
-		w.Write(body)
-	}))
-	t.Cleanup(srv.Close)
-	return srv, &reqs
-}
-
 func xmlParams() map[string]json.RawMessage {
 	return map[string]json.RawMessage{"format": json.RawMessage(`"xml"`)}
-}
-
-// assertNoKey fails if the key shows in any form of err.
-func assertNoKey(t *testing.T, err error) {
-	t.Helper()
-	if err == nil {
-		return
-	}
-	forms := []string{err.Error(), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err)}
-	for e := errors.Unwrap(err); e != nil; e = errors.Unwrap(e) {
-		forms = append(forms, e.Error(), fmt.Sprintf("%#v", e))
-	}
-	if pe, ok := providers.AsError(err); ok {
-		forms = append(forms, pe.Code, pe.Message)
-	}
-	for _, f := range forms {
-		for _, k := range []string{"k3y", "Secret"} {
-			if strings.Contains(f, k) {
-				t.Fatalf("the key leaks (%q) in %q", k, f)
-			}
-		}
-	}
 }
 
 func show(p *string) string {
@@ -119,8 +68,8 @@ func checkRow(t *testing.T, i int, it providers.Item, w want) {
 func TestContractJSON(t *testing.T) {
 	for _, file := range []string{"getBacklinks.json", "getBacklinks_apimeta.json"} {
 		t.Run(file, func(t *testing.T) {
-			body := readFile(t, file)
-			srv, reqs := serve(t, 200, map[string]string{"Content-Type": "application/json"}, body)
+			body := providertest.Testdata(t, file)
+			srv, reqs := providertest.Serve(t, 200, map[string]string{"Content-Type": "application/json"}, body)
 			page, err := newClient(t, srv.URL, false).Fetch(context.Background(),
 				providers.Request{Endpoint: "backlinks", Domain: "www.xovi.de", Page: 1, Offset: 0, Limit: 1000})
 			if err != nil {
@@ -163,7 +112,7 @@ func TestContractJSON(t *testing.T) {
 // TestContractXML replays the reconstructed XML answer: rows become JSON
 // objects of their elements, the title's HTML entity is decoded.
 func TestContractXML(t *testing.T) {
-	srv, reqs := serve(t, 200, map[string]string{"Content-Type": "text/xml"}, readFile(t, "getBacklinks.xml"))
+	srv, reqs := providertest.Serve(t, 200, map[string]string{"Content-Type": "text/xml"}, providertest.Testdata(t, "getBacklinks.xml"))
 	page, err := newClient(t, srv.URL, false).Fetch(context.Background(),
 		providers.Request{Endpoint: "backlinks", Domain: "www.xovi.de", Page: 1, Params: xmlParams()})
 	if err != nil {
@@ -205,7 +154,7 @@ func TestContractResultEmpty(t *testing.T) {
 		{"result_empty.xml", 0, 0},      //
 		{"result_empty.json", 3000, -1}, // past the end: the total is not known
 	} {
-		srv, _ := serve(t, 200, nil, readFile(t, tc.file))
+		srv, _ := providertest.Serve(t, 200, nil, providertest.Testdata(t, tc.file))
 		page, err := newClient(t, srv.URL, false).Fetch(context.Background(),
 			providers.Request{Endpoint: "backlinks", Domain: "no-links.example", Offset: tc.offset, Limit: 1000})
 		if err != nil {
@@ -218,7 +167,7 @@ func TestContractResultEmpty(t *testing.T) {
 }
 
 func TestQueryForm(t *testing.T) {
-	srv, reqs := serve(t, 200, nil, readFile(t, "getBacklinks.json"))
+	srv, reqs := providertest.Serve(t, 200, nil, providertest.Testdata(t, "getBacklinks.json"))
 	c := newClient(t, srv.URL+"/api/", true)
 	if _, err := c.Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "www.xovi.de", Offset: 2000, Limit: 1000}); err != nil {
 		t.Fatal(err)
@@ -431,8 +380,8 @@ func TestErrorClasses(t *testing.T) {
 			tc{"xml " + m.msg, 200, nil, envXML(m.code, m.msg), m.class, m.account, code, 0})
 	}
 	cases = append(cases,
-		tc{"seed cost error", 200, nil, string(readFile(t, "cost_error.json")), providers.Fatal, true, "cost error", 0},
-		tc{"seed no permission", 200, nil, string(readFile(t, "no_permission.xml")), providers.Fatal, true, "no permission", 0},
+		tc{"seed cost error", 200, nil, string(providertest.Testdata(t, "cost_error.json")), providers.Fatal, true, "cost error", 0},
+		tc{"seed no permission", 200, nil, string(providertest.Testdata(t, "no_permission.xml")), providers.Fatal, true, "no permission", 0},
 		tc{"0k. with a code", 200, nil, envJSON("5", "0k."), providers.Retryable, false, "apiErrorCode 5", 0},
 		tc{"code as text", 200, nil, envJSON(`"x"`, "0k."), providers.Retryable, false, "apiErrorCode x", 0},
 		tc{"429", 429, map[string]string{"Retry-After": "4"}, envJSON("7", "too many requests"), providers.Throttled, false, "http 429", 4 * time.Second},
@@ -444,9 +393,9 @@ func TestErrorClasses(t *testing.T) {
 		tc{"403 no permission", 403, nil, envJSON("2", "no permission"), providers.Fatal, true, "no permission", 0},
 		tc{"404 html", 404, nil, `<html><body>Not Found</body></html>`, providers.Fatal, false, "http 404", 0},
 		tc{"404 result empty", 404, nil, envJSON("0", "result empty"), 0, false, "", 0},
-		tc{"200 truncated json", 200, nil, string(readFile(t, "getBacklinks.json")[:300]), providers.Retryable, false, "bad body", 0},
-		tc{"200 truncated xml", 200, nil, string(readFile(t, "getBacklinks.xml")[:400]), providers.Retryable, false, "bad body", 0},
-		tc{"200 truncated xml at a row end", 200, nil, strings.SplitAfter(string(readFile(t, "getBacklinks.xml")), "</item>")[0], providers.Retryable, false, "bad body", 0},
+		tc{"200 truncated json", 200, nil, string(providertest.Testdata(t, "getBacklinks.json")[:300]), providers.Retryable, false, "bad body", 0},
+		tc{"200 truncated xml", 200, nil, string(providertest.Testdata(t, "getBacklinks.xml")[:400]), providers.Retryable, false, "bad body", 0},
+		tc{"200 truncated xml at a row end", 200, nil, strings.SplitAfter(string(providertest.Testdata(t, "getBacklinks.xml")), "</item>")[0], providers.Retryable, false, "bad body", 0},
 		tc{"200 malformed json", 200, nil, `{"apiErrorCode":0,"apiErrorMessage":"0k.","apiResult":[{"a":1,}]}`, providers.Retryable, false, "bad body", 0},
 		tc{"200 malformed xml", 200, nil, `<response><apiErrorCode>0</apiErrorMessage></response>`, providers.Retryable, false, "bad body", 0},
 		tc{"200 html", 200, nil, `<!DOCTYPE html><html><body>maintenance</body></html>`, providers.Retryable, false, "bad body", 0},
@@ -460,7 +409,7 @@ func TestErrorClasses(t *testing.T) {
 	)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			srv, _ := serve(t, tc.status, tc.header, []byte(tc.body))
+			srv, _ := providertest.Serve(t, tc.status, tc.header, []byte(tc.body))
 			page, err := newClient(t, srv.URL, false).Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "xovi.de", Limit: 1000})
 			if tc.class == 0 {
 				if err != nil || len(page.Items) != 0 {
@@ -476,7 +425,7 @@ func TestErrorClasses(t *testing.T) {
 				t.Errorf("got class %v account %v code %q retry-after %v; want %v %v %q %v (%v)",
 					pe.Class, pe.Account, pe.Code, pe.RetryAfter, tc.class, tc.account, tc.code, tc.retryAfter, err)
 			}
-			assertNoKey(t, err)
+			providertest.NoSecret(t, err, testKey)
 		})
 	}
 }
@@ -498,11 +447,11 @@ func TestCheckParams(t *testing.T) {
 		{"backlinks", map[string]json.RawMessage{"key": json.RawMessage(`"k"`)}, false},
 		{"getLinkedPages", nil, false},
 	} {
-		if err := c.CheckParams(tc.endpoint, tc.params); (err == nil) != tc.ok {
+		if err := checkParams(tc.endpoint, tc.params); (err == nil) != tc.ok {
 			t.Errorf("CheckParams(%s, %v) = %v, want ok=%v", tc.endpoint, tc.params, err, tc.ok)
 		}
 	}
-	if got := c.Endpoints(); len(got) != 1 || got[0] != "backlinks" {
+	if got := Vendor.Endpoints; len(got) != 1 || got[0] != "backlinks" {
 		t.Errorf("Endpoints() = %v", got)
 	}
 	pg, err := c.Paging("backlinks")
@@ -535,14 +484,14 @@ func TestNewAndConfig(t *testing.T) {
 		}
 	}
 	hc := &http.Client{}
-	if _, err := New(Config{Key: "k", BaseURL: "https://suite.xovi.net/api", HTTPClient: hc}); err != nil || hc.CheckRedirect != nil {
+	if _, err := New(Config{Key: "k", BaseURL: "https://suite.xovi.net/api", Conn: providers.Conn{HTTPClient: hc}}); err != nil || hc.CheckRedirect != nil {
 		t.Errorf("New changed the caller's http.Client (%v)", err)
 	}
 }
 
 func TestCost(t *testing.T) {
-	body := readFile(t, "getBacklinks.json")
-	srv, _ := serve(t, 200, nil, body)
+	body := providertest.Testdata(t, "getBacklinks.json")
+	srv, _ := providertest.Serve(t, 200, nil, body)
 	for _, tc := range []struct {
 		perCall, perRow, want float64
 	}{{0, 0, 1}, {2, 0, 2}, {0, 0.5, 1}, {1, 1, 3}} {
@@ -572,70 +521,11 @@ func TestFetchRejectsBadRequests(t *testing.T) {
 		if providers.ClassOf(err) != providers.Fatal {
 			t.Errorf("Fetch(%+v) = %v, want fatal", req, err)
 		}
-		assertNoKey(t, err)
+		providertest.NoSecret(t, err, testKey)
 	}
 	if calls.Load() != 0 {
 		t.Errorf("%d calls made for requests that cannot succeed", calls.Load())
 	}
-}
-
-// TestRedactionTransport: a refused connection's error shows the URL with
-// the key redacted, in both forms, and nothing of the key.
-func TestRedactionTransport(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	for _, tc := range []struct {
-		queryForm bool
-		shows     string
-	}{
-		{false, "/links/getBacklinks/REDACTED/example.com/json/1000/0"},
-		{true, "/?service=links&method=getBacklinks&key=REDACTED&domain=example.com&format=json&limit=1000&skip=0"},
-	} {
-		c := newClient(t, "http://"+addr, tc.queryForm)
-		_, err := c.Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "example.com"})
-		pe, ok := providers.AsError(err)
-		if !ok || pe.Class != providers.Retryable || pe.Code != "connection" {
-			t.Fatalf("err = %v, want a retryable connection error", err)
-		}
-		if !strings.Contains(err.Error(), tc.shows) {
-			t.Errorf("error %q does not show %q", err, tc.shows)
-		}
-		assertNoKey(t, err)
-	}
-}
-
-func TestRedactionRedirect(t *testing.T) {
-	var otherHits atomic.Int32
-	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { otherHits.Add(1) }))
-	defer other.Close()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/new/") {
-			w.Write(readFile(t, "getBacklinks.json"))
-			return
-		}
-		if strings.Contains(r.URL.Path, "away.com") {
-			http.Redirect(w, r, other.URL+r.URL.EscapedPath(), http.StatusFound)
-			return
-		}
-		http.Redirect(w, r, "/new"+r.URL.EscapedPath(), http.StatusMovedPermanently)
-	}))
-	defer srv.Close()
-	c := newClient(t, srv.URL, false)
-	if _, err := c.Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "here.com"}); err != nil {
-		t.Errorf("same-host redirect: %v", err)
-	}
-	_, err := c.Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "away.com"})
-	if pe, ok := providers.AsError(err); !ok || pe.Class != providers.Fatal {
-		t.Errorf("cross-host redirect: %v, want fatal", err)
-	}
-	if otherHits.Load() != 0 {
-		t.Error("the key was carried to another host")
-	}
-	assertNoKey(t, err)
 }
 
 func TestRedactionStrings(t *testing.T) {
@@ -644,14 +534,7 @@ func TestRedactionStrings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logged bytes.Buffer
-	slog.New(slog.NewJSONHandler(&logged, nil)).Info("config", "cfg", cfg)
-	slog.New(slog.NewTextHandler(&logged, nil)).Info("config", "cfg", cfg, "client", c)
-	for _, s := range []string{fmt.Sprint(cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg), fmt.Sprint(c), fmt.Sprintf("%#v", c), logged.String()} {
-		if strings.Contains(s, "k3y") || strings.Contains(s, "Secret") {
-			t.Errorf("the key shows in %q", s)
-		}
-	}
+	// Formatting, logs and transport errors: providertest (TestSuite).
 	for _, qf := range []bool{false, true} {
 		c.queryForm = qf
 		cl := c.build("example.com", "json", 1000, 3)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"html"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -39,7 +38,7 @@ type envelope struct {
 // format asked for (error pages and odd gateways answer as they please).
 func parse(body []byte) (*envelope, error) {
 	body = bytes.TrimPrefix(body, []byte("\xef\xbb\xbf")) // a UTF-8 BOM
-	switch first(body) {
+	switch providers.FirstByte(body) {
 	case '{':
 		return parseJSON(body)
 	case '<':
@@ -54,28 +53,28 @@ func parseJSON(body []byte) (*envelope, error) {
 		return nil, providers.BadBody(Name, err)
 	}
 	env := &envelope{total: -1}
-	if raw, ok := top["apiErrorCode"]; ok && first(raw) != 'n' {
+	if raw, ok := top["apiErrorCode"]; ok && providers.FirstByte(raw) != 'n' {
 		env.hasCode = true
 		env.codeRaw = strings.TrimSpace(string(raw))
-		if s := text(raw); s != nil {
+		if s := providers.JSONText(raw); s != nil {
 			env.codeRaw = *s
 		}
-		env.code, env.codeOK = intValue(raw)
+		env.code, env.codeOK = providers.JSONInt(raw)
 		env.codeOK = env.codeOK && env.code == 0
 	}
-	env.message = text(top["apiErrorMessage"])
-	if n, ok := intValue(top["resultCount"]); ok && n >= 0 {
+	env.message = providers.JSONText(top["apiErrorMessage"])
+	if n, ok := providers.JSONInt(top["resultCount"]); ok && n >= 0 {
 		env.total = n
-	} else if first(top["apiMeta"]) == '{' {
+	} else if providers.FirstByte(top["apiMeta"]) == '{' {
 		var meta map[string]json.RawMessage
 		if json.Unmarshal(top["apiMeta"], &meta) == nil {
-			if n, ok := intValue(meta["resultCount"]); ok && n >= 0 {
+			if n, ok := providers.JSONInt(meta["resultCount"]); ok && n >= 0 {
 				env.total = n
 			}
 		}
 	}
 	raw, ok := top["apiResult"]
-	if !ok || first(raw) == 'n' {
+	if !ok || providers.FirstByte(raw) == 'n' {
 		return env, nil
 	}
 	env.result = true
@@ -87,7 +86,7 @@ func parseJSON(body []byte) (*envelope, error) {
 // array"); an object keyed by index, which PHP's json_encode makes of an
 // array with gaps in its keys; a single row object; or an empty value.
 func jsonRows(raw json.RawMessage) ([]json.RawMessage, error) {
-	switch first(raw) {
+	switch providers.FirstByte(raw) {
 	case '[':
 		var rows []json.RawMessage
 		if err := json.Unmarshal(raw, &rows); err != nil {
@@ -100,7 +99,7 @@ func jsonRows(raw json.RawMessage) ([]json.RawMessage, error) {
 			return nil, err
 		}
 		for _, v := range vals {
-			if c := first(v); c != '{' && c != '[' {
+			if c := providers.FirstByte(v); c != '{' && c != '[' {
 				return []json.RawMessage{raw}, nil // one row, not a map of rows
 			}
 		}
@@ -257,71 +256,18 @@ type row struct {
 func item(raw json.RawMessage) providers.Item {
 	it := providers.Item{Kind: KindBacklink, Raw: raw}
 	var r row
-	if first(raw) != '{' || json.Unmarshal(raw, &r) != nil {
+	if providers.FirstByte(raw) != '{' || json.Unmarshal(raw, &r) != nil {
 		return it
 	}
-	it.SourceURL = text(r.LinkingURL)
-	it.TargetURL = text(r.LinkedURL)
-	it.Anchor = text(r.Anchor)
+	it.SourceURL = providers.JSONText(r.LinkingURL)
+	it.TargetURL = providers.JSONText(r.LinkedURL)
+	it.Anchor = providers.JSONText(r.Anchor)
 	// Titles come HTML-escaped at least in XML answers (the seed's
 	// "&amp;raquo; Business" is "&raquo; Business" once XML is decoded,
 	// "» Business" in its JSON twin): entities are decoded so that both
 	// formats give the same title. Raw keeps them as sent.
-	if t := text(r.Webtitle); t != nil {
+	if t := providers.JSONText(r.Webtitle); t != nil {
 		it.SourceTitle = providers.Str(html.UnescapeString(*t))
 	}
 	return it
-}
-
-// first returns the first non-space byte, 0 if none.
-func first(raw []byte) byte {
-	raw = bytes.TrimLeft(raw, " \t\r\n")
-	if len(raw) == 0 {
-		return 0
-	}
-	return raw[0]
-}
-
-// text reads a string field; a number is kept as written; null, absent
-// and other types are nil.
-func text(raw json.RawMessage) *string {
-	switch c := first(raw); {
-	case c == '"':
-		var s string
-		if json.Unmarshal(raw, &s) == nil {
-			return &s
-		}
-	case c == '-' || c >= '0' && c <= '9':
-		s := string(bytes.TrimSpace(raw))
-		return &s
-	}
-	return nil
-}
-
-// intValue reads an integer written as a number or a numeric string.
-func intValue(raw json.RawMessage) (int, bool) {
-	v := strings.TrimSpace(string(raw))
-	if first(raw) == '"' {
-		if json.Unmarshal(raw, &v) != nil {
-			return 0, false
-		}
-		v = strings.TrimSpace(v)
-	}
-	return atoi(v)
-}
-
-// atoi reads an integer, also as 2396.0 from a generic encoder.
-func atoi(v string) (int, bool) {
-	if v == "" {
-		return 0, false
-	}
-	n, err := strconv.Atoi(v)
-	if err == nil {
-		return n, true
-	}
-	f, ferr := strconv.ParseFloat(v, 64)
-	if ferr != nil || f != float64(int(f)) || f > 1e15 || f < -1e15 {
-		return 0, false
-	}
-	return int(f), true
 }

@@ -72,7 +72,7 @@ func FuzzDecodeXML(f *testing.F) {
 		if len(body) > 0 && body[0] == '<' {
 			if env, err := parseXML(body); err == nil {
 				for i, r := range env.rows {
-					if c := first(r); c != '{' && c != '"' {
+					if c := providers.FirstByte(r); c != '{' && c != '"' {
 						t.Fatalf("row %d: %s", i, r)
 					}
 				}

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/linkharvest/linkharvest/internal/spend"
 	"github.com/linkharvest/linkharvest/providers/sandbox"
 )
 
@@ -98,7 +97,7 @@ func (h *sbHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ans := h.answer(q)
 	if ans.code == 0 {
-		h.m.Charge(spend.PriceOf(Name, "backlinks").For(len(ans.rows)))
+		h.m.Charge(price.For(len(ans.rows)))
 	}
 	if fail && kind == 3 {
 		body := ans.encode(format)

@@ -45,20 +45,20 @@ func parseXML(body []byte) (*envelope, error) {
 	if n := child(root, "apiErrorCode"); n != nil {
 		env.hasCode = true
 		env.codeRaw = strings.TrimSpace(string(n.text))
-		env.code, env.codeOK = atoi(env.codeRaw)
+		env.code, env.codeOK = providers.Atoi(env.codeRaw)
 		env.codeOK = env.codeOK && env.code == 0
 	}
 	if n := child(root, "apiErrorMessage"); n != nil {
 		env.message = providers.Str(string(n.text))
 	}
 	if n := child(root, "resultCount"); n != nil {
-		if v, ok := atoi(strings.TrimSpace(string(n.text))); ok && v >= 0 {
+		if v, ok := providers.Atoi(strings.TrimSpace(string(n.text))); ok && v >= 0 {
 			env.total = v
 		}
 	}
 	if meta := child(root, "apiMeta"); env.total < 0 && meta != nil {
 		if n := child(meta, "resultCount"); n != nil {
-			if v, ok := atoi(strings.TrimSpace(string(n.text))); ok && v >= 0 {
+			if v, ok := providers.Atoi(strings.TrimSpace(string(n.text))); ok && v >= 0 {
 				env.total = v
 			}
 		}

@@ -1,0 +1,182 @@
+package providers
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/linkharvest/linkharvest/providers/sandbox"
+)
+
+// Client is what the pipeline needs of a vendor client; what needs no
+// client (the endpoints, checking a job's options) is in its Vendor.
+type Client interface {
+	Paging(endpoint string) (Paging, error)
+	Fetch(ctx context.Context, req Request) (*Page, error)
+}
+
+// Vendor is everything the rest of the system knows of a vendor: each
+// vendor package exports one (e.g. dataforseo.Vendor), and
+// providers/registry lists them. Programs, the limiter's defaults, the
+// redaction of spans and the tests read these values and keep no list of
+// their own, so a new vendor is a new package and one line in the
+// registry.
+type Vendor struct {
+	// Name is the provider name used in queues, keys, limits and output.
+	Name string
+	// Endpoints are the endpoint names, the default first.
+	Endpoints []string
+	// Paging and CheckParams describe an endpoint and check a job's
+	// options for it without a client (enqueue runs without credentials).
+	Paging      func(endpoint string) (Paging, error)
+	CheckParams func(endpoint string, params map[string]json.RawMessage) error
+	// FromEnv builds a client from the environment; hc carries the shared
+	// limiter and tracing (nil: a plain client). It fails when the
+	// account is not configured, and the worker then skips the vendor.
+	FromEnv func(getenv func(string) string, hc *http.Client) (Client, error)
+	Env     Env
+	// Limits are the account's published limits, used where --limit does
+	// not name the vendor; the zero value means none are published.
+	Limits Limits
+	// Prices say what calls cost, in the vendor's own unit.
+	Prices []Price
+	// ChangeSignals are the ways the vendor tells what changed since a
+	// day without fetching every row again (none: only a full harvest).
+	ChangeSignals []ChangeSignal
+	// Mount adds the vendor's simulated API to a sandbox server.
+	Mount func(*sandbox.Server)
+}
+
+// Env names the environment variables a vendor's client reads.
+type Env struct {
+	// BaseURL names the variable with the API's base URL.
+	BaseURL string
+	// Account names the variables that identify and authenticate the
+	// account (logins included): deployments take them from a secret store.
+	Account []string
+	// Secrets are those of Account whose values are credentials: their
+	// values never reach a log, a span, an error or a task payload.
+	Secrets []string
+	// Sandbox are values, besides BaseURL, that point the client at the
+	// sandbox: placeholder credentials it accepts.
+	Sandbox map[string]string
+}
+
+// SecretValues returns the values of the vendor's secret variables that
+// are set, for redaction layers (spans, logs) to scrub.
+func (v Vendor) SecretValues(getenv func(string) string) []string {
+	var out []string
+	for _, n := range v.Env.Secrets {
+		if s := getenv(n); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Limits are an account's limits as the vendor publishes them.
+type Limits struct {
+	// Rate calls in any window of Period; 0: not limited.
+	Rate   int
+	Period time.Duration
+	// InFlight calls at once; 0: not limited.
+	InFlight int
+	// Header names the response header in which the vendor states the
+	// account's own limit, in calls per HeaderPer ("": it states none).
+	Header    string
+	HeaderPer time.Duration
+}
+
+// Units prices are given in.
+const (
+	UnitUSD     = "usd"
+	UnitCredits = "credits"
+	UnitCalls   = "calls" // the vendor bills calls against a quota
+)
+
+// Price is what one call of an endpoint costs: PerCall plus PerRow for
+// every row it returns, in Unit. internal/spend reads these as the
+// defaults that PROVIDER_PRICES overrides.
+type Price struct {
+	Endpoint string // "" for every endpoint not priced on its own
+	Unit     string
+	PerCall  float64
+	PerRow   float64
+	// Reported: the vendor's answer states what it charged (DataForSEO's
+	// cost), which the ledger records rather than the price.
+	Reported bool
+}
+
+// For is what a call that returned rows rows costs.
+func (p Price) For(rows int) float64 { return p.PerCall + p.PerRow*float64(rows) }
+
+// PriceOf returns the price of an endpoint's calls (its own, else the
+// vendor's default; ok false when the vendor states none).
+func (v Vendor) PriceOf(endpoint string) (p Price, ok bool) {
+	for _, p := range v.Prices {
+		if p.Endpoint == endpoint {
+			return p, true
+		}
+	}
+	for _, p := range v.Prices {
+		if p.Endpoint == "" {
+			return p, true
+		}
+	}
+	return Price{}, false
+}
+
+// ChangeSignal is one way a vendor tells what changed since a day.
+type ChangeSignal string
+
+const (
+	// ChangeCounts: one cheap call counts each of many targets' new and
+	// lost rows since a day (DataForSEO's bulk_new_lost_backlinks), so an
+	// unchanged target needs no other call.
+	ChangeCounts ChangeSignal = "counts"
+	// ChangeRows: rows can be asked for by when they were first seen, and
+	// lost rows listed (DataForSEO's first_seen filters and lost status),
+	// so only the delta is fetched.
+	ChangeRows ChangeSignal = "rows"
+	// ChangeHistogram: new and lost rows are counted per day
+	// (DomainCrawler's newandlost-histogram), telling whether a target
+	// changed but not which rows did.
+	ChangeHistogram ChangeSignal = "histogram"
+)
+
+// FromEnv makes a Vendor.FromEnv of a vendor package's parts: the Config
+// read from the environment, that Config with the HTTP client set, and
+// the constructor. A failed build gives a nil Client, not a typed nil.
+func FromEnv[Cfg any, C Client](fromEnv func(getenv func(string) string) Cfg, withHTTP func(Cfg, *http.Client) Cfg,
+	build func(Cfg) (C, error)) func(func(string) string, *http.Client) (Client, error) {
+	return func(getenv func(string) string, hc *http.Client) (Client, error) {
+		c, err := build(withHTTP(fromEnv(getenv), hc))
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+}
+
+// BodyCap sets a Paging's MaxBody to max, for a client whose body cap is
+// configured: a client's Paging(e) is BodyCap(c.maxBody)(paging(e)),
+// where paging describes the endpoint without a client.
+func BodyCap(max int64) func(Paging, error) (Paging, error) {
+	return func(pg Paging, err error) (Paging, error) {
+		pg.MaxBody = max
+		return pg, err
+	}
+}
+
+// Conn is how a client reaches its vendor, alike for every vendor: each
+// vendor's Config embeds it.
+type Conn struct {
+	// HTTPClient carries the shared limiter and tracing; nil gets a plain
+	// client with the vendor's DefaultTimeout. A client whose key is in
+	// the URL copies it rather than change it: the copy refuses redirects
+	// that would carry the key to another host.
+	HTTPClient *http.Client
+	// MaxBody caps a response body (0: the vendor's own cap).
+	MaxBody int64
+}

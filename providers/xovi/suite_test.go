@@ -1,0 +1,10 @@
+package xovi
+
+import (
+	"testing"
+
+	"github.com/linkharvest/linkharvest/providers/providertest"
+)
+
+// TestSuite runs the checks every vendor client passes (providertest).
+func TestSuite(t *testing.T) { providertest.Run(t, Vendor, providertest.Options{NoThrottle: true}) }
