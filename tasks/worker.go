@@ -171,6 +171,12 @@ func (w *Worker) processPage(ctx context.Context, t *asynq.Task) (err error) {
 	if err != nil {
 		return fatal(err)
 	}
+	if p.Limit <= 0 && paging.Kind != providers.PagingNone {
+		// A first page asks for what the job may keep, not the vendor's
+		// maximum: the vendors charge per row returned, and --max-rows 10
+		// must not buy 1000 rows (nor reserve less than the call costs).
+		p.Limit = pageSize(job.Spec.MaxRows, paging)
+	}
 	unit := p.Unit()
 	ps, err := w.Store.pageState(ctx, p.Job, unit, w.sinkDownKey())
 	if err != nil {
