@@ -32,7 +32,7 @@ import (
 	"github.com/linkharvest/linkharvest/tasks"
 )
 
-// Exit statuses (CONTRACT.md).
+// Exit statuses (docs/contract.md, "Exit statuses").
 const (
 	exitOK      = 0
 	exitFailed  = 1 // the job finished but some domain failed
@@ -333,7 +333,7 @@ func openInputs(files []string, stdin io.Reader) (io.Reader, func(), error) {
 	}, nil
 }
 
-// summary is the job summary (CONTRACT.md: job_id, domains, rejected, tasks, records, failed).
+// summary is the job summary (docs/contract.md, "The JSON summary": job_id, domains, rejected, tasks, records, failed).
 type summary struct {
 	JobID    string             `json:"job_id"`
 	Domains  int64              `json:"domains"`
