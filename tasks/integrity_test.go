@@ -28,9 +28,9 @@ import (
 // movingVendor pages rows 0..n-1 of a domain, 10 a page; its total is
 // first at offset 0 and then at every later offset.
 type movingVendor struct {
-	mu    sync.Mutex
-	first map[string]int
-	then  map[string]int
+	mu     sync.Mutex
+	first  map[string]int
+	then   map[string]int
 	calls  map[string]int // domain|offset -> calls
 	limits []int          // the limit of every call, in order
 }
