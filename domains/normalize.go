@@ -1,5 +1,5 @@
 // Package domains reads and normalises the domain lists users submit to
-// `enqueue` (CONTRACT.md, enqueue "Input"): one domain or URL per line,
+// `enqueue` (docs/contract.md, "Input"): one domain or URL per line,
 // turned into the bare host name the vendors take as a target.
 package domains
 

@@ -51,7 +51,7 @@ const (
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 
-// ParseLimits reads --limit / PROVIDER_LIMITS (CONTRACT.md):
+// ParseLimits reads --limit / PROVIDER_LIMITS (docs/contract.md):
 //
 //	dataforseo=2000/1m:30,domdetailer=60/1m:5
 //

@@ -2,7 +2,7 @@
 // objects of every fetched page, each job's manifest and its _SUCCESS
 // marker, in S3 (or any S3-compatible store such as MinIO) or a local
 // directory. It also owns the output format: the record encoder, the key
-// layout and the JSON Schema of a record (see CONTRACT.md, "Output").
+// layout and the JSON Schema of a record (see docs/contract.md, "Output").
 package sink
 
 import (

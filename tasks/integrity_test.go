@@ -28,10 +28,11 @@ import (
 // movingVendor pages rows 0..n-1 of a domain, 10 a page; its total is
 // first at offset 0 and then at every later offset.
 type movingVendor struct {
-	mu    sync.Mutex
-	first map[string]int
-	then  map[string]int
-	calls map[string]int // domain|offset -> calls
+	mu     sync.Mutex
+	first  map[string]int
+	then   map[string]int
+	calls  map[string]int // domain|offset -> calls
+	limits []int          // the limit of every call, in order
 }
 
 func (v *movingVendor) Paging(string) (providers.Paging, error) {
@@ -42,6 +43,7 @@ func (v *movingVendor) Fetch(_ context.Context, r providers.Request) (*providers
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.calls[fmt.Sprintf("%s|%d", r.Domain, r.Offset)]++
+	v.limits = append(v.limits, r.Limit)
 	total := v.then[r.Domain]
 	if r.Offset == 0 {
 		total = v.first[r.Domain]
@@ -619,4 +621,29 @@ func TestFatalKeepsTheMessage(t *testing.T) {
 	if !errors.Is(err, asynq.SkipRetry) || errorMessage(err) != "HTTP 401: bad credentials" {
 		t.Errorf("fatal: %q (skip retry %v)", errorMessage(err), errors.Is(err, asynq.SkipRetry))
 	}
+}
+
+// TestMaxRowsBuysNoMore: with --max-rows below a page, the first call asks
+// for that many rows, not the vendor's page: rows are paid for.
+func TestMaxRowsBuysNoMore(t *testing.T) {
+	r := newRig(t)
+	r.domain("a.example", 25, 25)
+	spec := vSpec
+	spec.MaxRows = 4
+	ctx := context.Background()
+	b, err := r.sub.Begin(ctx, "few", spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Add(ctx, "a.example"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.drain()
+	if fmt.Sprint(r.vendor.limits) != "[4]" {
+		t.Errorf("calls asked for %v rows, want one call for 4", r.vendor.limits)
+	}
+	wantRows(t, r.rows("few"), "a.example", 4)
 }

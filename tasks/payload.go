@@ -6,7 +6,6 @@
 package tasks
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -78,34 +77,6 @@ func parseUnit(u string) (provider, endpoint, domain string, page int, ok bool) 
 type FinalizePayload struct {
 	Job string `json:"job"`
 	Gen int64  `json:"gen"`
-}
-
-// Spec is what a job asks for; it is stored once with the job, not in
-// every task.
-type Spec struct {
-	Providers []string `json:"providers"`
-	// Endpoints per provider.
-	Endpoints map[string][]string `json:"endpoints"`
-	MaxRows   int                 `json:"max_rows,omitempty"`
-	// MaxRetry is the failures a page may have before it is archived and
-	// listed as failed (nil: MaxRetry).
-	MaxRetry *int `json:"max_retry,omitempty"`
-	// Params per provider and endpoint: the vendor's own request options.
-	Params map[string]map[string]map[string]json.RawMessage `json:"params,omitempty"`
-}
-
-func (s *Spec) maxRetry() int {
-	if s.MaxRetry != nil {
-		return *s.MaxRetry
-	}
-	return MaxRetry
-}
-
-func (s *Spec) params(provider, endpoint string) map[string]json.RawMessage {
-	if s.Params == nil {
-		return nil
-	}
-	return s.Params[provider][endpoint]
 }
 
 // ValidJobID checks a job id: it names Redis keys and sink prefixes.

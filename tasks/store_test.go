@@ -9,7 +9,7 @@ import (
 )
 
 // TestUnitsEndOnce: the open set cannot drift under retries, duplicate
-// deliveries and resubmissions (DESIGN-NOTES "Knowing when a job has ended").
+// deliveries and resubmissions (docs/hazards.md, "Knowing when a job has ended").
 func TestUnitsEndOnce(t *testing.T) {
 	rds := testenv.Redis(t)
 	s := NewStore(rds.Client(t))

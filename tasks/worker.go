@@ -171,6 +171,12 @@ func (w *Worker) processPage(ctx context.Context, t *asynq.Task) (err error) {
 	if err != nil {
 		return fatal(err)
 	}
+	if p.Limit <= 0 && paging.Kind != providers.PagingNone {
+		// A first page asks for what the job may keep, not the vendor's
+		// maximum: the vendors charge per row returned, and --max-rows 10
+		// must not buy 1000 rows (nor reserve less than the call costs).
+		p.Limit = pageSize(job.Spec.MaxRows, paging)
+	}
 	unit := p.Unit()
 	ps, err := w.Store.pageState(ctx, p.Job, unit, w.sinkDownKey())
 	if err != nil {
@@ -347,17 +353,10 @@ func (w *Worker) fetch(ctx context.Context, job *Job, p *PagePayload, prov Provi
 		return nil, nil, err
 	}
 	pg, _ := prov.Paging(p.Endpoint) // checked by the caller
-	limit := p.Limit
-	if limit == 0 && pg.Kind != providers.PagingNone && job.Spec.MaxRows > 0 {
-		// A first page is planned without a limit: --max-rows cuts it as it
-		// cuts the later ones (the vendors charge for the rows returned, and
-		// the budget reserved the price at this limit).
-		limit = pageSize(job.Spec.MaxRows, pg)
-	}
 	sctx, pass := w.Stage.with(ctx, p.Provider, bodyCap(pg))
 	page, err := prov.Fetch(sctx, providers.Request{
 		Endpoint: p.Endpoint, Domain: p.Domain, Page: p.Page,
-		Offset: p.Offset, Limit: limit, Cursor: p.Cursor,
+		Offset: p.Offset, Limit: p.Limit, Cursor: p.Cursor,
 		Params: job.Spec.params(p.Provider, p.Endpoint),
 	})
 	w.settle(ctx, p, h, page, err)

@@ -104,7 +104,7 @@ func (p *proc) kill() {
 }
 
 // stop sends SIGTERM and waits up to d; the program must have been
-// running until then and exit 0 (CONTRACT.md).
+// running until then and exit 0 (docs/contract.md).
 func (p *proc) stop(t *testing.T, d time.Duration) {
 	t.Helper()
 	select {

@@ -13,7 +13,7 @@ import (
 )
 
 // TestThrottleSpendsNoRetry: a throttle is the vendor asking for patience,
-// never a page's failure (CONTRACT: --max-retries counts failures;
+// never a page's failure (docs/contract.md: --max-retries counts failures;
 // "throttles do not count"). The workers' limits are set above what the
 // vendor allows (30 calls in flight against the sandbox's 2), so most
 // first calls are throttled; with --max-retries 0 no page may be listed as

@@ -174,7 +174,7 @@ func isLoopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// redisOpt turns a CONTRACT Redis URL into Asynq connection options. go-redis' parser is used
+// redisOpt turns a Redis URL (docs/contract.md) into Asynq connection options. go-redis' parser is used
 // rather than asynq.ParseRedisURI because the latter drops the ACL user name. Errors show
 // the URL with its password redacted.
 func redisOpt(raw string) (asynq.RedisClientOpt, error) {

@@ -32,7 +32,7 @@ import (
 	"github.com/linkharvest/linkharvest/tasks"
 )
 
-// Exit statuses (CONTRACT.md).
+// Exit statuses (docs/contract.md, "Exit statuses").
 const (
 	exitOK      = 0
 	exitFailed  = 1 // the job finished but some domain failed
@@ -211,95 +211,10 @@ func splitList(s string) []string {
 	return out
 }
 
-// buildSpec checks providers, endpoints and options against what each
-// vendor documents, before anything is enqueued.
+// buildSpec is the job's spec from the command line (tasks.NewSpec checks it).
 func buildSpec(o options) (tasks.Spec, error) {
-	spec := tasks.Spec{Endpoints: map[string][]string{}, MaxRows: o.maxRows}
-	if o.maxRetry != tasks.MaxRetry {
-		spec.MaxRetry = &o.maxRetry
-	}
-	if len(o.providers) == 0 {
-		return spec, errors.New("--provider: name at least one provider")
-	}
-	if len(o.endpoints) == 0 {
-		return spec, errors.New("--endpoint: name at least one endpoint")
-	}
-	used := map[string]bool{}
-	for _, p := range o.providers {
-		c, err := registry.Describe(p)
-		if err != nil {
-			return spec, err
-		}
-		if _, dup := spec.Endpoints[p]; dup {
-			continue
-		}
-		spec.Providers = append(spec.Providers, p)
-		known := map[string]bool{}
-		for _, e := range c.Endpoints {
-			known[e] = true
-		}
-		var eps []string
-		for _, e := range o.endpoints {
-			if known[e] {
-				eps = append(eps, e)
-				used[e] = true
-			}
-		}
-		if len(eps) == 0 {
-			return spec, fmt.Errorf("provider %s has none of the endpoints %s (it has: %s)", p, strings.Join(o.endpoints, ","), strings.Join(c.Endpoints, ","))
-		}
-		spec.Endpoints[p] = eps
-	}
-	for _, e := range o.endpoints {
-		if !used[e] {
-			return spec, fmt.Errorf("endpoint %q: no chosen provider has it", e)
-		}
-	}
-	for _, kv := range o.params {
-		k, v, ok := strings.Cut(kv, "=")
-		parts := strings.SplitN(k, ".", 3)
-		if !ok || len(parts) != 3 || parts[2] == "" {
-			return spec, fmt.Errorf("--param %q: want provider.endpoint.key=value", kv)
-		}
-		p, e, key := parts[0], parts[1], parts[2]
-		if !contains(spec.Endpoints[p], e) {
-			return spec, fmt.Errorf("--param %q: %s.%s is not part of this job", kv, p, e)
-		}
-		raw := json.RawMessage(v)
-		if !json.Valid(raw) {
-			raw, _ = json.Marshal(v)
-		}
-		if spec.Params == nil {
-			spec.Params = map[string]map[string]map[string]json.RawMessage{}
-		}
-		if spec.Params[p] == nil {
-			spec.Params[p] = map[string]map[string]json.RawMessage{}
-		}
-		if spec.Params[p][e] == nil {
-			spec.Params[p][e] = map[string]json.RawMessage{}
-		}
-		spec.Params[p][e][key] = raw
-	}
-	// Every chosen endpoint is checked, with or without options: some
-	// require one (a histogram's from date).
-	for _, p := range spec.Providers {
-		c, _ := registry.Describe(p)
-		for _, e := range spec.Endpoints[p] {
-			if err := c.CheckParams(e, spec.Params[p][e]); err != nil {
-				return spec, fmt.Errorf("%s.%s: %w", p, e, err)
-			}
-		}
-	}
-	return spec, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
+	return tasks.NewSpec(tasks.SpecRequest{Providers: o.providers, Endpoints: o.endpoints, Params: o.params,
+		MaxRows: o.maxRows, MaxRetry: o.maxRetry})
 }
 
 // openInputs returns the concatenated inputs; "-" or none is stdin.
@@ -339,7 +254,7 @@ func openInputs(files []string, stdin io.Reader) (io.Reader, func(), error) {
 	}, nil
 }
 
-// summary is the job summary (CONTRACT.md: job_id, domains, rejected, tasks, records, failed).
+// summary is the job summary (docs/contract.md, "The JSON summary": job_id, domains, rejected, tasks, records, failed).
 type summary struct {
 	JobID    string             `json:"job_id"`
 	Domains  int64              `json:"domains"`

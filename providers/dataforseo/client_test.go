@@ -334,7 +334,7 @@ func TestRequestRejectedLocally(t *testing.T) {
 	}
 }
 
-// Every status code of PROVIDERS.md, at the request level and at the task
+// Every status code of docs/vendors.md ("DataForSEO: errors"), at the request level and at the task
 // level, plus the HTTP statuses the vendor uses and broken bodies.
 func TestClassification(t *testing.T) {
 	type want struct {

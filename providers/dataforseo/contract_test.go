@@ -168,7 +168,7 @@ func show[T any](p *T) any {
 	return *p
 }
 
-// The seed 002 example, replayed through Fetch with the seed's own request
+// The vendor's documented backlinks example (testdata/), replayed through Fetch with the seed's own request
 // options: every normalised field of every row, the raw rows byte for
 // byte, and the request as the vendor documents it.
 func TestContractBacklinksSeed002(t *testing.T) {
@@ -255,7 +255,7 @@ func TestContractBacklinksSeed002(t *testing.T) {
 	}
 }
 
-// The seed 003 example: one summary item whose Raw is the result object.
+// The vendor's documented summary example (testdata/): one summary item whose Raw is the result object.
 func TestContractSummarySeed003(t *testing.T) {
 	body := readTestdata(t, "summary_live.json")
 	c, rp := replayClient(t, http.StatusOK, body)

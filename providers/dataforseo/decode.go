@@ -21,7 +21,7 @@ type codeClass struct {
 	account bool
 }
 
-// codes classifies every status code PROVIDERS.md lists.
+// codes classifies every status code docs/vendors.md lists.
 var codes = map[int]codeClass{
 	// Throttles: sent inside an HTTP 200, without Retry-After.
 	40202: {class: providers.Throttled}, // rate limit per minute exceeded

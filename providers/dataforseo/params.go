@@ -25,7 +25,7 @@ type endpoint struct {
 	params   map[string]func(json.RawMessage) error
 }
 
-// Vendor limits (PROVIDERS.md, DataForSEO section).
+// Vendor limits (docs/vendors.md, "DataForSEO: limits").
 const (
 	maxLimit          = 1000  // rows per call
 	maxOffset         = 20000 // largest offset; past it, search_after_token
@@ -200,7 +200,7 @@ func checkIntRange(lo, hi int) func(json.RawMessage) error {
 	}
 }
 
-// customModeFields are the fields custom_mode groups by (seed 002).
+// customModeFields are the fields custom_mode groups by (the vendor's documented example, docs/vendors.md "DataForSEO: endpoints").
 var customModeFields = []string{"anchor", "domain_from", "domain_from_country", "tld_from", "page_from_encoding",
 	"page_from_language", "item_type", "page_from_status_code", "semantic_location"}
 

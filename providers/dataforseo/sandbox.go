@@ -257,7 +257,7 @@ func (h *sbHandler) writeTop(w http.ResponseWriter, status int, start time.Time,
 }
 
 // writeTaskError answers with one failed task. Throttles set the code at
-// both levels, as PROVIDERS.md describes them; other task errors leave
+// both levels, as docs/vendors.md describes them; other task errors leave
 // the request-level status at 20000.
 func (h *sbHandler) writeTaskError(w http.ResponseWriter, start time.Time, code int, msg string, data json.RawMessage, both bool) {
 	top, topMsg := 20000, "Ok."

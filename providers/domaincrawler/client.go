@@ -1,5 +1,5 @@
 // Package domaincrawler is the client, error classification, normalisation
-// and sandbox of DomainCrawler's Backlink API (seed 004): 31 GET endpoints
+// and sandbox of DomainCrawler's Backlink API (docs/vendors.md, "DomainCrawler"): 31 GET endpoints
 // under an account-specific base URL, HTTP Basic auth, errors as HTTP
 // statuses. Everything is driven by one table of endpoint descriptions
 // (endpoints.go).

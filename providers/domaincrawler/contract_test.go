@@ -49,7 +49,7 @@ type wantBacklink struct {
 	nofollow                      bool
 }
 
-// TestContractSeedExamples replays every example response of seed 004
+// TestContractSeedExamples replays every example response of the vendor's documentation (testdata/)
 // (testdata/<endpoint>.json, copied verbatim) through Fetch.
 func TestContractSeedExamples(t *testing.T) {
 	tests := []struct {

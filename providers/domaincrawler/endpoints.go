@@ -37,7 +37,7 @@ const (
 	postObject          // body: {"url":…,"resources":[…]} (iscached)
 )
 
-// endpoint describes one endpoint of the Backlink API as seed 004 documents
+// endpoint describes one endpoint of the Backlink API as the vendor documents it (docs/vendors.md, "DomainCrawler")
 // it. The client, CheckParams and the sandbox are all driven by this table.
 type endpoint struct {
 	name   string // the name used with `enqueue --endpoint`
@@ -96,7 +96,7 @@ func list(names ...string) []string { return names }
 var backlinkWhere = list("nofollow", "extL", "city", "country", "ccode", "ip", "intL", "linktarget", "title",
 	"blpcount", "backlinkpage", "pos", "sumL", "linktext", "tag", "insDate", "updDate", "cdate", "udate", "sr")
 
-// endpoints is every endpoint of seed 004, "backlinks" first (the default),
+// endpoints is every documented endpoint (docs/vendors.md, "DomainCrawler"), "backlinks" first (the default),
 // the others in the seed's order.
 var endpoints = []endpoint{
 	{name: "backlinks", kind: "backlink", paging: pageOffset, hasRange: true, exportFinished: true, count: true,

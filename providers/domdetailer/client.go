@@ -1,5 +1,5 @@
 // Package domdetailer is the client, error classification, normalisation
-// and sandbox of DomDetailer's Backlinks API (seed 000):
+// and sandbox of DomDetailer's Backlinks API (docs/vendors.md, "DomDetailer"):
 // GET /api2/getBacklinks.php?apikey=…&app=…&domain=…[&onePerDomain=1],
 // one call per domain (up to 5,000 rows, no pagination, 3 credits), errors
 // as HTTP statuses with a {"error","message"} body.
@@ -30,7 +30,7 @@ import (
 // Name is the provider name used in queues, keys, limits and output.
 const Name = "domdetailer"
 
-// DefaultBaseURL is the vendor's host (CONTRACT.md).
+// DefaultBaseURL is the vendor's host (docs/contract.md).
 const DefaultBaseURL = "https://domdetailer.com"
 
 // Path is the documented endpoint, relative to the base URL.

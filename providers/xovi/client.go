@@ -1,5 +1,5 @@
 // Package xovi is the client, error classification, normalisation and
-// sandbox of XOVI's links/getBacklinks (seed 001):
+// sandbox of XOVI's links/getBacklinks (docs/vendors.md, "XOVI"):
 //
 //	route form  {base}/links/getBacklinks/{key}/{domain}/{format}/{limit}/{skip}
 //	query form  {base}/?service=links&method=getBacklinks&key=…&domain=…&format=…&limit=…&skip=…
@@ -35,7 +35,7 @@ import (
 // Name is the provider name used in queues, keys, limits and output.
 const Name = "xovi"
 
-// DefaultBaseURL is the vendor's API root (CONTRACT.md).
+// DefaultBaseURL is the vendor's API root (docs/contract.md).
 const DefaultBaseURL = "https://suite.xovi.net/api"
 
 // RoutePath is the route form's path below the base URL; QueryPath is the

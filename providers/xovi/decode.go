@@ -141,7 +141,7 @@ const (
 	outError
 )
 
-// messages are seed 001's messages (and "no access", which the vendor's
+// messages are the messages the vendor documents (docs/vendors.md, "XOVI: errors") (and "no access", which the vendor's
 // pages for its other links methods use for the same thing), by what each
 // means for the call.
 var messages = map[string]struct {
