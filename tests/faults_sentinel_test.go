@@ -82,6 +82,16 @@ sentinel parallel-syncs lh 1
 		return strings.Join(a, ":")
 	}
 	waitFor(t, 20*time.Second, "the sentinel knows the primary", func() bool { return master() == fmt.Sprintf("127.0.0.1:%d", pPrimary) })
+	// A sentinel learns of replicas from the primary's INFO (every 10 s);
+	// killed before that, it has no replica to promote.
+	waitFor(t, 30*time.Second, "the sentinel knows the replica", func() bool {
+		reps, err := sentinel.Replicas(context.Background(), "lh").Result()
+		if err != nil || len(reps) != 1 {
+			return false
+		}
+		r := reps[0]
+		return r["port"] == strconv.Itoa(pReplica) && !strings.Contains(r["flags"], "down") && r["master-link-status"] == "ok"
+	})
 
 	url := fmt.Sprintf("redis+sentinel://127.0.0.1:%d/lh/0", pSentinel)
 	r.env = append(r.env, "REDIS_URL="+url)
