@@ -51,18 +51,6 @@ func (r *faultRig) expectedSkipEmpty() map[string][]string {
 	return out
 }
 
-func (r *faultRig) proofWith(name, job string, want map[string][]string) {
-	r.t.Helper()
-	var c rowCount
-	for _, rows := range want {
-		c.expected += int64(len(rows))
-	}
-	c.written = verifyOutput(r.t, r.sink(), job, map[string]map[string][]string{"dataforseo/backlinks": want}, 0)
-	if r.t.Failed() {
-		c = countRows(r.t, r.sink(), job, want)
-	}
-	r.result(name, c, 0)
-}
 
 // pipedEnqueue runs enqueue reading its list from a pipe the test writes.
 type pipedEnqueue struct {

@@ -190,7 +190,12 @@ func (r *faultRig) expected() map[string][]string {
 // counts for the results table.
 func (r *faultRig) proof(name, job string) {
 	r.t.Helper()
-	want := r.expected()
+	r.proofWith(name, job, r.expected())
+}
+
+// proofWith is proof against the given reference rows (domain -> rows).
+func (r *faultRig) proofWith(name, job string, want map[string][]string) {
+	r.t.Helper()
 	var c rowCount
 	for _, rows := range want {
 		c.expected += int64(len(rows))
