@@ -51,7 +51,6 @@ func (r *faultRig) expectedSkipEmpty() map[string][]string {
 	return out
 }
 
-
 // pipedEnqueue runs enqueue reading its list from a pipe the test writes.
 type pipedEnqueue struct {
 	cmd  *exec.Cmd
