@@ -70,6 +70,9 @@ type Worker struct {
 	Prices spend.Table
 
 	jobs sync.Map // job id -> *Job (a job's spec and date never change)
+
+	sinkKeyOnce sync.Once
+	sinkKey     string // see sinkDownKey
 }
 
 // Register mounts the task handlers.
@@ -317,13 +320,17 @@ func (w *Worker) supersede(ctx context.Context, job, tag string) error {
 const sinkDownFor = 10 * time.Second
 
 func (w *Worker) sinkDownKey() string {
-	name := "sink"
-	if s, ok := w.Sink.(fmt.Stringer); ok {
-		name = s.String()
-	}
-	h := fnv.New64a()
-	h.Write([]byte(name))
-	return "lh:sinkdown:" + strconv.FormatUint(h.Sum64(), 16)
+	// Asked on every page: the sink's name is hashed once.
+	w.sinkKeyOnce.Do(func() {
+		name := "sink"
+		if s, ok := w.Sink.(fmt.Stringer); ok {
+			name = s.String()
+		}
+		h := fnv.New64a()
+		h.Write([]byte(name))
+		w.sinkKey = "lh:sinkdown:" + strconv.FormatUint(h.Sum64(), 16)
+	})
+	return w.sinkKey
 }
 
 // stashTTL outlives the retention of a job's state, so a page waiting for
