@@ -647,3 +647,16 @@ func TestMaxRowsBuysNoMore(t *testing.T) {
 	}
 	wantRows(t, r.rows("few"), "a.example", 4)
 }
+
+// TestStashOutlivesRetention: a page waiting for the sink is never
+// dropped while its job's state is still kept.
+func TestStashOutlivesRetention(t *testing.T) {
+	for _, ret := range []time.Duration{time.Hour, 720 * time.Hour} {
+		if ttl := (&Worker{Retention: ret}).stashTTL(); ttl <= ret {
+			t.Errorf("retention %v: stash kept %v", ret, ttl)
+		}
+	}
+	if ttl := (&Worker{}).stashTTL(); ttl != 0 {
+		t.Errorf("state kept for ever, stash for %v", ttl)
+	}
+}
