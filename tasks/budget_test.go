@@ -250,7 +250,7 @@ func TestBudgetStopsAndResumes(t *testing.T) {
 	if _, err := s.create(ctx, job, spec, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.register(ctx, job, 0, []string{"dataforseo|backlinks|a.com|1", "dataforseo|backlinks|b.com|1"}); err != nil {
+	if _, err := s.register(ctx, job, 0, 0, []string{"dataforseo|backlinks|a.com|1", "dataforseo|backlinks|b.com|1"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.SetBudget(ctx, job, map[string]float64{"dataforseo": 0.08}); err != nil {

@@ -20,7 +20,7 @@ func enqueuePages(ctx context.Context, store *Store, client *asynq.Client, job s
 	for i := range pages {
 		units[i] = pages[i].Unit()
 	}
-	states, err := store.register(ctx, job, 0, units)
+	states, err := store.register(ctx, job, 0, 0, units)
 	if err != nil {
 		return err
 	}

@@ -29,7 +29,7 @@ func TestFailedOutcomes(t *testing.T) {
 	for u := range units {
 		list = append(list, u)
 	}
-	if _, err := s.register(ctx, "jf", 0, list); err != nil {
+	if _, err := s.register(ctx, "jf", 0, 0, list); err != nil {
 		t.Fatal(err)
 	}
 	for u, o := range units {

@@ -520,7 +520,7 @@ func TestInterruptedSubmission(t *testing.T) {
 	}
 	// It dies between registering a batch and enqueueing its tasks, and
 	// its lease is no longer renewed.
-	if _, err := r.w.Store.register(ctx, "kill", b.gen, []string{"v|backlinks|c.example|1"}); err != nil {
+	if _, err := r.w.Store.register(ctx, "kill", b.gen, 0, []string{"v|backlinks|c.example|1"}); err != nil {
 		t.Fatal(err)
 	}
 	r.domain("c.example", 5, 5)

@@ -63,7 +63,7 @@ func TestManifestInParts(t *testing.T) {
 			}
 		}
 	}
-	if _, err := s.register(ctx, "parts", 0, units); err != nil {
+	if _, err := s.register(ctx, "parts", 0, 0, units); err != nil {
 		t.Fatal(err)
 	}
 	for i, u := range units {

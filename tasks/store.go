@@ -124,27 +124,36 @@ end
 // Redis) adds nothing, so a job that ended meanwhile is not changed
 // behind its back; workers pass "".
 // A submission's open units are also kept in its batch key until their
-// tasks exist. KEYS: open, ended, meta, subs, batch; ARGV: gen or "", units...
+// tasks exist. A submission's units come in groups of ARGV[2] per domain
+// (0: not domains' first pages); a domain is new when its group's first
+// unit is, and is counted here, in the same step, so that a submission
+// killed between two calls cannot register a domain without counting it.
+// KEYS: open, ended, meta, subs, batch; ARGV: gen or "", per-domain, units...
 var registerScript = redis.NewScript(luaNow + luaReopen + `
 local sub = ARGV[1] ~= ''
 if sub then
   local s = redis.call('ZSCORE', KEYS[4], ARGV[1])
   if not s or tonumber(s) < now then return redis.error_reply('LEASE submission lease lost') end
 end
+local per = tonumber(ARGV[2])
 local out = {}
 local added = 0
-for i = 2, #ARGV do
+local domains = 0
+for i = 3, #ARGV do
   local u = ARGV[i]
+  local j = i - 2
   if redis.call('HEXISTS', KEYS[2], u) == 1 then
-    out[i-1] = 0
+    out[j] = 0
   elseif redis.call('SADD', KEYS[1], u) == 1 then
-    out[i-1] = 1
+    out[j] = 1
     added = added + 1
+    if per > 0 and (j - 1) % per == 0 then domains = domains + 1 end
   else
-    out[i-1] = 2
+    out[j] = 2
   end
-  if sub and out[i-1] > 0 then redis.call('SADD', KEYS[5], u) end
+  if sub and out[j] > 0 then redis.call('SADD', KEYS[5], u) end
 end
+if domains > 0 then redis.call('HINCRBY', KEYS[3], 'domains', domains) end
 if added > 0 then
   redis.call('HINCRBY', KEYS[3], 'units', added)
   reopen(KEYS[3], ARGV[1] ~= '' and ARGV[1] or 'w')
@@ -538,14 +547,17 @@ func (s *Store) persist(ctx context.Context, job string) error {
 }
 
 // register adds units to a job; see registerScript. gen 0: a worker.
-func (s *Store) register(ctx context.Context, job string, gen int64, units []string) ([]int64, error) {
+// perDomain > 0: units are the first pages of domains, perDomain each,
+// and domains new to the job are counted.
+func (s *Store) register(ctx context.Context, job string, gen int64, perDomain int, units []string) ([]int64, error) {
 	k := keysFor(job)
-	args := make([]any, 0, len(units)+1)
+	args := make([]any, 0, len(units)+2)
 	if gen > 0 {
 		args = append(args, gen)
 	} else {
 		args = append(args, "")
 	}
+	args = append(args, perDomain)
 	for _, u := range units {
 		args = append(args, u)
 	}
@@ -1055,14 +1067,6 @@ func (s *Store) rejectedLines(ctx context.Context, job string) ([]string, error)
 		return nil, fmt.Errorf("job %s: %w", job, err)
 	}
 	return rej, nil
-}
-
-// addDomains counts domains new to the job.
-func (s *Store) addDomains(ctx context.Context, job string, n int) error {
-	if err := s.rdb.HIncrBy(ctx, keysFor(job).meta, fDomains, int64(n)).Err(); err != nil {
-		return fmt.Errorf("job %s: %w", job, redisErr(err))
-	}
-	return nil
 }
 
 // setRejected records how many input lines the last submission rejected.

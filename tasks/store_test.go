@@ -18,7 +18,7 @@ func TestUnitsEndOnce(t *testing.T) {
 	if _, err := s.create(ctx, "job1", spec, time.Date(2026, 11, 22, 23, 59, 0, 0, time.UTC)); err != nil {
 		t.Fatal(err)
 	}
-	states, err := s.register(ctx, "job1", 0, []string{"a", "b", "a"})
+	states, err := s.register(ctx, "job1", 0, 0, []string{"a", "b", "a"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func TestUnitsEndOnce(t *testing.T) {
 		t.Fatal("second end of a finished the job")
 	}
 	// A retried parent registering a again does not reopen it.
-	if states, _ = s.register(ctx, "job1", 0, []string{"a"}); states[0] != 0 {
+	if states, _ = s.register(ctx, "job1", 0, 0, []string{"a"}); states[0] != 0 {
 		t.Fatalf("re-registering an ended unit: %v, want 0", states)
 	}
 	if finish, _ = s.end(ctx, "job1", "b", Outcome{Status: "failed", Error: "x"}, true, nil); !finish {
@@ -94,7 +94,7 @@ func TestJobRetention(t *testing.T) {
 	if _, err := s.create(ctx, "ret", spec, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.register(ctx, "ret", 0, []string{"p|e|a.example|1", "p|e|b.example|1"}); err != nil {
+	if _, err := s.register(ctx, "ret", 0, 0, []string{"p|e|a.example|1", "p|e|b.example|1"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.keepMemo(ctx, "ret", "p|e|a.example|1", &memo{Key: "k", Records: 1}); err != nil {
@@ -137,11 +137,52 @@ func TestJobRetention(t *testing.T) {
 	if _, err := s.create(ctx, "ret", spec, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	states, err := s.register(ctx, "ret", 0, []string{"p|e|a.example|1"})
+	states, err := s.register(ctx, "ret", 0, 0, []string{"p|e|a.example|1"})
 	if err != nil || states[0] != 1 {
 		t.Fatalf("a page of the expired job still counts: register = %v, %v; want [1]", states, err)
 	}
 	if n := s.rdb.LLen(ctx, k.rejected).Val(); n != 0 {
 		t.Errorf("the expired job's %d rejected lines came back", n)
+	}
+}
+
+// TestRegisterCountsDomains: a domain is counted in the same step that
+// registers its first pages, so a submission killed between two calls
+// cannot leave registered domains uncounted (the resubmission would then
+// see them as known and the job would report fewer domains than it has).
+func TestRegisterCountsDomains(t *testing.T) {
+	rds := testenv.Redis(t)
+	s := NewStore(rds.Client(t))
+	ctx := context.Background()
+	spec := Spec{Providers: []string{"p"}, Endpoints: map[string][]string{"p": {"e", "f"}}}
+	if _, err := s.create(ctx, "dom", spec, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		units []string
+		want  int64
+	}{
+		{[]string{"p|e|a.example|1", "p|f|a.example|1", "p|e|b.example|1", "p|f|b.example|1"}, 2},
+		{[]string{"p|e|b.example|1", "p|f|b.example|1", "p|e|c.example|1", "p|f|c.example|1"}, 3},
+		{[]string{"p|e|a.example|1", "p|f|a.example|1"}, 3},
+	}
+	for i, st := range steps {
+		if _, err := s.register(ctx, "dom", 0, 2, st.units); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Status(ctx, "dom")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Domains != st.want {
+			t.Errorf("step %d: %d domains, want %d", i, got.Domains, st.want)
+		}
+	}
+	// Later pages (a worker's, per-domain 0) never count a domain.
+	if _, err := s.register(ctx, "dom", 0, 0, []string{"p|e|d.example|2"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Status(ctx, "dom"); got.Domains != 3 {
+		t.Errorf("a worker's page counted a domain: %d", got.Domains)
 	}
 }

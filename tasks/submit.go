@@ -263,7 +263,7 @@ func (b *Submission) flush(ctx context.Context) error {
 	for i := range pages {
 		units[i] = pages[i].Unit()
 	}
-	states, err := b.s.Store.register(ctx, b.jobID, b.gen, units)
+	states, err := b.s.Store.register(ctx, b.jobID, b.gen, perDomain, units)
 	if err != nil {
 		return err
 	}
@@ -271,11 +271,6 @@ func (b *Submission) flush(ctx context.Context) error {
 	for i := 0; i < len(pages); i += perDomain {
 		if states[i] == 1 {
 			newDomains++
-		}
-	}
-	if newDomains > 0 {
-		if err := b.s.Store.addDomains(ctx, b.jobID, newDomains); err != nil {
-			return err
 		}
 	}
 	b.stats.NewDomains += newDomains
