@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/linkharvest/linkharvest/providers/sandbox"
@@ -44,6 +45,9 @@ type Vendor struct {
 	// ChangeSignals are the ways the vendor tells what changed since a
 	// day without fetching every row again (none: only a full harvest).
 	ChangeSignals []ChangeSignal
+	// Delta says how a refresh fetches only what changed (nil: the vendor
+	// cannot say, and a refresh fetches its domains in full).
+	Delta *Delta
 	// Mount adds the vendor's simulated API to a sandbox server.
 	Mount func(*sandbox.Server)
 }
@@ -180,3 +184,36 @@ type Conn struct {
 	// MaxBody caps a response body (0: the vendor's own cap).
 	MaxBody int64
 }
+
+// The changes a refresh's delta rows carry (sink.Record.Change).
+const (
+	ChangeNew  = "new"  // live now, not in the base job
+	ChangeLost = "lost" // in the base job, lost since
+)
+
+// Delta is how a vendor's rows are fetched as a change since a day: one
+// call counts many targets' new and lost rows (the client's
+// CountChanges), so an unchanged target costs nothing more, and the rows
+// of a change are asked for with options of their own.
+type Delta struct {
+	// Endpoints are the job endpoints a refresh fetches as a delta.
+	Endpoints []string
+	// CountEndpoint is the price key of the counting call; CountBatch the
+	// most targets it takes; MaxAge how far back the vendor counts.
+	CountEndpoint string
+	CountBatch    int
+	MaxAge        time.Duration
+	// Check refuses a job's options that a delta cannot honour.
+	Check func(endpoint string, params map[string]json.RawMessage) error
+	// Params returns the options that fetch the rows of one change
+	// (ChangeNew, ChangeLost) since the start of day since.
+	Params func(endpoint string, params map[string]json.RawMessage, change string, since time.Time) (map[string]json.RawMessage, error)
+}
+
+// Supports says whether endpoint is fetched as a delta.
+func (d *Delta) Supports(endpoint string) bool {
+	return d != nil && slices.Contains(d.Endpoints, endpoint)
+}
+
+// ChangeCount is how many of a target's rows are new and lost since a day.
+type ChangeCount struct{ New, Lost int }

@@ -34,6 +34,9 @@ type Record struct {
 	Anchor      *string `json:"anchor,omitempty"`
 	Nofollow    *bool   `json:"nofollow,omitempty"`
 	SourceTitle *string `json:"source_title,omitempty"`
+	// Change is set on a refresh's delta rows: "new" (live now, not in
+	// the base job) or "lost" (in the base job, lost since); "" otherwise.
+	Change string `json:"change,omitempty"`
 	// Raw is the provider's item verbatim (compacted onto one line).
 	Raw json.RawMessage `json:"raw"`
 }
@@ -59,7 +62,7 @@ type encoder struct {
 // record and line, with the keys job_id, provider, endpoint, domain, page,
 // fetched_at (RFC 3339, UTC, nanoseconds), kind, then for kind "backlink"
 // source_url, target_url, anchor, nofollow, source_title (null when nil),
-// and last raw: the provider's item, compacted so it holds no newline
+// then change when set (a refresh's delta rows), and last raw: the provider's item, compacted so it holds no newline
 // (null when empty). Invalid raw JSON is an error; invalid UTF-8 in raw
 // strings becomes U+FFFD, as encoding/json would read it anyway.
 // The body is freshly allocated and owned by the caller.
@@ -128,6 +131,10 @@ func appendRecord(dst []byte, r *Record, stamp []byte) ([]byte, error) {
 		dst = appendBoolPtr(dst, r.Nofollow)
 		dst = append(dst, `,"source_title":`...)
 		dst = appendStringPtr(dst, r.SourceTitle)
+	}
+	if r.Change != "" {
+		dst = append(dst, `,"change":`...)
+		dst = appendString(dst, r.Change)
 	}
 	dst = append(dst, `,"raw":`...)
 	var err error

@@ -53,6 +53,13 @@ func TestEncodePageRoundTrip(t *testing.T) {
 			rawWant: `{"a":1,"b":[1,2,{"c":"d e"}],"t":"tab\tinside"}`,
 		},
 		{
+			name: "a refresh's lost row carries its change",
+			rec: Record{JobID: "r", Provider: "dataforseo", Endpoint: "backlinks", Domain: "example.com", Page: 2, FetchedAt: t0, Kind: "backlink",
+				SourceURL: str("https://a.example/"), TargetURL: str("https://example.com/"), Change: "lost", Raw: json.RawMessage(`{"is_lost":true}`)},
+			keys:    []string{"job_id", "provider", "endpoint", "domain", "page", "fetched_at", "kind", "source_url", "target_url", "anchor", "nofollow", "source_title", "change", "raw"},
+			rawWant: `{"is_lost":true}`,
+		},
+		{
 			name: "backlink nils are null",
 			rec:  Record{JobID: "j", Provider: "xovi", Endpoint: "backlinks", Domain: "d.example", Page: 7, FetchedAt: t0, Kind: "backlink", Nofollow: boolp(false), Raw: json.RawMessage(`[]`)},
 			keys: []string{"job_id", "provider", "endpoint", "domain", "page", "fetched_at", "kind", "source_url", "target_url", "anchor", "nofollow", "source_title", "raw"},

@@ -149,8 +149,13 @@ func (r *rig) domain(d string, first, then int) { r.vendor.first[d], r.vendor.th
 
 func (r *rig) submit(job string, domains ...string) SubmitStats {
 	r.t.Helper()
+	return r.submitWith(job, vSpec, domains...)
+}
+
+func (r *rig) submitWith(job string, spec Spec, domains ...string) SubmitStats {
+	r.t.Helper()
 	ctx := context.Background()
-	b, err := r.sub.Begin(ctx, job, vSpec, nil)
+	b, err := r.sub.Begin(ctx, job, spec, nil)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -171,7 +176,7 @@ func (r *rig) submit(job string, domains ...string) SubmitStats {
 func (r *rig) runOnce(queues ...string) []error {
 	r.t.Helper()
 	if len(queues) == 0 {
-		queues = []string{"v", ControlQueue}
+		queues = r.queues()
 	}
 	var errs []error
 	for _, q := range queues {
@@ -182,9 +187,12 @@ func (r *rig) runOnce(queues ...string) []error {
 		for _, ti := range infos {
 			task := asynq.NewTask(ti.Type, ti.Payload)
 			var err error
-			if ti.Type == TypePage {
+			switch ti.Type {
+			case TypePage:
 				err = r.w.handlePage(context.Background(), task)
-			} else {
+			case TypeCheck:
+				err = r.w.handleCheck(context.Background(), task)
+			default:
 				err = r.w.processFinalize(context.Background(), task)
 			}
 			if err != nil {
@@ -202,6 +210,16 @@ func (r *rig) runOnce(queues ...string) []error {
 	return errs
 }
 
+// queues are the provider queues the rig's worker serves, and the control queue.
+func (r *rig) queues() []string {
+	var qs []string
+	for p := range r.w.Providers {
+		qs = append(qs, p)
+	}
+	sort.Strings(qs)
+	return append(qs, ControlQueue)
+}
+
 // drain runs tasks until none is pending.
 func (r *rig) drain() {
 	r.t.Helper()
@@ -210,7 +228,7 @@ func (r *rig) drain() {
 			r.t.Fatalf("tasks asked to be retried: %v", errs)
 		}
 		n := 0
-		for _, q := range []string{"v", ControlQueue} {
+		for _, q := range r.queues() {
 			if qi, err := r.insp.GetQueueInfo(q); err == nil {
 				n += qi.Pending
 			}

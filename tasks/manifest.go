@@ -34,6 +34,10 @@ type Manifest struct {
 	// list, and no later one closed: the job holds only what was read.
 	// Resubmitting the same list under the same id completes it.
 	Interrupted bool `json:"interrupted,omitempty"`
+	// BaseJob and Since name, for a refresh, the job it refreshes and the
+	// day its changes count from.
+	BaseJob string `json:"base_job,omitempty"`
+	Since   string `json:"since,omitempty"`
 }
 
 // ManifestObject is one data object.
@@ -48,9 +52,14 @@ type ManifestOutcome struct {
 	Provider string `json:"provider"`
 	Endpoint string `json:"endpoint"`
 	Domain   string `json:"domain"`
-	Status   string `json:"status"` // ok, empty, failed
-	Pages    int    `json:"pages"`
-	Records  int    `json:"records"`
+	Status   string `json:"status"` // ok, empty, failed, unchanged
+	// Refresh, in a refresh job, is how the domain was fetched:
+	// unchanged (no call beyond the count), delta (records carry
+	// change), full (RefreshReason says why).
+	Refresh       string `json:"refresh,omitempty"`
+	RefreshReason string `json:"refresh_reason,omitempty"`
+	Pages         int    `json:"pages"`
+	Records       int    `json:"records"`
 	// Spend is what its pages cost, in the provider's unit.
 	Spend float64 `json:"spend"`
 	Error string  `json:"error,omitempty"`
@@ -111,6 +120,10 @@ func (s *Store) writeManifest(ctx context.Context, out io.Writer, job, finishedA
 	mw.field("created_at", st.CreatedAt)
 	mw.field("finished_at", finishedAt)
 	mw.field("spec", j.Spec)
+	if r := j.Spec.Refresh; r != nil {
+		mw.field("base_job", r.BaseJob)
+		mw.field("since", r.Since)
+	}
 	mw.startArray("objects")
 	seed := maphash.MakeSeed()
 	for part := 0; part < parts && mw.err == nil && outcomes.err == nil; part++ {
@@ -125,6 +138,9 @@ func (s *Store) writeManifest(ctx context.Context, out io.Writer, job, finishedA
 			totals.Objects++
 			totals.Records += int64(o.Records)
 			totals.Bytes += o.Bytes
+		}
+		if err := s.setIncomplete(ctx, job, outs, part == 0); err != nil {
+			return totals, err
 		}
 		domains := map[string]bool{} // a domain is in one part only
 		for _, o := range outs {
@@ -212,7 +228,12 @@ func (s *Store) manifestPart(ctx context.Context, job string, inPart func(domain
 			mo = &ManifestOutcome{Provider: provider, Endpoint: endpoint, Domain: domain, Status: "empty"}
 			byDomain[dk] = mo
 		}
-		mo.Pages++
+		if o.Status != "unchanged" { // no call was made
+			mo.Pages++
+		}
+		if page == 1 && o.Refresh != "" {
+			mo.Refresh, mo.RefreshReason = o.Refresh, o.RefreshReason
+		}
 		mo.Records += o.Records
 		mo.Spend += o.Spend
 		if o.Total > 0 && !slices.Contains(mo.TotalsSeen, o.Total) {
@@ -227,6 +248,8 @@ func (s *Store) manifestPart(ctx context.Context, job string, inPart func(domain
 			}
 		case mo.Status != "failed" && o.Records > 0:
 			mo.Status = "ok"
+		case o.Status == "unchanged":
+			mo.Status = "unchanged"
 		}
 		return nil
 	})

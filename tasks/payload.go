@@ -37,6 +37,11 @@ type PagePayload struct {
 	// (page 1's answer, or a later page's that saw the total grow): a
 	// page whose answer reports more adds the pages beyond it.
 	Plan int `json:"plan,omitempty"`
+	// Change is a refresh's delta chain the page belongs to
+	// (providers.ChangeNew on odd pages, ChangeLost on even); Full says
+	// why a refresh fetches the domain in full.
+	Change string `json:"change,omitempty"`
+	Full   string `json:"full,omitempty"`
 	// Attempt > 0 names a later task for the same page: one fetched again
 	// after its answer was lost (its first task may still be archived).
 	Attempt int `json:"attempt,omitempty"`

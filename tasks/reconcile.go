@@ -160,15 +160,14 @@ func (w *Worker) enqueueUnits(ctx context.Context, job string, units []string) e
 	if err != nil {
 		return err
 	}
+	var pages []PagePayload
 	for _, u := range units {
 		provider, endpoint, domain, page, ok := parseUnit(u)
 		if !ok {
 			continue
 		}
-		p := PagePayload{Job: job, Provider: provider, Endpoint: endpoint, Domain: domain, Page: page}
-		if _, err := enqueuePage(ctx, w.Client, &p, j.Spec.maxRetry()); err != nil {
-			return err
-		}
+		pages = append(pages, PagePayload{Job: job, Provider: provider, Endpoint: endpoint, Domain: domain, Page: page})
 	}
-	return nil
+	_, err = enqueueFirst(ctx, w.Client, &j.Spec, pages)
+	return err
 }

@@ -132,6 +132,12 @@ func (w *Worker) HandleError(ctx context.Context, t *asynq.Task, err error) {
 		msg = fmt.Sprintf("gave up after %d attempts: %s", retried+1, msg)
 	}
 	log.Error("task failed for good", "err", msg)
+	if t.Type() == TypeCheck {
+		bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		w.failCheck(bg, t, msg) // refresh.go
+		return
+	}
 	if t.Type() != TypePage {
 		return
 	}

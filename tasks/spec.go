@@ -22,6 +22,8 @@ type Spec struct {
 	MaxRetry *int `json:"max_retry,omitempty"`
 	// Params per provider and endpoint: the vendor's own request options.
 	Params map[string]map[string]map[string]json.RawMessage `json:"params,omitempty"`
+	// Refresh, in a refresh job, names its base job (refresh.go).
+	Refresh *Refresh `json:"refresh,omitempty"`
 }
 
 func (s *Spec) maxRetry() int {

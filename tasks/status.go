@@ -51,6 +51,12 @@ type Status struct {
 	SinkDown string `json:"sink_down,omitempty"`
 	// Finalizing: the manifest and _SUCCESS are being written.
 	Finalizing bool `json:"finalizing,omitempty"`
+	// A refresh's (provider, endpoint, domain) outcomes so far: unchanged
+	// since its base job, fetched as a delta, and fetched in full.
+	BaseJob   string `json:"base_job,omitempty"`
+	Unchanged int64  `json:"unchanged,omitempty"`
+	Changed   int64  `json:"changed,omitempty"`
+	Full      int64  `json:"full,omitempty"`
 }
 
 // WaitingFor says in words what a running job waits for.

@@ -37,6 +37,9 @@ import (
 //	rejected LIST   rejected input lines (JSON)
 //	budget   HASH   per provider: limit, charged, reserved (billionths of the unit), blocked (see Budget below)
 //	resv     ZSET   the budget's reservations: "provider|amount|id" -> lease deadline (ms, Redis clock)
+//	incomplete SET  "provider|endpoint|domain" whose rows the finished job does not hold
+//	                whole (a page failed or waits on the budget): a refresh of the job
+//	                fetches them in full (written with the manifest)
 //
 // The job completes when open is empty and no submission holds a live
 // lease. Units are added before their task is enqueued and only if they
@@ -44,17 +47,19 @@ import (
 // deliveries cannot make the count drift. A submission is a lease, not a
 // unit: a submitter that dies (SIGKILL, OOM, a lost machine) stops renewing
 // it and the job is no longer held open once it expires.
-type jobKeys struct{ meta, open, ended, memo, rejected, subs, refetch, budget, resv, prefix string }
+type jobKeys struct {
+	meta, open, ended, memo, rejected, subs, refetch, budget, resv, incomplete, prefix string
+}
 
 func keysFor(job string) jobKeys {
 	p := "lh:{job:" + job + "}:"
 	return jobKeys{meta: p + "meta", open: p + "open", ended: p + fEnded, memo: p + "memo", rejected: p + fRejected,
-		subs: p + "subs", refetch: p + "refetch", budget: p + "budget", resv: p + "resv", prefix: p}
+		subs: p + "subs", refetch: p + "refetch", budget: p + "budget", resv: p + "resv", incomplete: p + "incomplete", prefix: p}
 }
 
 // all is every key of the job but the stashes (which expire on their own).
 func (k jobKeys) all() []string {
-	return []string{k.meta, k.open, k.ended, k.memo, k.rejected, k.subs, k.refetch, k.budget, k.resv}
+	return []string{k.meta, k.open, k.ended, k.memo, k.rejected, k.subs, k.refetch, k.budget, k.resv, k.incomplete}
 }
 
 func (k jobKeys) stash(unit string) string { return k.prefix + "stash:" + unit }
@@ -89,6 +94,9 @@ const (
 	fSinkError    = "sink_error"
 	fPausedPrefix = "paused:" // paused:{provider} -> why
 	fCostPrefix   = "cost:"   // cost:{provider} -> spend
+	fUnchanged    = "unchanged"
+	fChanged      = "changed"
+	fFull         = "full"
 )
 
 // jobsIndex lists jobs by creation time, for `enqueue status` without an id.
@@ -187,11 +195,13 @@ end
 // finalized. The unit's memo goes: once ended, a delivery stops at the
 // ended check, and a million-page job would otherwise keep a million memos.
 // KEYS: open, ended, meta, memo, subs, refetch
-// ARGV: unit, outcome, records, bytes, failed(0/1), objects(0/1), page(0/1), refetch payload or ""
+// ARGV: unit, outcome, records, bytes, failed(0/1), objects(0/1), page(0/1), refetch payload or "",
+// a refresh counter to add one to or ""
 var endScript = redis.NewScript(luaNow + luaLive + `
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 1 then
   redis.call('SREM', KEYS[1], ARGV[1])
   redis.call('HDEL', KEYS[4], ARGV[1])
+  if ARGV[9] ~= '' then redis.call('HINCRBY', KEYS[3], ARGV[9], 1) end
   if ARGV[7] == '1' then
     redis.call('HINCRBY', KEYS[3], 'ended', 1)
     redis.call('HINCRBY', KEYS[3], 'records', ARGV[3])
@@ -207,7 +217,7 @@ return 0
 
 // Outcome is how a unit ended.
 type Outcome struct {
-	Status  string  `json:"status"` // ok, empty, failed
+	Status  string  `json:"status"` // ok, empty, failed, unchanged
 	Key     string  `json:"key,omitempty"`
 	Records int     `json:"records"`
 	Bytes   int64   `json:"bytes,omitempty"`
@@ -218,6 +228,11 @@ type Outcome struct {
 	// Refetch: the page failed after its answer was lost; a resubmission
 	// of the job fetches it again.
 	Refetch bool `json:"refetch,omitempty"`
+	// Refresh, on a refresh job's first page of a domain, is how the
+	// domain was fetched (RefreshUnchanged, RefreshDelta, RefreshFull),
+	// and RefreshReason why in full.
+	Refresh       string `json:"refresh,omitempty"`
+	RefreshReason string `json:"refresh_reason,omitempty"`
 }
 
 // memo is what a page's call returned. Stashed: the object is not yet
@@ -287,10 +302,10 @@ func (s *Store) Job(ctx context.Context, id string) (*Job, error) {
 // concurrent submissions of one new job agree on it. Leftovers of an
 // expired job of the same id (its keys expire one by one) are deleted:
 // they are not this job's.
-// KEYS: meta, open, ended, memo, rejected, subs, refetch, budget, resv; ARGV: spec, id, dt, created_at
+// KEYS: meta, then the job's other keys (jobKeys.all); ARGV: spec, id, dt, created_at
 var createScript = redis.NewScript(`
 if redis.call('HSETNX', KEYS[1], 'spec', ARGV[1]) == 0 then return 0 end
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9])
+redis.call('DEL', unpack(KEYS, 2))
 redis.call('HSET', KEYS[1], 'job_id', ARGV[2], 'dt', ARGV[3], 'created_at', ARGV[4], 'state', 'running')
 return 1
 `)
@@ -597,7 +612,7 @@ func (s *Store) end(ctx context.Context, job, unit string, o Outcome, page bool,
 		isPage = 1
 	}
 	n, err := endScript.Run(ctx, s.rdb, []string{k.open, k.ended, k.meta, k.memo, k.subs, k.refetch},
-		unit, b, o.Records, o.Bytes, failed, objects, isPage, rf).Int64()
+		unit, b, o.Records, o.Bytes, failed, objects, isPage, rf, refreshCounter(o.Refresh)).Int64()
 	if err != nil {
 		return false, fmt.Errorf("ending %s of job %s: %w", unit, job, redisErr(err))
 	}
@@ -954,7 +969,8 @@ func (s *Store) Status(ctx context.Context, job string) (*Status, error) {
 		Domains: n(fDomains), Rejected: n(fRejected), Tasks: n(fUnits), Ended: n(fEnded), Open: open.Val(),
 		Records: n(fRecords), Objects: n(fObjects), Bytes: n(fBytes), Failed: n(fFailed),
 		Submissions: live, Interrupted: n(fInterrupted), Stashed: n(fStashed), StashBytes: n(fStashBytes),
-		SinkDown: vals[fSinkError], Finalizing: n(fFinalizing) > now.Val().UnixMilli()}
+		SinkDown: vals[fSinkError], Finalizing: n(fFinalizing) > now.Val().UnixMilli(),
+		Unchanged: n(fUnchanged), Changed: n(fChanged), Full: n(fFull)}
 	for f, v := range vals {
 		switch {
 		case strings.HasPrefix(f, fPausedPrefix):
@@ -967,6 +983,12 @@ func (s *Store) Status(ctx context.Context, job string) (*Status, error) {
 				st.Spend = map[string]float64{}
 			}
 			st.Spend[strings.TrimPrefix(f, fCostPrefix)], _ = strconv.ParseFloat(v, 64)
+		}
+	}
+	if strings.Contains(vals[fSpec], `"refresh"`) {
+		var spec struct{ Refresh *Refresh }
+		if json.Unmarshal([]byte(vals[fSpec]), &spec) == nil && spec.Refresh != nil {
+			st.BaseJob = spec.Refresh.BaseJob
 		}
 	}
 	if err := s.budgetStatus(ctx, st); err != nil {

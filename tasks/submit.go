@@ -282,12 +282,26 @@ func (b *Submission) flush(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(par)
 	var mu sync.Mutex
+	var todo []PagePayload
 	for i := range pages {
 		if states[i] == 0 || (states[i] == 2 && b.refetched[units[i]]) {
 			continue
 		}
+		todo = append(todo, pages[i])
+	}
+	direct, checks := spec.route(todo) // a refresh counts changes first (refresh.go)
+	for i := range checks {
+		created, err := enqueueCheck(ctx, client, &checks[i], spec.maxRetry())
+		if err != nil {
+			return err
+		}
+		if created {
+			b.stats.Tasks++
+		}
+	}
+	for i := range direct {
 		g.Go(func() error {
-			created, err := enqueuePage(gctx, client, &pages[i], spec.maxRetry())
+			created, err := enqueuePage(gctx, client, &direct[i], spec.maxRetry())
 			if created {
 				mu.Lock()
 				b.stats.Tasks++

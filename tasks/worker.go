@@ -78,6 +78,7 @@ type Worker struct {
 // Register mounts the task handlers.
 func (w *Worker) Register(mux *asynq.ServeMux) {
 	mux.HandleFunc(TypePage, w.handlePage)
+	mux.HandleFunc(TypeCheck, w.handleCheck) // refresh.go
 	mux.HandleFunc(TypeFinalize, w.processFinalize)
 	mux.HandleFunc(TypeResume, w.processResume) // wait.go
 }
@@ -236,6 +237,7 @@ func (w *Worker) processPage(ctx context.Context, t *asynq.Task) (err error) {
 	if m.Records == 0 {
 		o.Status = "empty"
 	}
+	refreshOutcome(&job.Spec, &p, &o)
 	w.log().DebugContext(ctx, "page done", "job", p.Job, "provider", p.Provider, "endpoint", p.Endpoint,
 		"domain", p.Domain, "page", p.Page, "records", m.Records)
 	return w.endUnit(ctx, p.Job, unit, o, true)
@@ -355,6 +357,10 @@ func shorten(s string, n int) string {
 // the page is written). The call's most possible cost is reserved against
 // the job's budget first, before the shared limiter's slot.
 func (w *Worker) fetch(ctx context.Context, job *Job, p *PagePayload, prov Provider) (*stashed, *stagePass, error) {
+	params, err := w.deltaParams(job, p) // refresh.go
+	if err != nil {
+		return nil, nil, fatal(err)
+	}
 	h, err := w.reserve(ctx, job, p, prov) // budget.go
 	if err != nil {
 		return nil, nil, err
@@ -362,9 +368,9 @@ func (w *Worker) fetch(ctx context.Context, job *Job, p *PagePayload, prov Provi
 	pg, _ := prov.Paging(p.Endpoint) // checked by the caller
 	sctx, pass := w.Stage.with(ctx, p.Provider, bodyCap(pg))
 	page, err := prov.Fetch(sctx, providers.Request{
-		Endpoint: p.Endpoint, Domain: p.Domain, Page: p.Page,
+		Endpoint: p.Endpoint, Domain: p.Domain, Page: p.seq(),
 		Offset: p.Offset, Limit: p.Limit, Cursor: p.Cursor,
-		Params: job.Spec.params(p.Provider, p.Endpoint),
+		Params: params,
 	})
 	w.settle(ctx, p, h, page, err)
 	outcome := "ok"
@@ -409,7 +415,7 @@ func (w *Worker) encode(job *Job, p *PagePayload, page *providers.Page) (*stashe
 			JobID: p.Job, Provider: p.Provider, Endpoint: p.Endpoint, Domain: p.Domain, Page: p.Page,
 			FetchedAt: now, Kind: it.Kind,
 			SourceURL: it.SourceURL, TargetURL: it.TargetURL, Anchor: it.Anchor, Nofollow: it.Nofollow, SourceTitle: it.SourceTitle,
-			Raw: it.Raw,
+			Change: p.Change, Raw: it.Raw,
 		}
 	}
 	body, err := sink.EncodePage(recs)
@@ -495,9 +501,10 @@ func nextPages(maxRows int, p *PagePayload, pg providers.Paging, m *memo) []Page
 	if size <= 0 {
 		return nil
 	}
+	seq := p.seq() // the page's place in its chain (a refresh's delta has two)
 	child := func(page, offset int, cursor string, limit int) PagePayload {
 		return PagePayload{Job: p.Job, Provider: p.Provider, Endpoint: p.Endpoint, Domain: p.Domain,
-			Page: page, Offset: offset, Limit: limit, Cursor: cursor, Plan: m.Total, Trace: p.Trace}
+			Page: p.pageAt(page), Offset: offset, Limit: limit, Cursor: cursor, Plan: m.Total, Change: p.Change, Trace: p.Trace}
 	}
 	limitAt := func(offset int) int {
 		l := size
@@ -521,12 +528,12 @@ func nextPages(maxRows int, p *PagePayload, pg providers.Paging, m *memo) []Page
 				return nil
 			}
 			off := p.Offset + size
-			return []PagePayload{child(p.Page+1, off, "", limitAt(off))}
+			return []PagePayload{child(seq+1, off, "", limitAt(off))}
 		}
 		pages := (total + size - 1) / size
 		planned := pages // pages someone else has planned
 		switch {
-		case p.Page == 1:
+		case seq == 1:
 			planned = 1
 		case p.Plan > 0 && total > capped(p.Plan):
 			planned = (capped(p.Plan) + size - 1) / size
@@ -537,18 +544,18 @@ func nextPages(maxRows int, p *PagePayload, pg providers.Paging, m *memo) []Page
 			if pg.MaxOffset > 0 && off > pg.MaxOffset {
 				break
 			}
-			if k == p.Page {
+			if k == seq {
 				continue
 			}
 			out = append(out, child(k, off, "", limitAt(off)))
 		}
 		// Past the vendor's largest offset, each page needs its predecessor's cursor.
-		off := p.Page * size
-		if p.Page < pages && pg.MaxOffset > 0 && off > pg.MaxOffset && pg.CursorPastMax {
+		off := seq * size
+		if seq < pages && pg.MaxOffset > 0 && off > pg.MaxOffset && pg.CursorPastMax {
 			if m.Next == "" {
 				return out // the vendor gave no cursor: nothing more can be reached
 			}
-			out = append(out, child(p.Page+1, off, m.Next, limitAt(off)))
+			out = append(out, child(seq+1, off, m.Next, limitAt(off)))
 		}
 		return out
 	case providers.PagingCursor:
@@ -562,7 +569,7 @@ func nextPages(maxRows int, p *PagePayload, pg providers.Paging, m *memo) []Page
 		if m.Total >= 0 && off >= m.Total {
 			return nil
 		}
-		return []PagePayload{child(p.Page+1, off, m.Next, limitAt(off))}
+		return []PagePayload{child(seq+1, off, m.Next, limitAt(off))}
 	}
 	return nil
 }

@@ -75,6 +75,11 @@ type options struct {
 	sinkURL   string
 	budget    string
 	files     []string
+	// refresh is the base job of a refresh (refresh.go), since the day
+	// its changes count from; specFlags the spec flags given.
+	refresh   string
+	since     string
+	specFlags []string
 }
 
 // paramFlags collects --param provider.endpoint.key=value.
@@ -109,6 +114,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs.BoolVar(&o.dev, "dev", false, "all in one process: embedded Redis, built-in sandbox, in-process workers, sink ./out")
 	fs.StringVar(&o.budget, "budget", "", "the most the job may spend: AMOUNT (one provider) or provider=AMOUNT,...; units: dataforseo USD, domdetailer credits, xovi and domaincrawler calls")
 	fs.StringVar(&o.sinkURL, "sink", env("SINK_URL", ""), "with --dev: where output goes (default ./out)")
+	fs.StringVar(&o.refresh, "refresh", "", "fetch only what changed since BASE_JOB ended (its providers, endpoints and options; without FILE, its domains)")
+	fs.StringVar(&o.since, "since", "", "with --refresh: the day changes are counted from, YYYY-MM-DD (default: the base job's date)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -150,13 +157,23 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintln(stderr, "enqueue: --max-rows must be ≥ 0")
 		return exitUsage
 	}
-	spec, err := buildSpec(o)
-	if err != nil {
-		fmt.Fprintln(stderr, "enqueue:", err)
-		return exitUsage
+	fs.Visit(func(f *flag.Flag) {
+		if specFlag[f.Name] {
+			o.specFlags = append(o.specFlags, f.Name)
+		}
+	})
+	if code, ok := checkRefreshFlags(o, stderr); !ok { // refresh.go
+		return code
+	}
+	var spec tasks.Spec
+	if o.refresh == "" {
+		if spec, err = buildSpec(o); err != nil {
+			fmt.Fprintln(stderr, "enqueue:", err)
+			return exitUsage
+		}
 	}
 	var budget map[string]float64
-	if o.budget != "" {
+	if o.budget != "" && o.refresh == "" {
 		if budget, err = tasks.ParseBudget(o.budget, spec.Providers); err != nil {
 			fmt.Fprintln(stderr, "enqueue:", err)
 			return exitUsage
@@ -275,8 +292,14 @@ type summary struct {
 	// reading its list, if none has closed since.
 	Interrupted int64 `json:"interrupted,omitempty"`
 	Stashed     int64 `json:"stashed,omitempty"`
-	waiting     string
-	charged     map[string]float64
+	// A refresh's base job, and its (provider, endpoint, domain) outcomes
+	// unchanged since it and fetched as a change (full: fetched whole).
+	BaseJob   string `json:"base_job,omitempty"`
+	Unchanged *int64 `json:"unchanged,omitempty"`
+	Changed   *int64 `json:"changed,omitempty"`
+	Full      *int64 `json:"full,omitempty"`
+	waiting   string
+	charged   map[string]float64
 
 	// With --estimate: what the job will take, and what the estimate cost.
 	EstimatedSpend map[string]float64 `json:"estimated_spend,omitempty"`
@@ -366,6 +389,15 @@ func submit(ctx context.Context, o options, spec tasks.Spec, budget map[string]f
 		}
 	}
 	store := tasks.NewStore(rdb)
+	if o.refresh != "" {
+		var feed io.Reader
+		if spec, budget, feed, err = refreshJob(ctx, store, o); err != nil { // refresh.go
+			return 0, err
+		}
+		if feed != nil {
+			in = feed
+		}
+	}
 	client := asynq.NewClientFromRedisClient(rdb)
 	defer client.Close()
 	sub := &tasks.Submitter{Store: store, Client: client}
@@ -459,14 +491,21 @@ func toSummary(s *tasks.Status) summary {
 	if s.Spend == nil {
 		s.Spend = map[string]float64{} // {} rather than null: nothing spent yet
 	}
-	return summary{JobID: s.JobID, Domains: s.Domains, Rejected: s.Rejected, Tasks: s.Tasks, Records: s.Records,
+	sum := summary{JobID: s.JobID, Domains: s.Domains, Rejected: s.Rejected, Tasks: s.Tasks, Records: s.Records,
 		Failed: s.Failed, Objects: s.Objects, Bytes: s.Bytes, State: s.State, Spend: s.Spend, Budget: s.Budget, Paused: s.Paused,
 		Interrupted: s.Interrupted, Stashed: s.Stashed, waiting: s.WaitingFor(), charged: s.Charged}
+	if s.BaseJob != "" {
+		sum.BaseJob, sum.Unchanged, sum.Changed, sum.Full = s.BaseJob, &s.Unchanged, &s.Changed, &s.Full
+	}
+	return sum
 }
 
 func printSummary(w io.Writer, s summary) {
 	fmt.Fprintf(w, "job %s %s: %d domains, %d rejected, %d tasks, %d records in %d objects (%d bytes), %d failed\n",
 		s.JobID, s.State, s.Domains, s.Rejected, s.Tasks, s.Records, s.Objects, s.Bytes, s.Failed)
+	if s.BaseJob != "" {
+		fmt.Fprintf(w, "  refresh of %s: %d unchanged, %d changed (new and lost rows), %d fetched in full\n", s.BaseJob, *s.Unchanged, *s.Changed, *s.Full)
+	}
 	for _, p := range slices.Sorted(maps.Keys(s.Spend)) {
 		fmt.Fprintf(w, "  spend %s: %s\n", p, tasks.FormatAmount(s.Spend[p], p))
 	}

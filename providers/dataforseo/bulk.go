@@ -45,26 +45,43 @@ func (c *Client) BulkBacklinks(ctx context.Context, targets []string) (map[strin
 	if len(targets) == 0 {
 		return map[string]int{}, 0, nil
 	}
+	b, sentAt, err := c.bulk(ctx, BulkBacklinksEndpoint, bulkBacklinksPath, targets, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	counts, cost, perr := decodeBulk(b)
+	if perr != nil {
+		return nil, 0, c.redact(liftsAt(perr, sentAt))
+	}
+	return counts, cost, nil
+}
+
+// bulk posts one task of targets (and the task's other members, extra:
+// `,"name":value` pairs) to a bulk endpoint and returns the answer's body,
+// checked for its HTTP status only.
+func (c *Client) bulk(ctx context.Context, name, path string, targets []string, extra []byte) ([]byte, time.Time, error) {
 	if len(targets) > MaxBulkTargets {
-		return nil, 0, &providers.Error{Provider: Name, Class: providers.Fatal, Code: "request",
-			Message: fmt.Sprintf("%s: %d targets, the vendor takes at most %d a call", BulkBacklinksEndpoint, len(targets), MaxBulkTargets)}
+		return nil, time.Time{}, &providers.Error{Provider: Name, Class: providers.Fatal, Code: "request",
+			Message: fmt.Sprintf("%s: %d targets, the vendor takes at most %d a call", name, len(targets), MaxBulkTargets)}
 	}
 	body := append([]byte(nil), `[{"targets":[`...)
 	for i, t := range targets {
 		if strings.TrimSpace(t) == "" {
-			return nil, 0, &providers.Error{Provider: Name, Class: providers.Fatal, Code: "request", Message: BulkBacklinksEndpoint + ": an empty target"}
+			return nil, time.Time{}, &providers.Error{Provider: Name, Class: providers.Fatal, Code: "request", Message: name + ": an empty target"}
 		}
 		if i > 0 {
 			body = append(body, ',')
 		}
 		body = jsonstr.Append(body, t)
 	}
-	body = append(body, "]}]"...)
+	body = append(body, ']')
+	body = append(body, extra...)
+	body = append(body, "}]"...)
 
-	u := c.base + bulkBacklinksPath
+	u := c.base + path
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
-		return nil, 0, &providers.Error{Provider: Name, Class: providers.Fatal, Code: "request", Message: u}
+		return nil, time.Time{}, &providers.Error{Provider: Name, Class: providers.Fatal, Code: "request", Message: u}
 	}
 	hreq.SetBasicAuth(c.login, c.password)
 	hreq.Header.Set("Content-Type", "application/json")
@@ -72,21 +89,17 @@ func (c *Client) BulkBacklinks(ctx context.Context, targets []string) (map[strin
 	sentAt := time.Now()
 	resp, err := c.hc.Do(hreq)
 	if err != nil {
-		return nil, 0, c.redact(providers.TransportError(Name, u, err))
+		return nil, sentAt, c.redact(providers.TransportError(Name, u, err))
 	}
 	defer resp.Body.Close()
 	b, err := providers.ReadBody(Name, resp.Body, resp.ContentLength, c.maxBody)
 	if err != nil {
-		return nil, 0, err
+		return nil, sentAt, err
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, 0, c.redact(liftsAt(httpError(resp.StatusCode, resp.Header.Get("Retry-After"), b), sentAt))
+		return nil, sentAt, c.redact(liftsAt(httpError(resp.StatusCode, resp.Header.Get("Retry-After"), b), sentAt))
 	}
-	counts, cost, perr := decodeBulk(b)
-	if perr != nil {
-		return nil, 0, c.redact(liftsAt(perr, sentAt))
-	}
-	return counts, cost, nil
+	return b, sentAt, nil
 }
 
 // decodeBulk reads a bulk_backlinks answer: both status levels as for

@@ -28,8 +28,9 @@ var Vendor = providers.Vendor{
 	// The published general limit is 2000 calls a minute, 30 at once;
 	// every answer states the account's own.
 	Limits: providers.Limits{Rate: 2000, Period: time.Minute, InFlight: 30, Header: RateLimitHeader, HeaderPer: RateLimitPer},
-	Prices: []providers.Price{price, bulkPrice},
+	Prices: []providers.Price{price, bulkPrice, newLostPrice},
 	// bulk_new_lost_backlinks counts; first_seen filters and lost rows.
 	ChangeSignals: []providers.ChangeSignal{providers.ChangeCounts, providers.ChangeRows},
+	Delta:         delta,
 	Mount:         Mount,
 }

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/linkharvest/linkharvest/tasks"
+)
+
+// specFlag names the flags that make a job's spec: a refresh takes its
+// base job's, and refuses others.
+var specFlag = map[string]bool{"provider": true, "endpoint": true, "param": true, "max-rows": true, "max-retries": true}
+
+// checkRefreshFlags checks the flags that go with --refresh.
+func checkRefreshFlags(o options, stderr io.Writer) (int, bool) {
+	if o.refresh == "" {
+		if o.since != "" {
+			fmt.Fprintln(stderr, "enqueue: --since works with --refresh only")
+			return exitUsage, false
+		}
+		return 0, true
+	}
+	if err := tasks.ValidJobID(o.refresh); err != nil {
+		fmt.Fprintln(stderr, "enqueue: --refresh:", err)
+		return exitUsage, false
+	}
+	if o.dryRun {
+		// The cost of a refresh depends on the change count, a call of its own.
+		fmt.Fprintln(stderr, "enqueue: --dry-run with --refresh is not supported: what a refresh costs depends on its change count")
+		return exitUsage, false
+	}
+	if o.job == o.refresh {
+		fmt.Fprintln(stderr, "enqueue: --job: a refresh is a job of its own; give it another id than its base job")
+		return exitUsage, false
+	}
+	return 0, true
+}
+
+// refreshJob loads the base job and makes the refresh's spec, its budget
+// and, without FILE, the base job's domains as the list to read.
+func refreshJob(ctx context.Context, store *tasks.Store, o options) (tasks.Spec, map[string]float64, io.Reader, error) {
+	base, err := store.Job(ctx, o.refresh)
+	if errors.Is(err, tasks.ErrNoJob) {
+		return tasks.Spec{}, nil, nil, usageError{fmt.Errorf("--refresh %s: no such job (or its state expired after the workers' retention)", o.refresh)}
+	}
+	if err != nil {
+		return tasks.Spec{}, nil, nil, err
+	}
+	st, err := store.Status(ctx, o.refresh)
+	if err != nil {
+		return tasks.Spec{}, nil, nil, err
+	}
+	spec, err := tasks.NewRefreshSpec(tasks.RefreshRequest{Base: base, State: st.State, Since: o.since, Now: time.Now()})
+	if err != nil {
+		return tasks.Spec{}, nil, nil, usageError{err}
+	}
+	if len(o.specFlags) > 0 {
+		asked, err := buildSpec(o)
+		if err != nil {
+			return tasks.Spec{}, nil, nil, usageError{err}
+		}
+		if !sameSpec(asked, base.Spec) {
+			return tasks.Spec{}, nil, nil, usageError{fmt.Errorf("--refresh %s takes its base job's providers, endpoints and options; --%s ask for others (leave them out)",
+				o.refresh, strings.Join(o.specFlags, ", --"))}
+		}
+	}
+	var budget map[string]float64
+	if o.budget != "" {
+		if budget, err = tasks.ParseBudget(o.budget, spec.Providers); err != nil {
+			return tasks.Spec{}, nil, nil, usageError{err}
+		}
+	}
+	if len(o.files) > 0 {
+		return spec, budget, nil, nil
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		pw.CloseWithError(store.Domains(ctx, o.refresh, func(d string) error {
+			_, err := io.WriteString(pw, d+"\n")
+			return err
+		}))
+	}()
+	return spec, budget, pr, nil
+}
+
+// sameSpec compares what two specs ask of the vendors.
+func sameSpec(a, b tasks.Spec) bool {
+	a.Refresh, b.Refresh = nil, nil
+	if !slices.Equal(a.Providers, b.Providers) || a.MaxRows != b.MaxRows || fmt.Sprint(a.Params) != fmt.Sprint(b.Params) {
+		return false
+	}
+	if (a.MaxRetry == nil) != (b.MaxRetry == nil) || (a.MaxRetry != nil && *a.MaxRetry != *b.MaxRetry) {
+		return false
+	}
+	for _, p := range a.Providers {
+		if !slices.Equal(a.Endpoints[p], b.Endpoints[p]) {
+			return false
+		}
+	}
+	return true
+}
