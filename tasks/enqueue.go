@@ -36,17 +36,23 @@ func enqueuePages(ctx context.Context, store *Store, client *asynq.Client, job s
 }
 
 func enqueuePage(ctx context.Context, client *asynq.Client, p *PagePayload, maxRetry int) (bool, error) {
-	b, err := json.Marshal(p)
+	return enqueueTask(ctx, client, TypePage, p.TaskID(), p.Provider, p, maxRetry)
+}
+
+// enqueueTask enqueues a task of a provider's queue under its
+// deterministic id; false: it exists already.
+func enqueueTask(ctx context.Context, client *asynq.Client, typ, id, queue string, payload any, maxRetry int) (bool, error) {
+	b, err := json.Marshal(payload)
 	if err != nil {
 		return false, err
 	}
-	_, err = client.EnqueueContext(ctx, asynq.NewTask(TypePage, b),
-		asynq.TaskID(p.TaskID()), asynq.Queue(p.Provider), asynq.MaxRetry(maxRetry+retrySlack), asynq.Timeout(TaskTimeout))
+	_, err = client.EnqueueContext(ctx, asynq.NewTask(typ, b),
+		asynq.TaskID(id), asynq.Queue(queue), asynq.MaxRetry(maxRetry+retrySlack), asynq.Timeout(TaskTimeout))
 	if errors.Is(err, asynq.ErrTaskIDConflict) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("enqueueing %s: %w", p.TaskID(), redisErr(err))
+		return false, fmt.Errorf("enqueueing %s: %w", id, redisErr(err))
 	}
 	return true, nil
 }

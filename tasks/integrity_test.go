@@ -243,20 +243,9 @@ func (r *rig) drain() {
 // rows decodes every data object of the job: source URLs, each once.
 func (r *rig) rows(job string) map[string]int {
 	r.t.Helper()
-	r.sink.mu.Lock()
-	defer r.sink.mu.Unlock()
 	out := map[string]int{}
-	for k, b := range r.sink.objs {
-		if !strings.Contains(k, "job="+job+"/") {
-			continue
-		}
-		recs, err := sink.DecodePage(b)
-		if err != nil {
-			r.t.Fatal(err)
-		}
-		for _, rec := range recs {
-			out[*rec.SourceURL]++
-		}
+	for _, rec := range r.records(job) {
+		out[*rec.SourceURL]++
 	}
 	return out
 }

@@ -181,19 +181,7 @@ func (s *Spec) route(pages []PagePayload) (direct []PagePayload, checks []CheckP
 }
 
 func enqueueCheck(ctx context.Context, client *asynq.Client, c *CheckPayload, maxRetry int) (bool, error) {
-	b, err := json.Marshal(c)
-	if err != nil {
-		return false, err
-	}
-	_, err = client.EnqueueContext(ctx, asynq.NewTask(TypeCheck, b),
-		asynq.TaskID(c.TaskID()), asynq.Queue(c.Provider), asynq.MaxRetry(maxRetry+retrySlack), asynq.Timeout(TaskTimeout))
-	if errors.Is(err, asynq.ErrTaskIDConflict) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("enqueueing %s: %w", c.TaskID(), redisErr(err))
-	}
-	return true, nil
+	return enqueueTask(ctx, client, TypeCheck, c.TaskID(), c.Provider, c, maxRetry)
 }
 
 // enqueueFirst enqueues a submission's first pages, through checks in a
