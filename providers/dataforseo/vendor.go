@@ -18,6 +18,11 @@ var price = providers.Price{Unit: providers.UnitUSD, PerCall: 0.02, PerRow: 0.00
 // is what the estimate reports.
 var bulkPrice = providers.Price{Endpoint: BulkBacklinksEndpoint, Unit: providers.UnitUSD, PerCall: 0.02, PerRow: 0.00003, Reported: true}
 
+// newLostPrice is backlinks/bulk_new_lost_backlinks/live's, one row a
+// target, priced like bulk_backlinks: the amount a row is assumed, not
+// stated for this endpoint; the answer's cost is what was charged.
+var newLostPrice = providers.Price{Endpoint: BulkNewLostEndpoint, Unit: providers.UnitUSD, PerCall: 0.02, PerRow: 0.00003, Reported: true}
+
 // Vendor describes DataForSEO to the rest of the system.
 var Vendor = providers.Vendor{
 	Name: Name, Endpoints: endpointNames(), Paging: paging, CheckParams: checkParams,
@@ -28,7 +33,7 @@ var Vendor = providers.Vendor{
 	// The published general limit is 2000 calls a minute, 30 at once;
 	// every answer states the account's own.
 	Limits: providers.Limits{Rate: 2000, Period: time.Minute, InFlight: 30, Header: RateLimitHeader, HeaderPer: RateLimitPer},
-	Prices: []providers.Price{price, bulkPrice},
+	Prices: []providers.Price{price, bulkPrice, newLostPrice},
 	// bulk_new_lost_backlinks counts; first_seen filters and lost rows.
 	ChangeSignals: []providers.ChangeSignal{providers.ChangeCounts, providers.ChangeRows},
 	Mount:         Mount,
