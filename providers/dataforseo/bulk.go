@@ -24,6 +24,15 @@ const (
 	MaxBulkTargets        = 1000
 )
 
+// BulkNewLostEndpoint is the price key of
+// backlinks/bulk_new_lost_backlinks/live, which counts the new and lost
+// backlinks since a day of up to MaxBulkTargets targets in one call (the
+// client's CountChanges, for a refresh; the sandbox serves it).
+const (
+	BulkNewLostEndpoint = "bulk_new_lost_backlinks"
+	bulkNewLostPath     = "/v3/backlinks/bulk_new_lost_backlinks/live"
+)
+
 // bulkItem is one target's count. backlinks is read leniently: a target
 // the vendor knows nothing about may come back with null.
 type bulkItem struct {

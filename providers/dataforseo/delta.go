@@ -18,20 +18,11 @@ import (
 // backlinks/live lists them: the live rows first seen since the day, and
 // the lost ones (backlinks_status_type "lost") last seen since it, that is
 // still live at the start of that day.
-const (
-	NewLostEndpoint = "bulk_new_lost_backlinks"
-	newLostPath     = "/v3/backlinks/bulk_new_lost_backlinks/live"
-	// newLostMaxAge is how far back date_from may go.
-	newLostMaxAge = 365 * 24 * time.Hour
-)
-
-// newLostPrice: priced like the other endpoints, a request and a row a
-// target (the amount a row is not stated for this endpoint: the backlinks
-// row price stands in; the answer's cost is what the ledger records).
-var newLostPrice = providers.Price{Endpoint: NewLostEndpoint, Unit: providers.UnitUSD, PerCall: 0.02, PerRow: 0.00003, Reported: true}
+// newLostMaxAge is how far back date_from may go.
+const newLostMaxAge = 365 * 24 * time.Hour
 
 var delta = &providers.Delta{
-	Endpoints: []string{"backlinks"}, CountEndpoint: NewLostEndpoint, CountBatch: MaxBulkTargets, MaxAge: newLostMaxAge,
+	Endpoints: []string{"backlinks"}, CountEndpoint: BulkNewLostEndpoint, CountBatch: MaxBulkTargets, MaxAge: newLostMaxAge,
 	Check: checkDelta, Params: deltaParams,
 }
 
@@ -105,7 +96,7 @@ func (c *Client) CountChanges(ctx context.Context, targets []string, since time.
 		return map[string]providers.ChangeCount{}, 0, nil
 	}
 	extra := []byte(`,"date_from":"` + since.UTC().Format("2006-01-02") + `"`)
-	b, sentAt, err := c.bulk(ctx, NewLostEndpoint, newLostPath, targets, extra)
+	b, sentAt, err := c.bulk(ctx, BulkNewLostEndpoint, bulkNewLostPath, targets, extra)
 	if err != nil {
 		return nil, 0, err
 	}

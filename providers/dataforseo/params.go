@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -269,6 +270,14 @@ func countConditions(f []any, depth int) (int, error) {
 		if field == "" || !ok || !slices.Contains(filterOps, op) {
 			return 0, fmt.Errorf("condition %v: want [field, operator, value] with an operator among %s", f, strings.Join(filterOps, " "))
 		}
+		if slices.Contains(seenFields, field) {
+			if !slices.Contains(dateOps, op) {
+				return 0, fmt.Errorf("condition %v: %s takes the operators %s", f, field, strings.Join(dateOps, " "))
+			}
+			if _, ok := parseSeen(f[2]); !ok {
+				return 0, fmt.Errorf(`condition %v: want a date "YYYY-MM-DD hh:mm:ss +00:00" or "YYYY-MM-DD"`, f)
+			}
+		}
 		return 1, nil
 	}
 	if len(f)%2 == 0 {
@@ -294,6 +303,29 @@ func countConditions(f []any, depth int) (int, error) {
 		n += k
 	}
 	return n, nil
+}
+
+// seenFields are the rows' dates; a filter compares them with dateOps
+// and a date (the sandbox applies these conditions).
+var (
+	seenFields = []string{"first_seen", "prev_seen", "last_seen"}
+	dateOps    = []string{"=", "<>", "<", "<=", ">", ">="}
+)
+
+// parseSeen reads a filter's date, written as the vendor writes dates
+// ("2025-03-01 14:05:00 +00:00", any offset) or as a day ("2025-03-01":
+// its 00:00:00 UTC), as Unix seconds.
+func parseSeen(v any) (int64, bool) {
+	s, ok := v.(string)
+	if !ok {
+		return 0, false
+	}
+	for _, layout := range []string{"2006-01-02 15:04:05 -07:00", time.DateOnly} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.Unix(), true
+		}
+	}
+	return 0, false
 }
 
 var orderRule = regexp.MustCompile(`^[A-Za-z0-9_.]+,(asc|desc)$`)

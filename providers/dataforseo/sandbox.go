@@ -28,11 +28,16 @@ import (
 // concurrency limits, and the vendor's transient faults under --fail.
 //
 // Data: row i of a target comes from sandbox.Rand(seed, "dataforseo",
-// "backlinks", target, i) and always sits at position i; total_count is
-// sandbox.Total(seed, "dataforseo", "backlinks", target), which a summary
-// reports as its backlinks. mode, custom_mode, filters and order_by are
-// checked as the client checks them but not applied: rows always come in
-// the same order, so paging with any options visits every row once.
+// "backlinks", target, i); the live rows are the N rows from the world's
+// first live row on (sandbox.History; row i at position i while the world
+// does not change), N = sandbox.Total(seed, "dataforseo", "backlinks",
+// target), which a summary reports as its backlinks.
+// backlinks_status_type lists live rows, lost rows or both, and filters
+// on first_seen, prev_seen, last_seen, is_lost and is_new are applied
+// (world_sandbox.go); mode, custom_mode, order_by and filters on other
+// fields are checked as the client checks them but not applied: rows
+// always come in index order, so paging with any options visits every
+// listed row once.
 //
 // search_after_token is base64 of {"v":1,"h":hash,"p":position}: the hash
 // covers every task member but the token itself (limit and offset too, as
@@ -104,7 +109,7 @@ type sbHandler struct {
 	e *endpoint
 	// run answers a task in place of e.run (the bulk counts, whose task
 	// has targets, not a target).
-	run func(seed int64, task json.RawMessage) sbResult
+	run func(o sandbox.Options, task json.RawMessage) sbResult
 }
 
 const (
@@ -274,12 +279,11 @@ func (h *sbHandler) writeTaskError(w http.ResponseWriter, start time.Time, code 
 
 // answer runs the first task and refuses the others with 40000.
 func (h *sbHandler) answer(b []byte, start time.Time, tasks []json.RawMessage) []byte {
-	seed := h.m.Options().Seed
 	run := h.e.run
 	if h.run != nil {
 		run = h.run
 	}
-	res := run(seed, tasks[0])
+	res := run(h.m.Options(), tasks[0])
 	cost := 0.0
 	nerr := len(tasks) - 1
 	if res.code == statusOK {
@@ -392,7 +396,8 @@ func invalidField(k string, detail string) sbResult {
 }
 
 // run validates a task and produces its result.
-func (e *endpoint) run(seed int64, raw json.RawMessage) sbResult {
+func (e *endpoint) run(o sandbox.Options, raw json.RawMessage) sbResult {
+	seed := o.Seed
 	var t map[string]json.RawMessage
 	if first(raw) != '{' || json.Unmarshal(raw, &t) != nil {
 		return taskError(40503, "POST Data Is Invalid.")
@@ -439,14 +444,23 @@ func (e *endpoint) run(seed int64, raw json.RawMessage) sbResult {
 		}
 		limit = n
 	}
-	total := sandbox.Total(seed, Name, "backlinks", target)
+	w := newSBWorld(o, target)
+	status := "live"
+	if v, ok := t["backlinks_status_type"]; ok {
+		json.Unmarshal(v, &status) // checked above
+	}
+	var filter *sbFilter
+	if v, ok := t["filters"]; ok {
+		filter = compileFilters(v) // checked above
+	}
 	hash := taskHash(seed, keys, t)
 	if v, ok := t["search_after_token"]; ok {
 		var tok string
 		if first(v) != '"' || json.Unmarshal(v, &tok) != nil {
 			return invalidField("search_after_token", "")
 		}
-		pos, ok := parseToken(tok, hash, max(total, sandbox.TotalAt(seed, Name, "backlinks", target, 0)))
+		lo, hi := w.candidates(status, max(w.h.N, sandbox.TotalAt(seed, Name, "backlinks", target, 0)))
+		pos, ok := parseToken(tok, hash, hi-lo)
 		if !ok {
 			return invalidField("search_after_token", "The token is invalid or does not belong to these parameters.")
 		}
@@ -458,9 +472,9 @@ func (e *endpoint) run(seed int64, raw json.RawMessage) sbResult {
 		}
 		offset = n
 	}
-	total = sandbox.TotalAt(seed, Name, "backlinks", target, offset)
-	end := min(offset+limit, total)
-	n := max(end-offset, 0)
+	lo, hi := w.candidates(status, sandbox.TotalAt(seed, Name, "backlinks", target, offset))
+	total, rows := w.page(lo, hi, filter, offset, limit)
+	n := len(rows)
 	mode, custom := json.RawMessage("null"), json.RawMessage("null")
 	if v, ok := t["custom_mode"]; ok {
 		custom = v
@@ -483,18 +497,17 @@ func (e *endpoint) run(seed int64, raw json.RawMessage) sbResult {
 		if n == 0 {
 			b = append(b, `,"items":null`...)
 		} else {
-			g := newRowGen(seed, target)
 			b = append(b, `,"items":[`...)
-			for i := offset; i < end; i++ {
-				if i > offset {
+			for k, i := range rows {
+				if k > 0 {
 					b = append(b, ',')
 				}
-				b = g.appendRow(b, i)
+				b = w.appendRow(b, i)
 			}
 			b = append(b, ']')
 		}
 		b = append(b, `,"search_after_token":"`...)
-		b = append(b, makeToken(hash, max(end, offset))...)
+		b = append(b, makeToken(hash, offset+n)...)
 		return append(b, `"}`...)
 	}}
 }
@@ -572,9 +585,17 @@ var (
 	day       = int64(86400)
 )
 
-func (g *rowGen) appendRow(b []byte, i int) []byte {
-	g.idx = strconv.AppendInt(g.idx[:0], int64(i), 10)
-	r := sandbox.Rand(g.seed, Name, "backlinks", g.target, string(g.idx))
+// initialSeenDays is the span of an initial row's first_seen from
+// seenEpoch: all before 2023-01-01, so before any day date_from may name.
+const initialSeenDays = 4 * 365
+
+func (g *rowGen) appendRow(b []byte, i int) []byte { return g.appendRowSeen(b, i, nil) }
+
+// appendRowSeen writes row i; seen, unless nil, replaces the dates and
+// flags the generator draws (which are drawn all the same, so that every
+// other member stays what it is).
+func (g *rowGen) appendRowSeen(b []byte, i int, seen *sbSeen) []byte {
+	r := g.rand(i)
 	urlFrom := sandbox.SourceURL(r, g.target, i)
 	domainFrom := strings.TrimPrefix(urlFrom, "https://")
 	domainFrom, _, _ = strings.Cut(domainFrom, "/")
@@ -598,8 +619,14 @@ func (g *rowGen) appendRow(b []byte, i int) []byte {
 		b = append(b, `/"`...)
 	}
 	b = append(b, `,"url_to_https":true,"tld_from":"org","is_new":`...)
-	b = strconv.AppendBool(b, r.IntN(20) == 0)
-	b = append(b, `,"is_lost":false,"backlink_spam_score":`...)
+	isNew, isLost := r.IntN(20) == 0, false
+	if seen != nil {
+		isNew, isLost = seen.isNew, seen.isLost
+	}
+	b = strconv.AppendBool(b, isNew)
+	b = append(b, `,"is_lost":`...)
+	b = strconv.AppendBool(b, isLost)
+	b = append(b, `,"backlink_spam_score":`...)
 	b = strconv.AppendInt(b, int64(r.IntN(60)), 10)
 	b = append(b, `,"rank":`...)
 	b = strconv.AppendInt(b, int64(r.IntN(400)), 10)
@@ -632,9 +659,10 @@ func (g *rowGen) appendRow(b []byte, i int) []byte {
 	b = append(b, sandbox.Word(r)...)
 	b = append(b, titleEnds[r.IntN(len(titleEnds))]...)
 	b = append(b, `","page_from_status_code":200,"first_seen":"`...)
-	firstSeen := seenEpoch + r.Int64N(4*365*day)
-	prev := firstSeen + r.Int64N(365*day)
-	last := prev + r.Int64N(180*day)
+	firstSeen, prev, last := drawSeen(r)
+	if seen != nil {
+		firstSeen, prev, last = seen.first, seen.prev, seen.last
+	}
 	b = appendSeen(b, firstSeen)
 	b = append(b, `","prev_seen":"`...)
 	b = appendSeen(b, prev)
@@ -699,6 +727,27 @@ func (g *rowGen) appendRow(b []byte, i int) []byte {
 	}
 	return append(b, `,"url_to_redirect_target":null}`...)
 }
+
+// drawSeen draws a row's first_seen, prev_seen and last_seen as the
+// generator has always drawn them: first seen from 2019 to 2022 (before
+// sandbox.ChurnStart), seen again within a year, last within half a year
+// more.
+func drawSeen(r *rand.Rand) (first, prev, last int64) {
+	first = seenEpoch + r.Int64N(initialSeenDays*day)
+	prev = first + r.Int64N(365*day)
+	last = prev + r.Int64N(180*day)
+	return first, prev, last
+}
+
+// rand is row i's generator: every draw of the row comes from it, in
+// appendRowSeen's order.
+func (g *rowGen) rand(i int) *rand.Rand {
+	g.idx = strconv.AppendInt(g.idx[:0], int64(i), 10)
+	return sandbox.Rand(g.seed, Name, "backlinks", g.target, string(g.idx))
+}
+
+// sourceURL is row i's url_from.
+func (g *rowGen) sourceURL(i int) string { return sandbox.SourceURL(g.rand(i), g.target, i) }
 
 func appendTitle(b []byte, w string) []byte {
 	if w == "" {

@@ -38,6 +38,17 @@ func newSandbox(t testing.TB, opts sandbox.Options) (*Client, *sandbox.Server, s
 // It returns the source URLs in order.
 func pageAll(t *testing.T, c *Client, domain string, params map[string]json.RawMessage) []string {
 	t.Helper()
+	items := pageItems(t, c, domain, params)
+	rows := make([]string, len(items))
+	for i, it := range items {
+		rows[i] = *it.SourceURL
+	}
+	return rows
+}
+
+// pageItems is pageAll's paging; it returns the rows.
+func pageItems(t *testing.T, c *Client, domain string, params map[string]json.RawMessage) []providers.Item {
+	t.Helper()
 	ctx := context.Background()
 	pg, _ := c.Paging("backlinks")
 	fetch := func(off int, cursor string) *providers.Page {
@@ -48,13 +59,13 @@ func pageAll(t *testing.T, c *Client, domain string, params map[string]json.RawM
 		}
 		return p
 	}
-	var rows []string
+	var rows []providers.Item
 	add := func(p *providers.Page) {
 		for _, it := range p.Items {
 			if it.SourceURL == nil {
 				t.Fatalf("row without url_from: %s", it.Raw)
 			}
-			rows = append(rows, *it.SourceURL)
+			rows = append(rows, it)
 		}
 	}
 	first := fetch(0, "")

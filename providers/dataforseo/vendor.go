@@ -18,6 +18,11 @@ var price = providers.Price{Unit: providers.UnitUSD, PerCall: 0.02, PerRow: 0.00
 // is what the estimate reports.
 var bulkPrice = providers.Price{Endpoint: BulkBacklinksEndpoint, Unit: providers.UnitUSD, PerCall: 0.02, PerRow: 0.00003, Reported: true}
 
+// newLostPrice is backlinks/bulk_new_lost_backlinks/live's, one row a
+// target, priced like bulk_backlinks: the amount a row is assumed, not
+// stated for this endpoint; the answer's cost is what was charged.
+var newLostPrice = providers.Price{Endpoint: BulkNewLostEndpoint, Unit: providers.UnitUSD, PerCall: 0.02, PerRow: 0.00003, Reported: true}
+
 // Vendor describes DataForSEO to the rest of the system.
 var Vendor = providers.Vendor{
 	Name: Name, Endpoints: endpointNames(), Paging: paging, CheckParams: checkParams,

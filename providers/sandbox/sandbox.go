@@ -35,6 +35,13 @@ type Options struct {
 	// "exportFinished": false, with part of the data) before the export
 	// is done; 0: always finished.
 	Unfinished int
+	// Today is the day the world is seen on (World); zero: the current
+	// UTC date. CheckToday says which days can be.
+	Today time.Time
+	// Churn is the chance, 0..1, that a domain's rows change in each
+	// 30-day epoch (World); 0: they never change, and every answer is
+	// what it was before the world changed over time.
+	Churn float64
 }
 
 // DefaultLinksPerPage is a page of a real site: a hundred links, over
@@ -358,4 +365,13 @@ func Word(r *rand.Rand) string { return words[r.IntN(len(words))] }
 // sandbox serves can be told apart in the output.
 func SourceURL(r *rand.Rand, domain string, i int) string {
 	return fmt.Sprintf("https://%s-%d.example.org/%s/%s-%d", Word(r), r.IntN(500), Word(r), strings.ReplaceAll(domain, ".", "-"), i)
+}
+
+// SkipSourceURL draws from r what SourceURL draws, without formatting: a
+// generator that needs only a later value of a row (a date to filter on)
+// reaches it this way. Keep the two in step.
+func SkipSourceURL(r *rand.Rand) {
+	Word(r)
+	r.IntN(500)
+	Word(r)
 }
