@@ -267,7 +267,7 @@ func (w *Worker) processCheck(ctx context.Context, t *asynq.Task) error {
 	for j, i := range todo {
 		doms[j] = c.Domains[i]
 	}
-	known, whole, err := w.Store.baseState(ctx, job.Spec.Refresh.BaseJob, c.Provider, c.Endpoint, doms)
+	known, whole, err := w.Store.BaseState(ctx, job.Spec.Refresh.BaseJob, c.Provider, c.Endpoint, doms)
 	if err != nil {
 		return err
 	}

@@ -44,10 +44,10 @@ func (s *Store) openUnits(ctx context.Context, job string, units []string) ([]bo
 	return open, nil
 }
 
-// baseState reports, per domain of a refresh's batch, whether its base job
+// BaseState reports, per domain of a refresh's batch, whether its base job
 // fetched it (its first page ended there) and whether the base holds its
 // rows whole (not in the base's incomplete set).
-func (s *Store) baseState(ctx context.Context, base, provider, endpoint string, domains []string) (known, whole []bool, err error) {
+func (s *Store) BaseState(ctx context.Context, base, provider, endpoint string, domains []string) (known, whole []bool, err error) {
 	k := keysFor(base)
 	units := make([]string, len(domains))
 	members := make([]any, len(domains))

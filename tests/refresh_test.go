@@ -147,7 +147,26 @@ func TestRefreshEndToEnd(t *testing.T) {
 	w := newRefreshWorld(t, 300)
 	_, _, _ = w.run(w.day1, "--job", "day1", w.file)
 	fullCalls, fullCost, _ := w.run(w.day2, "--job", "day2", w.file)
+	// The estimate makes the refresh's change count and reckons what the
+	// refresh will take: the count again, and its changed domains' pages.
+	resetStats(t, w.day2)
+	stdout, stderr, code := runCmd(t, w.env(w.day2), nil, time.Minute, "enqueue", "--dry-run", "--estimate", "--json", "--refresh", "day1", "--since", refreshDay1)
+	var est struct {
+		Calls         int64              `json:"estimated_calls"`
+		Spend         map[string]float64 `json:"estimated_spend"`
+		EstimateSpend map[string]float64 `json:"estimate_spend"`
+	}
+	if code != 0 {
+		t.Fatalf("estimate: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	lastJSON(t, stdout, &est)
+	if st := sandboxStats(t, w.day2)["dataforseo"]; st.Calls != 1 || !near(st.Cost, est.EstimateSpend["dataforseo"]) {
+		t.Errorf("the estimate made %d calls costing %.6f; it says it cost %v", st.Calls, st.Cost, est.EstimateSpend)
+	}
 	calls, cost, sum := w.run(w.day2, "--job", "refresh", "--refresh", "day1", "--since", refreshDay1)
+	if est.Calls != calls || !near(est.Spend["dataforseo"], cost) {
+		t.Errorf("the estimate said %d calls and %v; the refresh took %d calls and %.6f USD\n%s", est.Calls, est.Spend, calls, cost, stdout)
+	}
 	t.Logf("day-2 full job: %d calls, %.4f USD; refresh: %d calls, %.4f USD (%.1f %%, %.1f %%); summary unchanged %v changed %v full %v",
 		fullCalls, fullCost, calls, cost, 100*float64(calls)/float64(fullCalls), 100*cost/fullCost, sum["unchanged"], sum["changed"], sum["full"])
 	if float64(calls) > 0.3*float64(fullCalls) || cost > 0.3*fullCost {
@@ -205,3 +224,5 @@ func TestRefreshEndToEnd(t *testing.T) {
 		t.Errorf("refresh outcomes %v: want every domain unchanged or a delta, some of each", count)
 	}
 }
+
+func near(a, b float64) bool { return a-b < 1e-6 && b-a < 1e-6 }

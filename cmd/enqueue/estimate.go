@@ -54,7 +54,12 @@ type estimator struct {
 	spec    tasks.Spec
 	prices  spend.Table
 	counter map[string]bulkCounter // provider -> client, for the providers with a count
-	pending []string               // domains waiting for the next bulk call
+	// A refresh's estimate: the base job's state, and the clients that
+	// count changes (the count is made as the refresh would make it).
+	store   *tasks.Store
+	changes map[string]tasks.ChangeCounter
+	fates   map[string]*[3]int // provider -> unchanged, changed, in full
+	pending []string           // domains waiting for the next bulk call
 	domains int
 
 	ep    map[string]*epEstimate // "provider/endpoint"
@@ -81,8 +86,9 @@ type epEstimate struct {
 // take their place in the shared limiter, beside the workers' calls on
 // the same account; a Redis that does not answer is said and gone
 // around (the calls are one at a time anyway). close stops what it started.
-func newEstimator(ctx context.Context, o options, spec tasks.Spec, getenv func(string) string, stderr io.Writer) (*estimator, error) {
-	e := &estimator{spec: spec, prices: spend.Default(), counter: map[string]bulkCounter{},
+func newEstimator(ctx context.Context, o options, spec tasks.Spec, store *tasks.Store, getenv func(string) string, stderr io.Writer) (*estimator, error) {
+	e := &estimator{spec: spec, prices: spend.Default(), counter: map[string]bulkCounter{}, store: store,
+		changes: map[string]tasks.ChangeCounter{}, fates: map[string]*[3]int{},
 		ep: map[string]*epEstimate{}, cost: map[string]float64{}, bulks: map[string]int{}, close: func() {}}
 	if o.dev && !anyBaseURLSet() {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -149,6 +155,14 @@ func newEstimator(ctx context.Context, o options, spec tasks.Spec, getenv func(s
 			return nil, fmt.Errorf("--estimate: the %s client has no bulk count", p)
 		}
 		e.counter[p] = bc
+		if spec.Refresh != nil {
+			cc, ok := cl.(tasks.ChangeCounter)
+			if !ok {
+				return nil, fmt.Errorf("--estimate: the %s client cannot count changes", p)
+			}
+			e.changes[p] = cc
+			e.fates[p] = &[3]int{}
+		}
 	}
 	for _, p := range spec.Providers {
 		desc, err := registry.Describe(p)
@@ -162,6 +176,9 @@ func newEstimator(ctx context.Context, o options, spec tasks.Spec, getenv func(s
 			}
 			x := &epEstimate{provider: p, endpoint: ep}
 			switch {
+			case e.changes[p] != nil && counted[p].endpoint == ep:
+				x.exact = true
+				x.note = "a refresh: changes counted by " + p + " " + dataforseo.BulkNewLostEndpoint + ", domains fetched in full by " + counted[p].bulk
 			case e.counter[p] != nil && counted[p].endpoint == ep:
 				x.exact = true
 				x.note = "rows counted by " + p + " " + counted[p].bulk
@@ -211,42 +228,118 @@ func (e *estimator) flush(ctx context.Context) error {
 		return nil
 	}
 	for _, p := range slices.Sorted(maps.Keys(e.counter)) {
-		counts, cost, err := countWithRetry(ctx, e.counter[p], e.pending)
+		full := e.pending
+		x := e.ep[p+"/"+counted[p].endpoint]
+		desc, _ := registry.Describe(p)
+		pg, _ := desc.Paging(x.endpoint)
+		price := e.prices.Price(p, x.endpoint)
+		add := func(n int) {
+			calls, rows := pagesFor(n, e.spec.MaxRows, pg)
+			x.calls += int64(calls)
+			x.rows += int64(rows)
+			x.spend += float64(calls)*price.Request + float64(rows)*price.Row
+		}
+		if cc := e.changes[p]; cc != nil {
+			var err error
+			if full, err = e.flushChanges(ctx, p, cc, add); err != nil {
+				return err
+			}
+		}
+		if len(full) == 0 {
+			continue
+		}
+		counts, cost, err := countWithRetry(ctx, func(ctx context.Context) (map[string]int, float64, error) {
+			return e.counter[p].BulkBacklinks(ctx, full)
+		})
 		e.bulks[p]++
 		e.cost[p] += cost
 		if err != nil {
 			return fmt.Errorf("--estimate: %s %s after %d domains (the estimate had cost %s): %w",
 				p, counted[p].bulk, e.domains-len(e.pending), tasks.FormatAmount(e.cost[p], p), err)
 		}
-		x := e.ep[p+"/"+counted[p].endpoint]
-		desc, _ := registry.Describe(p)
-		pg, _ := desc.Paging(x.endpoint)
-		price := e.prices.Price(p, x.endpoint)
-		for _, d := range e.pending {
+		for _, d := range full {
 			n, ok := counts[d]
 			if !ok {
 				x.uncounted++
 				x.exact = false
 				n = 0
 			}
-			calls, rows := pagesFor(n, e.spec.MaxRows, pg)
-			x.calls += int64(calls)
-			x.rows += int64(rows)
-			x.spend += float64(calls)*price.Request + float64(rows)*price.Row
+			add(n)
 		}
 	}
 	e.pending = e.pending[:0]
 	return nil
 }
 
+// flushChanges makes a refresh's change count of the pending domains the
+// base job holds whole, as the refresh's check would, and adds what the
+// changed ones take (their new and lost rows' pages); it returns the
+// domains the refresh fetches in full.
+func (e *estimator) flushChanges(ctx context.Context, p string, cc tasks.ChangeCounter, add func(rows int)) ([]string, error) {
+	known, whole, err := e.store.BaseState(ctx, e.spec.Refresh.BaseJob, p, counted[p].endpoint, e.pending)
+	if err != nil {
+		return nil, err
+	}
+	var check, full []string
+	for i, d := range e.pending {
+		if known[i] && whole[i] {
+			check = append(check, d)
+		} else {
+			full = append(full, d)
+		}
+	}
+	if len(check) == 0 {
+		return full, nil
+	}
+	// The refresh makes this count again: it is part of what it costs.
+	x := e.ep[p+"/"+counted[p].endpoint]
+	x.calls++
+	x.spend += e.prices.Price(p, dataforseo.BulkNewLostEndpoint).For(len(check))
+	since, _ := time.Parse(time.DateOnly, e.spec.Refresh.Since)
+	var changes map[string]providers.ChangeCount
+	_, cost, err := countWithRetry(ctx, func(ctx context.Context) (map[string]int, float64, error) {
+		var cost float64
+		var err error
+		changes, cost, err = cc.CountChanges(ctx, check, since)
+		return nil, cost, err
+	})
+	e.bulks[p]++
+	e.cost[p] += cost
+	if err != nil {
+		return nil, fmt.Errorf("--estimate: %s %s after %d domains (the estimate had cost %s): %w",
+			p, dataforseo.BulkNewLostEndpoint, e.domains-len(e.pending), tasks.FormatAmount(e.cost[p], p), err)
+	}
+	f := e.fates[p]
+	for _, d := range check {
+		n, ok := changes[d]
+		switch {
+		case !ok:
+			full = append(full, d)
+			continue
+		case n.New == 0 && n.Lost == 0:
+			f[0]++
+			continue
+		}
+		f[1]++
+		if n.New > 0 {
+			add(n.New)
+		}
+		if n.Lost > 0 {
+			add(n.Lost)
+		}
+	}
+	f[2] += len(full)
+	return full, nil
+}
+
 // countWithRetry makes one counting call, again after a throttle or a
 // vendor fault (a few times, waiting longer each time): workers may share
 // the account while the estimate runs.
-func countWithRetry(ctx context.Context, c bulkCounter, targets []string) (map[string]int, float64, error) {
+func countWithRetry(ctx context.Context, count func(context.Context) (map[string]int, float64, error)) (map[string]int, float64, error) {
 	wait := time.Second
 	spent := 0.0
 	for attempt := 1; ; attempt++ {
-		counts, cost, err := c.BulkBacklinks(ctx, targets)
+		counts, cost, err := count(ctx)
 		spent += cost
 		cls := providers.ClassOf(err)
 		if err == nil || attempt == 4 || (cls != providers.Throttled && cls != providers.Retryable) {
@@ -348,11 +441,20 @@ func (e *estimator) print(w io.Writer, budget map[string]float64) {
 			}
 		}
 	}
+	for _, p := range slices.Sorted(maps.Keys(e.fates)) {
+		f := e.fates[p]
+		fmt.Fprintf(w, "refresh of %s at %s: %d domains unchanged (no call), %d changed (their new and lost rows), %d fetched in full\n",
+			e.spec.Refresh.BaseJob, p, f[0], f[1], f[2])
+	}
 	if len(e.bulks) == 0 {
 		fmt.Fprintln(w, "the estimate cost nothing (no vendor of this job counts many domains in one call)")
 	}
 	for _, p := range slices.Sorted(maps.Keys(e.bulks)) {
-		fmt.Fprintf(w, "the estimate cost %s: %d %s call(s) at %s\n", tasks.FormatAmount(e.cost[p], p), e.bulks[p], counted[p].bulk, p)
+		what := counted[p].bulk
+		if e.fates[p] != nil {
+			what += " and " + dataforseo.BulkNewLostEndpoint
+		}
+		fmt.Fprintf(w, "the estimate cost %s: %d %s call(s) at %s\n", tasks.FormatAmount(e.cost[p], p), e.bulks[p], what, p)
 	}
 }
 

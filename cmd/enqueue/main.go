@@ -323,11 +323,28 @@ func submit(ctx context.Context, o options, spec tasks.Spec, budget map[string]f
 		rmu.Unlock()
 	}
 
+	var store *tasks.Store
+	if o.dryRun && o.refresh != "" {
+		// A refresh's spec and list are its base job's, in Redis.
+		rdb, err := runner.OpenRedis(runner.RedisConfig{URL: o.redisURL, CAFile: o.redisCA})
+		if err != nil {
+			return 0, usageError{err}
+		}
+		defer rdb.Close()
+		store = tasks.NewStore(rdb)
+		var feed io.Reader
+		if spec, budget, feed, err = refreshJob(ctx, store, o); err != nil {
+			return 0, err
+		}
+		if feed != nil {
+			in = feed
+		}
+	}
 	if o.dryRun {
 		add := func(int, string) error { return nil }
 		var est *estimator // estimate.go
 		if o.estimate {
-			if est, err = newEstimator(ctx, o, spec, os.Getenv, stderr); err != nil {
+			if est, err = newEstimator(ctx, o, spec, store, os.Getenv, stderr); err != nil {
 				return 0, err
 			}
 			defer est.close()
@@ -344,7 +361,10 @@ func submit(ctx context.Context, o options, spec tasks.Spec, budget map[string]f
 		}
 		s := summary{JobID: o.job, Domains: int64(st.Valid), Rejected: int64(st.Rejected), Tasks: int64(st.Valid * pairs), State: "dry-run", DryRun: true, Calls: int64(st.Valid * pairs), Spend: map[string]float64{}}
 		fmt.Fprintf(stdout, "dry run: %d lines, %d domains (%d duplicates), %d rejected\n", st.Lines, st.Valid, st.Duplicates, st.Rejected)
-		if est == nil {
+		if est == nil && o.refresh != "" {
+			s.Calls = 0
+			fmt.Fprintf(stdout, "a refresh of %s: its calls depend on what changed; --estimate counts the changes (one call per 1000 domains)\n", o.refresh)
+		} else if est == nil {
 			fmt.Fprintf(stdout, "at least %d calls (one per domain, provider and endpoint; more for domains with more rows than a page)\n", s.Calls)
 		} else if err := est.finish(ctx, &s); err != nil {
 			return 0, err
@@ -388,7 +408,7 @@ func submit(ctx context.Context, o options, spec tasks.Spec, budget map[string]f
 			return 0, err
 		}
 	}
-	store := tasks.NewStore(rdb)
+	store = tasks.NewStore(rdb)
 	if o.refresh != "" {
 		var feed io.Reader
 		if spec, budget, feed, err = refreshJob(ctx, store, o); err != nil { // refresh.go

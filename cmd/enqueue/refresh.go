@@ -29,11 +29,6 @@ func checkRefreshFlags(o options, stderr io.Writer) (int, bool) {
 		fmt.Fprintln(stderr, "enqueue: --refresh:", err)
 		return exitUsage, false
 	}
-	if o.dryRun {
-		// The cost of a refresh depends on the change count, a call of its own.
-		fmt.Fprintln(stderr, "enqueue: --dry-run with --refresh is not supported: what a refresh costs depends on its change count")
-		return exitUsage, false
-	}
 	if o.job == o.refresh {
 		fmt.Fprintln(stderr, "enqueue: --job: a refresh is a job of its own; give it another id than its base job")
 		return exitUsage, false
