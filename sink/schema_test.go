@@ -92,7 +92,9 @@ func TestSchemaAgreesWithEncoder(t *testing.T) {
 		SourceURL: str("https://s.example/"), TargetURL: str("https://example.com/"), Anchor: str("a"), Nofollow: boolp(false), SourceTitle: str("t"), Raw: json.RawMessage(`{"x":1}`)}
 	backlinkNulls := Record{JobID: "j", Provider: "xovi", Endpoint: "backlinks", Domain: "example.com", Page: 2, FetchedAt: at, Kind: KindBacklink, Raw: json.RawMessage(`{}`)}
 	summary := Record{JobID: "j", Provider: "dataforseo", Endpoint: "summary", Domain: "example.com", Page: 1, FetchedAt: at, Kind: "summary", Raw: json.RawMessage(`{"total":3}`)}
-	body, err := EncodePage([]Record{backlink, backlinkNulls, summary})
+	lost := backlink
+	lost.Change = "lost"
+	body, err := EncodePage([]Record{backlink, backlinkNulls, summary, lost})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +105,7 @@ func TestSchemaAgreesWithEncoder(t *testing.T) {
 		keys := topKeys(t, line)
 		var m map[string]json.RawMessage
 		json.Unmarshal([]byte(line), &m)
-		isBacklink := i < 2
+		isBacklink := i != 2
 		for _, k := range s.Required {
 			if _, ok := m[k]; !ok {
 				t.Errorf("line %d lacks required %s", i, k)

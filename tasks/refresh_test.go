@@ -272,3 +272,60 @@ func (r *rig) records(job string) []sink.Record {
 	}
 	return out
 }
+
+// TestRefreshRoute: in a refresh, the first pages of endpoints the vendor
+// counts changes of go into checks of at most a count call's worth of
+// domains; every other endpoint is fetched in full and says why; a job
+// that is not a refresh enqueues its pages as they are.
+func TestRefreshRoute(t *testing.T) {
+	pages := func(eps ...string) []PagePayload {
+		var out []PagePayload
+		for i := range 2500 {
+			for _, ep := range eps {
+				p, e, _ := strings.Cut(ep, ".")
+				out = append(out, PagePayload{Job: "j", Provider: p, Endpoint: e, Domain: fmt.Sprintf("d%d.example", i), Page: 1})
+			}
+		}
+		return out
+	}
+	refresh := &Refresh{BaseJob: "b", Since: "2026-01-01"}
+	tests := []struct {
+		name    string
+		refresh *Refresh
+		eps     []string
+		direct  int
+		checks  []int // domains per check
+	}{
+		{"not a refresh", nil, []string{"dataforseo.backlinks"}, 2500, nil},
+		{"dataforseo backlinks", refresh, []string{"dataforseo.backlinks"}, 0, []int{1000, 1000, 500}},
+		{"summary and another vendor in full", refresh, []string{"dataforseo.backlinks", "dataforseo.summary", "xovi.backlinks"}, 5000, []int{1000, 1000, 500}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := Spec{Refresh: tt.refresh}
+			direct, checks := spec.route(pages(tt.eps...))
+			if len(direct) != tt.direct {
+				t.Errorf("%d pages enqueued as they are, want %d", len(direct), tt.direct)
+			}
+			for _, p := range direct {
+				if (p.Full != "") != (tt.refresh != nil) {
+					t.Errorf("page %s: full %q", p.Unit(), p.Full)
+					break
+				}
+			}
+			var sizes []int
+			for _, c := range checks {
+				sizes = append(sizes, len(c.Domains))
+				if c.Provider != "dataforseo" || c.Endpoint != "backlinks" {
+					t.Errorf("a check of %s.%s", c.Provider, c.Endpoint)
+				}
+			}
+			if !slices.Equal(sizes, tt.checks) {
+				t.Errorf("checks of %v domains, want %v", sizes, tt.checks)
+			}
+			if len(checks) > 1 && checks[0].TaskID() == checks[1].TaskID() {
+				t.Error("two checks share a task id")
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -12,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/duckdb/duckdb-go/v2"
+
 	"github.com/linkharvest/linkharvest/internal/testenv"
+	"github.com/linkharvest/linkharvest/internal/warehouse"
 	"github.com/linkharvest/linkharvest/sink"
 	"github.com/linkharvest/linkharvest/tasks"
 )
@@ -121,6 +125,44 @@ func (w *refreshWorld) rows(job string) map[string]map[string]string {
 	return out
 }
 
+// download copies the jobs' objects, manifests and _SUCCESS to a local
+// directory laid out as the sink.
+func (w *refreshWorld) download(jobs ...string) string {
+	t := w.t
+	t.Helper()
+	ctx := context.Background()
+	snk, err := sink.Open(ctx, w.sinkURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := snk.List(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	for _, o := range objs {
+		keep := false
+		for _, j := range jobs {
+			keep = keep || strings.Contains(o.Key, "/job="+j+"/") || strings.HasPrefix(o.Key, "jobs/"+j+"/")
+		}
+		if !keep {
+			continue
+		}
+		b, err := snk.Get(ctx, o.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(root, filepath.FromSlash(o.Key))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
 func (w *refreshWorld) manifest(job string) tasks.Manifest {
 	w.t.Helper()
 	snk, err := sink.Open(context.Background(), w.sinkURL)
@@ -217,6 +259,27 @@ func TestRefreshEndToEnd(t *testing.T) {
 		got, want := slices.Sorted(maps.Keys(current)), slices.Sorted(maps.Keys(day2[d]))
 		if !slices.Equal(got, want) {
 			t.Errorf("%s (%s): day-1 rows − lost + new: %d rows; the day-2 job has %d", d, modes[d], len(got), len(want))
+		}
+	}
+	// The warehouse's rebuild (docs/warehouse.md, run on DuckDB over a copy
+	// of the output) gives the rows of the day-2 full harvest.
+	root := w.download("day1", "refresh")
+	db, err := sql.Open("duckdb", "?autoinstall_known_extensions=false&autoload_known_extensions=false")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	cur, err := warehouse.CurrentRows(context.Background(), db, root, []string{"day1", "refresh"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range w.domains {
+		got := map[string]bool{}
+		for _, r := range cur[warehouse.Key{Provider: "dataforseo", Endpoint: "backlinks", Domain: d}] {
+			got[*r.SourceURL+" -> "+*r.TargetURL] = true
+		}
+		if g, want := slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(day2[d])); !slices.Equal(g, want) {
+			t.Errorf("%s (%s): the warehouse's rebuild has %d rows; the day-2 job %d", d, modes[d], len(g), len(want))
 		}
 	}
 	t.Logf("refresh outcomes: %v", count)
