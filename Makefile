@@ -60,4 +60,5 @@ bench: deps
 	$(GO) run ./bench/queue
 	$(GO) run ./bench/enqueue
 	$(GO) run ./bench/scale
+	$(GO) run ./bench/refresh
 	$(GO) test -run '^$$' -bench . -benchmem ./sink/ ./providers/... ./domains/ ./limiter/
