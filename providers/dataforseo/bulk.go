@@ -1,14 +1,11 @@
 package dataforseo
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
-	"time"
 
 	"github.com/linkharvest/linkharvest/internal/jsonstr"
 	"github.com/linkharvest/linkharvest/providers"
@@ -61,26 +58,9 @@ func (c *Client) BulkBacklinks(ctx context.Context, targets []string) (map[strin
 	}
 	body = append(body, "]}]"...)
 
-	u := c.base + bulkBacklinksPath
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
-	if err != nil {
-		return nil, 0, &providers.Error{Provider: Name, Class: providers.Fatal, Code: "request", Message: u}
-	}
-	hreq.SetBasicAuth(c.login, c.password)
-	hreq.Header.Set("Content-Type", "application/json")
-	hreq.Header.Set("Accept", "application/json")
-	sentAt := time.Now()
-	resp, err := c.hc.Do(hreq)
-	if err != nil {
-		return nil, 0, c.redact(providers.TransportError(Name, u, err))
-	}
-	defer resp.Body.Close()
-	b, err := providers.ReadBody(Name, resp.Body, resp.ContentLength, c.maxBody)
+	b, sentAt, err := c.post(ctx, bulkBacklinksPath, body)
 	if err != nil {
 		return nil, 0, err
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, 0, c.redact(liftsAt(httpError(resp.StatusCode, resp.Header.Get("Retry-After"), b), sentAt))
 	}
 	counts, cost, perr := decodeBulk(b)
 	if perr != nil {
