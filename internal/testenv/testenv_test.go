@@ -166,7 +166,7 @@ func TestChildrenDieWithBinary(t *testing.T) {
 	if _, err := exec.LookPath("redis-server"); err != nil || useDocker() {
 		t.Skip("needs the local redis-server backend")
 	}
-	if _, err := minioBinary(); err != nil {
+	if _, err := MinIOBinary(); err != nil {
 		t.Skip("needs the local minio binary")
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
