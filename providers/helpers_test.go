@@ -11,6 +11,7 @@ import (
 // Options with two faults report the same one every time, whatever the
 // map's iteration order: the first by name.
 func TestEachParamOrder(t *testing.T) {
+	t.Parallel()
 	params := map[string]json.RawMessage{"zeta": nil, "alpha": nil, "mid": nil}
 	for range 20 {
 		var seen []string
@@ -28,6 +29,7 @@ func TestEachParamOrder(t *testing.T) {
 }
 
 func TestEnvOr(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{"SET": " https://x.example ", "BLANK": "  "}
 	for _, tc := range []struct{ name, want string }{
 		{"SET", "https://x.example"},
@@ -43,6 +45,7 @@ func TestEnvOr(t *testing.T) {
 // An answer that quotes the key loses it from every part a caller may
 // show: code, message and cause.
 func TestScrubAnswer(t *testing.T) {
+	t.Parallel()
 	const key = "k3y/with space"
 	err := ScrubAnswer(&Error{Provider: "p", Code: "c " + key, Message: "m " + url.QueryEscape(key),
 		Err: errors.New("cause " + key)}, key)
@@ -59,6 +62,7 @@ func TestScrubAnswer(t *testing.T) {
 }
 
 func TestDecodeObject(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		body string
 		ok   bool
