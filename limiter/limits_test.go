@@ -10,6 +10,7 @@ import (
 )
 
 func TestParseLimits(t *testing.T) {
+	t.Parallel()
 	min, sec := time.Minute, time.Second
 	tests := []struct {
 		in      string
@@ -72,6 +73,7 @@ func TestParseLimits(t *testing.T) {
 }
 
 func TestParseLimitsErrorQuotesEntryAndForm(t *testing.T) {
+	t.Parallel()
 	_, err := ParseLimits("dataforseo=2000/1m:30,domdetailer=60/1x:5")
 	if err == nil {
 		t.Fatal("no error")
@@ -85,6 +87,7 @@ func TestParseLimitsErrorQuotesEntryAndForm(t *testing.T) {
 }
 
 func TestLimitStringRoundTrips(t *testing.T) {
+	t.Parallel()
 	for _, s := range []string{"2000/1m:30", "300/10s:5", "60/1m:0", "0:5", "100/1h30m:1", "7/1m30s:2"} {
 		m, err := ParseLimits("x=" + s)
 		if err != nil {
@@ -101,6 +104,7 @@ func TestLimitStringRoundTrips(t *testing.T) {
 // arrival jitter just under 1% of the period, and a steady rate of at
 // least 98% of limits from 100 up (97% below).
 func TestBucketArithmetic(t *testing.T) {
+	t.Parallel()
 	for _, l := range []Limit{
 		{2000, time.Minute, 30}, {300, 10 * time.Second, 5}, {60, time.Minute, 5}, {100, time.Minute, 1},
 		{99, time.Minute, 1}, {10, time.Second, 1}, {5, time.Minute, 1}, {2, time.Second, 1}, {1, time.Minute, 1},
@@ -140,6 +144,7 @@ func TestBucketArithmetic(t *testing.T) {
 // up to 3 ms late, and checks every closed window of the period and the
 // long-run rate.
 func TestGCRAWindows(t *testing.T) {
+	t.Parallel()
 	for _, l := range []Limit{{2000, time.Minute, 0}, {300, 10 * time.Second, 0}, {60, time.Minute, 0}, {7, time.Second, 0}} {
 		b := l.bucket()
 		rate, burst, period := float64(b.Rate), float64(b.Burst), b.Period.Seconds()

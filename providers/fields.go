@@ -3,6 +3,7 @@ package providers
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 )
@@ -20,6 +21,18 @@ func FirstByte(raw []byte) byte {
 		return 0
 	}
 	return raw[0]
+}
+
+// DecodeObject reads a body that must be a JSON object into v; anything
+// else is the vendor's bad body (retryable).
+func DecodeObject(provider string, body []byte, v any) error {
+	if FirstByte(body) != '{' {
+		return BadBody(provider, errors.New("the body is not a JSON object"))
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return BadBody(provider, err)
+	}
+	return nil
 }
 
 // JSONText reads a string field; a number (a numeric title, say) is kept

@@ -6,6 +6,7 @@ import (
 )
 
 func TestJSONFieldReaders(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		raw  string
 		text string // "<nil>" for nil

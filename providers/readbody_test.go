@@ -10,6 +10,7 @@ import (
 )
 
 func TestReadBody(t *testing.T) {
+	t.Parallel()
 	body := strings.Repeat("x", 1000)
 	cases := []struct {
 		name      string

@@ -137,6 +137,18 @@ func ScrubError(err error, secret string) error {
 	return err
 }
 
+// ScrubAnswer removes a credential from the code, the message and the
+// cause of err when it is a *Error (a vendor's answer may quote the
+// request, key included), and returns err.
+func ScrubAnswer(err error, secret string) error {
+	if pe, ok := AsError(err); ok {
+		pe.Code = ScrubSecret(pe.Code, secret)
+		pe.Message = ScrubSecret(pe.Message, secret)
+		pe.Err = ScrubError(pe.Err, secret)
+	}
+	return err
+}
+
 // KeyedGet makes a GET for vendors whose key is in the URL and reads the
 // answer (at most maxBody bytes; the body is closed). Errors show
 // redacted, never rawURL, and any message that quotes the key is scrubbed.

@@ -10,6 +10,7 @@ import (
 )
 
 func TestSecretNeverFormats(t *testing.T) {
+	t.Parallel()
 	type cfg struct {
 		User string
 		Key  Secret
@@ -43,6 +44,7 @@ func TestSecretNeverFormats(t *testing.T) {
 }
 
 func TestParseBaseURL(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		raw      string
 		userInfo bool

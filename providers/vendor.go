@@ -3,8 +3,10 @@ package providers
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/linkharvest/linkharvest/providers/sandbox"
@@ -161,6 +163,27 @@ func FromEnv[Cfg any, C Client](fromEnv func(getenv func(string) string) Cfg, wi
 		}
 		return c, nil
 	}
+}
+
+// EnvOr is the variable name's value, trimmed, or def when it is unset or
+// blank: a ConfigFromEnv reads its base URL so.
+func EnvOr(getenv func(string) string, name, def string) string {
+	if v := strings.TrimSpace(getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+// EachParam calls check with a job's options in the order of their names
+// and stops at the first error, so that options with two faults always
+// report the same one.
+func EachParam(params map[string]json.RawMessage, check func(name string, value json.RawMessage) error) error {
+	for _, k := range slices.Sorted(maps.Keys(params)) {
+		if err := check(k, params[k]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // BodyCap sets a Paging's MaxBody to max, for a client whose body cap is

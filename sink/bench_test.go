@@ -123,6 +123,7 @@ func BenchmarkEncodePageBaseline(b *testing.B) {
 // TestBaselineSameData checks the benchmark compares like with like: the
 // baseline's rows decode to the same values as ours.
 func TestBaselineSameData(t *testing.T) {
+	t.Parallel()
 	recs := benchRecords(50)
 	ours, err := EncodePage(recs)
 	if err != nil {

@@ -65,9 +65,9 @@ func (c *compactor) value(depth int) error {
 	}
 	switch b := c.src[c.i]; {
 	case b == '{':
-		return c.object(depth + 1)
+		return c.container(depth+1, true)
 	case b == '[':
-		return c.array(depth + 1)
+		return c.container(depth+1, false)
 	case b == '"':
 		return c.str()
 	case b == '-' || b >= '0' && b <= '9':
@@ -91,35 +91,28 @@ func (c *compactor) literal(lit string) error {
 	return nil
 }
 
-func (c *compactor) object(depth int) error {
+// container reads an object (obj) or an array: its members up to the
+// closing byte, each followed by a ',' or the end.
+func (c *compactor) container(depth int, obj bool) error {
 	if depth > maxDepth {
 		return c.errorf("nested too deeply")
 	}
-	c.i++ // {
+	end, after := byte(']'), "an array element"
+	if obj {
+		end, after = '}', "an object value"
+	}
+	c.i++ // { or [
 	c.skipSpace()
-	if c.i < len(c.src) && c.src[c.i] == '}' {
+	if c.i < len(c.src) && c.src[c.i] == end {
 		c.i++
 		return nil
 	}
 	for {
-		if c.i >= len(c.src) {
-			return errEOF
+		if obj {
+			if err := c.key(); err != nil {
+				return err
+			}
 		}
-		if c.src[c.i] != '"' {
-			return c.errorf("invalid character %q looking for an object key", c.src[c.i])
-		}
-		if err := c.str(); err != nil {
-			return err
-		}
-		c.skipSpace()
-		if c.i >= len(c.src) {
-			return errEOF
-		}
-		if c.src[c.i] != ':' {
-			return c.errorf("invalid character %q after an object key", c.src[c.i])
-		}
-		c.i++
-		c.skipSpace()
 		if err := c.value(depth); err != nil {
 			return err
 		}
@@ -131,44 +124,36 @@ func (c *compactor) object(depth int) error {
 		case ',':
 			c.i++
 			c.skipSpace()
-		case '}':
+		case end:
 			c.i++
 			return nil
 		default:
-			return c.errorf("invalid character %q after an object value", c.src[c.i])
+			return c.errorf("invalid character %q after %s", c.src[c.i], after)
 		}
 	}
 }
 
-func (c *compactor) array(depth int) error {
-	if depth > maxDepth {
-		return c.errorf("nested too deeply")
+// key reads an object key and its colon.
+func (c *compactor) key() error {
+	if c.i >= len(c.src) {
+		return errEOF
 	}
-	c.i++ // [
+	if c.src[c.i] != '"' {
+		return c.errorf("invalid character %q looking for an object key", c.src[c.i])
+	}
+	if err := c.str(); err != nil {
+		return err
+	}
 	c.skipSpace()
-	if c.i < len(c.src) && c.src[c.i] == ']' {
-		c.i++
-		return nil
+	if c.i >= len(c.src) {
+		return errEOF
 	}
-	for {
-		if err := c.value(depth); err != nil {
-			return err
-		}
-		c.skipSpace()
-		if c.i >= len(c.src) {
-			return errEOF
-		}
-		switch c.src[c.i] {
-		case ',':
-			c.i++
-			c.skipSpace()
-		case ']':
-			c.i++
-			return nil
-		default:
-			return c.errorf("invalid character %q after an array element", c.src[c.i])
-		}
+	if c.src[c.i] != ':' {
+		return c.errorf("invalid character %q after an object key", c.src[c.i])
 	}
+	c.i++
+	c.skipSpace()
+	return nil
 }
 
 // plain[b] is true for bytes that may stand for themselves in a JSON

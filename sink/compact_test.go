@@ -19,6 +19,7 @@ var compactCases = []string{
 }
 
 func TestAppendCompactMatchesEncodingJSON(t *testing.T) {
+	t.Parallel()
 	cases := append([]string{}, compactCases...)
 	cases = append(cases, strings.Repeat("[", maxDepth)+strings.Repeat("]", maxDepth), strings.Repeat("[", maxDepth+1)+strings.Repeat("]", maxDepth+1))
 	for _, raw := range benchRecords(20) {

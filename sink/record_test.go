@@ -34,6 +34,7 @@ var nasty = []string{
 // on a line of its own with the documented keys in order, and decodes them
 // back field for field.
 func TestEncodePageRoundTrip(t *testing.T) {
+	t.Parallel()
 	t0 := time.Date(2026, 3, 4, 5, 6, 7, 123456789, time.FixedZone("CET", 3600))
 	tests := []struct {
 		name    string
@@ -210,6 +211,7 @@ func viaEncodingJSON(t *testing.T, s string) string {
 }
 
 func TestAppendStringMatchesEncodingJSON(t *testing.T) {
+	t.Parallel()
 	inputs := append([]string{}, nasty...)
 	for b := 0; b < 256; b++ {
 		inputs = append(inputs, string([]byte{'a', byte(b), 'z'}))
@@ -242,6 +244,7 @@ func checkAppendString(t *testing.T, s string) {
 }
 
 func TestEncodePageErrors(t *testing.T) {
+	t.Parallel()
 	for _, raw := range []string{`{`, `{"a":1}{"b":2}`, `nul`, "{\"a\":\"x\ny\"}", `{'a':1}`, `[1,]`} {
 		_, err := EncodePage([]Record{{Kind: "backlink", Raw: json.RawMessage(`{}`)}, {Kind: "backlink", Raw: json.RawMessage(raw)}})
 		if err == nil || !strings.Contains(err.Error(), "record 1") {
@@ -259,6 +262,7 @@ func TestEncodePageErrors(t *testing.T) {
 }
 
 func TestEncodePageEmpty(t *testing.T) {
+	t.Parallel()
 	body, err := EncodePage(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -270,6 +274,7 @@ func TestEncodePageEmpty(t *testing.T) {
 }
 
 func TestEncodePageConcurrent(t *testing.T) {
+	t.Parallel()
 	recs := benchRecords(200)
 	want, err := EncodePage(recs)
 	if err != nil {
@@ -300,6 +305,7 @@ func TestEncodePageConcurrent(t *testing.T) {
 }
 
 func TestDecodePageErrors(t *testing.T) {
+	t.Parallel()
 	gz := func(s string) []byte {
 		var b bytes.Buffer
 		w := gzip.NewWriter(&b)
@@ -320,6 +326,7 @@ func TestDecodePageErrors(t *testing.T) {
 }
 
 func TestKeys(t *testing.T) {
+	t.Parallel()
 	tests := []struct{ got, want string }{
 		{PageKey("dataforseo", "backlinks", "2026-03-04", "01JABC", "example.com", 1), "provider=dataforseo/endpoint=backlinks/dt=2026-03-04/job=01JABC/example.com.00001.ndjson.gz"},
 		{PageKey("xovi", "summary", "2026-12-31", "j", "xn--bcher-kva.example", 123456), "provider=xovi/endpoint=summary/dt=2026-12-31/job=j/xn--bcher-kva.example.123456.ndjson.gz"},

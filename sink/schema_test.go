@@ -74,6 +74,7 @@ func jsonType(raw json.RawMessage) string {
 // required lists hold for backlink and other kinds, and every value has
 // the declared type.
 func TestSchemaAgreesWithEncoder(t *testing.T) {
+	t.Parallel()
 	var s schemaDoc
 	if err := json.Unmarshal(RecordSchema, &s); err != nil {
 		t.Fatalf("schema is not JSON: %v", err)

@@ -90,21 +90,15 @@ func (w *Worker) reserve(ctx context.Context, job *Job, p *PagePayload, prov Pro
 
 func (w *Worker) renewHold(ctx context.Context, job string, h *hold) {
 	defer close(h.done)
-	t := time.NewTicker(reservationLease / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	tick(ctx, reservationLease/3, func() bool {
 		ok, err := w.Store.renewReservation(ctx, job, h.r, reservationLease)
 		if err == nil && !ok {
 			w.log().Warn("a budget reservation expired while its call ran (the worker was paused or cut from Redis); the budget may be exceeded by this call",
 				"job", job, "provider", h.r.Provider)
-			return
+			return false
 		}
-	}
+		return true
+	})
 }
 
 // settle replaces the reservation by what the call cost: the charge of

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/linkharvest/linkharvest/bench/internal/benchenv"
-	"github.com/linkharvest/linkharvest/tasks"
 )
 
 func main() {
@@ -34,43 +33,21 @@ func main() {
 	check(err)
 	defer env.Close()
 
-	redisProc, redisURL, err := env.Redis()
-	check(err)
-	defer redisProc.Kill()
 	sbArgs := []string{"--latency", "0", "--rate", "0", "--concurrency", "0"}
 	limits := "PROVIDER_LIMITS=dataforseo=0:0"
 	if *rate > 0 {
 		sbArgs = []string{"--latency", "0", "--rate", fmt.Sprintf("%d/1m", *rate), "--concurrency", strconv.Itoa(*inflight)}
 		limits = fmt.Sprintf("PROVIDER_LIMITS=dataforseo=%d/1m:%d", *rate, *inflight)
 	}
-	sb, base, err := env.Sandbox(sbArgs...)
+	sv, err := env.Services(benchenv.Want{Sandbox: sbArgs})
 	check(err)
-	defer sb.Kill()
-	wenv := benchenv.WorkerEnv(redisURL, base, "SINK_URL="+filepath.Join(env.Dir, "out"), limits, "WORKER_CONCURRENCY="+strconv.Itoa(*conc))
-	var ws []*benchenv.Proc
-	for range *workers {
-		w, err := env.Start("worker", wenv, filepath.Join(env.Bin, "worker"))
-		check(err)
-		ws = append(ws, w)
-	}
-	defer func() {
-		for _, w := range ws {
-			w.Stop(10 * time.Second)
-		}
-	}()
-	rdb, err := benchenv.OpenRedis(redisURL)
+	defer sv.Close()
+	wenv := benchenv.WorkerEnv(sv.RedisURL, sv.SandboxURL, "SINK_URL="+filepath.Join(env.Dir, "out"), limits, "WORKER_CONCURRENCY="+strconv.Itoa(*conc))
+	ws, err := env.Workers(*workers, wenv)
 	check(err)
-	defer rdb.Close()
+	defer ws.Stop()
 	ctx := context.Background()
-	for {
-		n, err := rdb.ZCard(ctx, "asynq:servers").Result()
-		check(err)
-		if n >= int64(*workers) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	store := tasks.NewStore(rdb)
+	check(ws.WaitUp(ctx, sv.RDB))
 	run := func(i int, budget bool) float64 {
 		job := fmt.Sprintf("plain-%d", i)
 		var args []string
@@ -85,7 +62,7 @@ func main() {
 		check(err)
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 		defer cancel()
-		s, err := benchenv.WaitJob(wctx, store, job, 20*time.Millisecond, nil)
+		s, err := benchenv.WaitJob(wctx, sv.Store, job, 20*time.Millisecond, nil)
 		check(err)
 		if s.Failed > 0 || (budget && s.Charged["dataforseo"] == 0) {
 			check(fmt.Errorf("job %s: %d failed, charged %v", job, s.Failed, s.Charged))

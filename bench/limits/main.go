@@ -11,29 +11,17 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
-)
 
-type stats struct {
-	Calls            int64 `json:"calls"`
-	Throttled        int64 `json:"throttled"`
-	InjectedFailures int64 `json:"injected_failures"`
-	MaxInFlight      int64 `json:"max_in_flight"`
-	MaxCallsInWindow int64 `json:"max_calls_in_window"`
-}
+	"github.com/linkharvest/linkharvest/bench/internal/benchenv"
+	"github.com/linkharvest/linkharvest/providers/sandbox"
+)
 
 type result struct {
 	mode      string
@@ -41,7 +29,7 @@ type result struct {
 	latency   time.Duration
 	perMin    float64
 	bound     float64
-	stats     stats
+	stats     sandbox.Stats
 	recovered string
 }
 
@@ -56,12 +44,9 @@ func main() {
 	inflight := flag.Int("inflight", 30, "calls in flight (sandbox and limiter)")
 	flag.Parse()
 
-	bin, err := os.MkdirTemp("", "lh-bench-")
+	env, err := benchenv.New("worker", "enqueue", "sandbox")
 	check(err)
-	defer os.RemoveAll(bin)
-	build := exec.Command("go", "build", "-o", bin+"/", "./cmd/worker", "./cmd/enqueue", "./cmd/sandbox")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	check(build.Run())
+	defer env.Close()
 
 	var results []result
 	for _, l := range strings.Split(*lats, ",") {
@@ -70,13 +55,13 @@ func main() {
 		for _, s := range strings.Split(*ns, ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(s))
 			check(err)
-			results = append(results, runOnce(bin, "shared", n, lat, *rate, *inflight, *warmup, *duration, false))
+			results = append(results, runOnce(env, "shared", n, lat, *rate, *inflight, *warmup, *duration, false))
 			if *local {
-				results = append(results, runOnce(bin, "per-process", n, lat, *rate, *inflight, *warmup, *duration, false))
+				results = append(results, runOnce(env, "per-process", n, lat, *rate, *inflight, *warmup, *duration, false))
 			}
 		}
 		if *kill {
-			results = append(results, runOnce(bin, "shared+SIGKILL", 3, lat, *rate, *inflight, *warmup, *duration, true))
+			results = append(results, runOnce(env, "shared+SIGKILL", 3, lat, *rate, *inflight, *warmup, *duration, true))
 		}
 	}
 	fmt.Println()
@@ -88,78 +73,47 @@ func main() {
 	}
 }
 
-func runOnce(bin, mode string, n int, lat time.Duration, rate, inflight int, warmup, dur time.Duration, kill bool) result {
+// runs numbers the runs (each has its own Redis, sandbox, list and output).
+var runs int
+
+func runOnce(env *benchenv.Env, mode string, n int, lat time.Duration, rate, inflight int, warmup, dur time.Duration, kill bool) result {
 	bound := min(float64(rate), float64(inflight)*float64(time.Minute)/float64(lat))
 	fmt.Fprintf(os.Stderr, "run: %s N=%d latency=%v (bound %.0f/min)\n", mode, n, lat, bound)
-	dir, err := os.MkdirTemp("", "lh-bench-run-")
+	run := runs
+	runs++
+	sv, err := env.Services(benchenv.Want{Sandbox: []string{"--rate", fmt.Sprintf("%d/1m", rate),
+		"--concurrency", strconv.Itoa(inflight), "--latency", lat.String()}})
 	check(err)
-	defer os.RemoveAll(dir)
-	var procs []*exec.Cmd
-	defer func() {
-		for _, p := range procs {
-			_ = p.Process.Kill()
-			_, _ = p.Process.Wait()
-		}
-	}()
-	startProc := func(env []string, name string, args ...string) *exec.Cmd {
-		c := exec.Command(name, args...)
-		c.Env = append(os.Environ(), env...)
-		c.Dir = dir
-		logf, _ := os.Create(filepath.Join(dir, filepath.Base(name)+"-"+strconv.Itoa(len(procs))+".log"))
-		c.Stdout, c.Stderr = logf, logf
-		c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		check(c.Start())
-		procs = append(procs, c)
-		return c
-	}
-	redisPort := freePort()
-	startProc(nil, "redis-server", "--port", strconv.Itoa(redisPort), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
-	waitPort(fmt.Sprintf("127.0.0.1:%d", redisPort))
-	sbAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
-	startProc(nil, filepath.Join(bin, "sandbox"), "--addr", sbAddr, "--rate", fmt.Sprintf("%d/1m", rate),
-		"--concurrency", strconv.Itoa(inflight), "--latency", lat.String())
-	waitPort(sbAddr)
-	base := "http://" + sbAddr
+	defer sv.Close()
+	base := sv.SandboxURL
 
 	// Enough one-page domains to keep the workers busy past the window.
 	calls := int(bound*(warmup+dur).Minutes()*1.3) + 200
-	list := filepath.Join(dir, "domains.txt")
-	var b bytes.Buffer
-	for i := 0; i < calls; i++ {
-		fmt.Fprintf(&b, "rows-1.d%07d.example\n", i)
-	}
-	check(os.WriteFile(list, b.Bytes(), 0o644))
-	env := []string{
-		fmt.Sprintf("REDIS_URL=redis://127.0.0.1:%d/0", redisPort), "SINK_URL=" + filepath.Join(dir, "out"),
-		"DATAFORSEO_BASE_URL=" + base, "DATAFORSEO_LOGIN=bench", "DATAFORSEO_PASSWORD=bench",
-		fmt.Sprintf("PROVIDER_LIMITS=dataforseo=%d/1m:%d", rate, inflight), "METRICS_ADDR=", "WORKER_CONCURRENCY=40",
-	}
+	list := filepath.Join(env.Dir, fmt.Sprintf("domains-%d.txt", run))
+	check(benchenv.WriteDomains(list, "d", calls, 1))
+	wenv := benchenv.WorkerEnv(sv.RedisURL, base, "SINK_URL="+filepath.Join(env.Dir, fmt.Sprintf("out-%d", run)),
+		fmt.Sprintf("PROVIDER_LIMITS=dataforseo=%d/1m:%d", rate, inflight), "WORKER_CONCURRENCY=40")
 	if mode == "per-process" {
-		env = append(env, "LINKHARVEST_LIMITER=local:"+strconv.Itoa(n))
+		wenv = append(wenv, "LINKHARVEST_LIMITER=local:"+strconv.Itoa(n))
 	}
-	enq := exec.Command(filepath.Join(bin, "enqueue"), "--job", "bench", list)
-	enq.Env = append(os.Environ(), env...)
-	if out, err := enq.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "enqueue: %v\n%s\n", err, out)
-		os.Exit(1)
-	}
-	var workers []*exec.Cmd
-	for i := 0; i < n; i++ {
-		workers = append(workers, startProc(env, filepath.Join(bin, "worker")))
-	}
-	post(base + "/stats/reset")
+	_, err = env.Enqueue(wenv, "bench", list)
+	check(err)
+	ws, err := env.Workers(n, wenv)
+	check(err)
+	defer ws.Stop()
+	check(benchenv.ResetStats(base))
 	time.Sleep(warmup)
-	t0, s0 := time.Now(), get(base)
+	t0, s0 := time.Now(), stats(base)
 	r := result{mode: mode, n: n, latency: lat, bound: bound, recovered: "-"}
 	if kill {
 		time.Sleep(dur / 2)
-		_ = workers[0].Process.Signal(syscall.SIGKILL)
+		ws[0].Kill()
 		killedAt := time.Now()
-		prev := get(base).Calls
+		prev := stats(base).Calls
 		r.recovered = "not within 60s"
 		for i := 1; i <= 12; i++ {
 			time.Sleep(5 * time.Second)
-			c := get(base).Calls
+			c := stats(base).Calls
 			perMin := float64(c-prev) / 5 * 60
 			prev = c
 			if perMin >= 0.97*bound {
@@ -171,7 +125,7 @@ func runOnce(bin, mode string, n int, lat time.Duration, rate, inflight int, war
 	} else {
 		time.Sleep(dur)
 	}
-	s1 := get(base)
+	s1 := stats(base)
 	r.perMin = float64(s1.Calls-s0.Calls) / time.Since(t0).Minutes()
 	r.stats = s1
 	fmt.Fprintf(os.Stderr, "  %.0f calls/min = %.3f of bound; max_calls_in_window %d, max_in_flight %d, throttled %d, recovery %s\n",
@@ -179,45 +133,15 @@ func runOnce(bin, mode string, n int, lat time.Duration, rate, inflight int, war
 	return r
 }
 
-func get(base string) stats {
-	resp, err := http.Get(base + "/stats")
+func stats(base string) sandbox.Stats {
+	s, err := benchenv.SandboxStats(base)
 	check(err)
-	defer resp.Body.Close()
-	var m map[string]stats
-	check(json.NewDecoder(resp.Body).Decode(&m))
-	return m["dataforseo"]
-}
-
-func post(url string) {
-	resp, err := http.Post(url, "", nil)
-	check(err)
-	resp.Body.Close()
-}
-
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	check(err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func waitPort(addr string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	for ctx.Err() == nil {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	fmt.Fprintln(os.Stderr, addr, "did not open")
-	os.Exit(1)
+	return s
 }
 
 func check(err error) {
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+		fmt.Fprintln(os.Stderr, "limits:", err)
+		benchenv.Exit(1)
 	}
 }

@@ -87,20 +87,11 @@ func run(concs []int, pages int, unbounded bool) error {
 		return err
 	}
 	defer env.Close()
-	_, redisURL, err := env.Redis()
+	sv, err := env.Services(benchenv.Want{MinIO: true})
 	if err != nil {
 		return err
 	}
-	s3, err := env.MinIO()
-	if err != nil {
-		return err
-	}
-	rdb, err := benchenv.OpenRedis(redisURL)
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-	store := tasks.NewStore(rdb)
+	defer sv.Close()
 
 	type runSpec struct {
 		conc     int
@@ -128,13 +119,13 @@ func run(concs []int, pages int, unbounded bool) error {
 		if err := os.WriteFile(list, b.Bytes(), 0o644); err != nil {
 			return err
 		}
-		extra := append(s3.Env(), "PROVIDER_LIMITS=dataforseo=0:0", "WORKER_CONCURRENCY="+strconv.Itoa(sp.conc), "RETRY_BASE_DELAY=100ms")
+		extra := append(sv.S3.Env(), "PROVIDER_LIMITS=dataforseo=0:0", "WORKER_CONCURRENCY="+strconv.Itoa(sp.conc), "RETRY_BASE_DELAY=100ms")
 		if sp.memlimit != "" {
 			extra = append(extra, "GOMEMLIMIT="+sp.memlimit)
 		} else {
 			extra = append(extra, "GOMEMLIMIT=") // the worker's own default
 		}
-		wenv := benchenv.WorkerEnv(redisURL, srv.url, extra...)
+		wenv := benchenv.WorkerEnv(sv.RedisURL, srv.url, extra...)
 		fmt.Fprintf(os.Stderr, "memory: concurrency %d, %d pages, GOMEMLIMIT %q\n", sp.conc, n, sp.memlimit)
 		w, err := env.Start("worker", wenv, filepath.Join(env.Bin, "worker"))
 		if err != nil {
@@ -155,7 +146,7 @@ func run(concs []int, pages int, unbounded bool) error {
 			return err
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-		s, err := benchenv.WaitJob(ctx, store, job, 100*time.Millisecond, func(s *tasks.Status) bool { return w.Exited() })
+		s, err := benchenv.WaitJob(ctx, sv.Store, job, 100*time.Millisecond, func(s *tasks.Status) bool { return w.Exited() })
 		cancel()
 		if err != nil {
 			return err

@@ -11,10 +11,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -38,13 +36,9 @@ func main() {
 	env, err := benchenv.New("worker", "enqueue", "sandbox")
 	check(err)
 	defer env.Close()
-	redisProc, redisURL, err := env.Redis()
+	sv, err := env.Services(benchenv.Want{})
 	check(err)
-	defer redisProc.Kill()
-	rdb, err := benchenv.OpenRedis(redisURL)
-	check(err)
-	defer rdb.Close()
-	store := tasks.NewStore(rdb)
+	defer sv.Close()
 
 	list := filepath.Join(env.Dir, "domains.txt")
 	var b strings.Builder
@@ -69,29 +63,22 @@ func main() {
 				"--latency", "0", "--rate", "0", "--concurrency", "0")
 			check(err)
 			defer sb.Kill()
-			wenv := benchenv.WorkerEnv(redisURL, base, "SINK_URL="+filepath.Join(env.Dir, "out"), "PROVIDER_LIMITS=dataforseo=0:0", "WORKER_CONCURRENCY=20")
-			var ws []*benchenv.Proc
-			for range *workers {
-				w, err := env.Start("worker", wenv, filepath.Join(env.Bin, "worker"))
-				check(err)
-				ws = append(ws, w)
-			}
-			defer func() {
-				for _, w := range ws {
-					w.Stop(10 * time.Second)
-				}
-			}()
+			wenv := benchenv.WorkerEnv(sv.RedisURL, base, "SINK_URL="+filepath.Join(env.Dir, "out"), "PROVIDER_LIMITS=dataforseo=0:0", "WORKER_CONCURRENCY=20")
+			ws, err := env.Workers(*workers, wenv)
+			check(err)
+			defer ws.Stop()
 			_, err = env.Enqueue(wenv, job, list, args...)
 			check(err)
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 			defer cancel()
-			s, err := benchenv.WaitJob(ctx, store, job, 50*time.Millisecond, nil)
+			s, err := benchenv.WaitJob(ctx, sv.Store, job, 50*time.Millisecond, nil)
 			check(err)
 			if s.Failed > 0 {
 				check(fmt.Errorf("job %s: %d pages failed", job, s.Failed))
 			}
-			calls, cost := stats(base)
-			return calls, cost, s
+			st, err := benchenv.SandboxStats(base)
+			check(err)
+			return st.Calls, st.Cost, s
 		}
 		_, _, _ = run(day1, "day1-"+tag)
 		fc, fcost, _ := run(day2, "day2-"+tag)
@@ -107,19 +94,6 @@ func main() {
 			float64(r.refCalls)/float64(r.fullCalls), r.fullCost, r.refCost, r.refCost/r.fullCost)
 	}
 	fmt.Printf("\nload average %s\n", benchenv.Load())
-}
-
-// stats reads the sandbox's DataForSEO calls and what it charged for them.
-func stats(base string) (int64, float64) {
-	resp, err := http.Get(base + "/stats")
-	check(err)
-	defer resp.Body.Close()
-	var m map[string]struct {
-		Calls int64   `json:"calls"`
-		Cost  float64 `json:"cost"`
-	}
-	check(json.NewDecoder(resp.Body).Decode(&m))
-	return m["dataforseo"].Calls, m["dataforseo"].Cost
 }
 
 func check(err error) {

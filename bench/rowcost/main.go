@@ -194,29 +194,18 @@ func inProcess(body []byte, rounds int, d time.Duration) {
 
 // bareRaw is the plain way: encoding/json into RawMessage items, each
 // written back with a json.Encoder through compress/gzip.
-func bareRaw(body []byte) {
-	var env struct {
-		Tasks []struct {
-			Result []struct {
-				Items []json.RawMessage `json:"items"`
-			} `json:"result"`
-		} `json:"tasks"`
-	}
-	check(json.Unmarshal(body, &env))
-	zw := gzip.NewWriter(io.Discard)
-	enc := json.NewEncoder(zw)
-	for _, it := range env.Tasks[0].Result[0].Items {
-		check(enc.Encode(it))
-	}
-	check(zw.Close())
-}
+func bareRaw(body []byte) { bare[json.RawMessage](body) }
 
 // bareMap decodes every item into a map (what a generic consumer does).
-func bareMap(body []byte) {
+func bareMap(body []byte) { bare[map[string]any](body) }
+
+// bare decodes the page's items as T and writes each back as NDJSON
+// through compress/gzip.
+func bare[T any](body []byte) {
 	var env struct {
 		Tasks []struct {
 			Result []struct {
-				Items []map[string]any `json:"items"`
+				Items []T `json:"items"`
 			} `json:"result"`
 		} `json:"tasks"`
 	}
@@ -301,24 +290,11 @@ func workerProcess(pages, conc int, memlimits []string) error {
 		return err
 	}
 	defer env.Close()
-	_, redisURL, err := env.Redis()
+	sv, err := env.Services(benchenv.Want{MinIO: true, Sandbox: []string{"--rate", "0", "--concurrency", "0", "--latency", "0"}})
 	if err != nil {
 		return err
 	}
-	s3, err := env.MinIO()
-	if err != nil {
-		return err
-	}
-	sb, base, err := env.Sandbox("--rate", "0", "--concurrency", "0", "--latency", "0")
-	if err != nil {
-		return err
-	}
-	rdb, err := benchenv.OpenRedis(redisURL)
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-	store := tasks.NewStore(rdb)
+	defer sv.Close()
 
 	var results []workerResult
 	for run, ml := range memlimits {
@@ -331,7 +307,7 @@ func workerProcess(pages, conc int, memlimits []string) error {
 		if limit == "" {
 			limit = "off" // whatever this shell has set
 		}
-		wenv := benchenv.WorkerEnv(redisURL, base, append(s3.Env(), "PROVIDER_LIMITS=dataforseo=0:0", "WORKER_CONCURRENCY="+strconv.Itoa(conc), "GOMEMLIMIT="+limit)...)
+		wenv := benchenv.WorkerEnv(sv.RedisURL, sv.SandboxURL, append(sv.S3.Env(), "PROVIDER_LIMITS=dataforseo=0:0", "WORKER_CONCURRENCY="+strconv.Itoa(conc), "GOMEMLIMIT="+limit)...)
 		if _, err := env.Enqueue(wenv, job, list); err != nil {
 			return err
 		}
@@ -340,7 +316,7 @@ func workerProcess(pages, conc int, memlimits []string) error {
 		if err != nil {
 			return err
 		}
-		r, err := measureWorker(store, job, w, sb, s3.Proc, pages)
+		r, err := measureWorker(sv.Store, job, w, sv.Sandbox(), sv.S3.Proc, pages)
 		w.Stop(10 * time.Second)
 		if err != nil {
 			return err

@@ -110,41 +110,32 @@ type unlimitedResult struct {
 // unlimited runs n workers over pages one-page domains on a fresh Redis.
 func unlimited(env *benchenv.Env, s3 *benchenv.S3, base string, run, n, pages, rows, conc int) unlimitedResult {
 	fmt.Fprintf(os.Stderr, "scale: %d worker(s), %d pages\n", n, pages)
-	redisProc, redisURL, err := env.Redis()
+	sv, err := env.Services(benchenv.Want{})
 	check(err)
-	defer redisProc.Kill()
+	defer sv.Close()
 	job := fmt.Sprintf("scale-%d", run)
 	list := filepath.Join(env.Dir, job+".txt")
 	check(benchenv.WriteDomains(list, fmt.Sprintf("s%d-", run), pages, rows))
-	wenv := benchenv.WorkerEnv(redisURL, base, append(s3.Env(), "PROVIDER_LIMITS=dataforseo=0:0", "WORKER_CONCURRENCY="+strconv.Itoa(conc))...)
+	wenv := benchenv.WorkerEnv(sv.RedisURL, base, append(s3.Env(), "PROVIDER_LIMITS=dataforseo=0:0", "WORKER_CONCURRENCY="+strconv.Itoa(conc))...)
 	_, err = env.Enqueue(wenv, job, list)
 	check(err)
-	rdb, err := benchenv.OpenRedis(redisURL)
+	ws, err := env.Workers(n, wenv)
 	check(err)
-	defer rdb.Close()
-	store := tasks.NewStore(rdb)
-	var ws []*benchenv.Proc
-	for i := 0; i < n; i++ {
-		w, err := env.Start("worker", wenv, filepath.Join(env.Bin, "worker"))
-		check(err)
-		ws = append(ws, w)
-	}
-	defer func() {
-		for _, w := range ws {
-			w.Stop(10 * time.Second)
-		}
-	}()
+	defer ws.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	warm := int64(max(pages/20, 5))
-	s0, err := benchenv.WaitJob(ctx, store, job, 20*time.Millisecond, func(s *tasks.Status) bool { return s.Ended >= warm })
+	s0, err := benchenv.WaitJob(ctx, sv.Store, job, 20*time.Millisecond, func(s *tasks.Status) bool { return s.Ended >= warm })
 	check(err)
 	t0 := time.Now()
-	cpu0 := workersCPU(ws)
-	s1, err := benchenv.WaitJob(ctx, store, job, 20*time.Millisecond, func(s *tasks.Status) bool { return s.Open == 0 })
+	cpu0, err := ws.CPU()
+	check(err)
+	s1, err := benchenv.WaitJob(ctx, sv.Store, job, 20*time.Millisecond, func(s *tasks.Status) bool { return s.Open == 0 })
 	check(err)
 	wall := time.Since(t0)
-	cpu := workersCPU(ws) - cpu0
+	cpu1, err := ws.CPU()
+	check(err)
+	cpu := cpu1 - cpu0
 	if s1.Failed > 0 {
 		check(fmt.Errorf("%d pages failed", s1.Failed))
 	}
@@ -161,65 +152,35 @@ func unlimited(env *benchenv.Env, s3 *benchenv.S3, base string, run, n, pages, r
 	}
 }
 
-func workersCPU(ws []*benchenv.Proc) time.Duration {
-	var t time.Duration
-	for _, w := range ws {
-		c, err := benchenv.CPU(w.Pid())
-		check(err)
-		t += c
-	}
-	return t
-}
-
 // limited runs a one-page-each job under the account's limits, workers
 // started first, and times it from the start of enqueue to the job's end.
 func limited(env *benchenv.Env, domains, nw, rate, inflight, conc int) {
 	ideal := time.Duration(float64(domains) / float64(rate) * float64(time.Minute))
 	fmt.Fprintf(os.Stderr, "scale: limited job of %d domains, %d workers (ideal %s)\n", domains, nw, ideal)
-	redisProc, redisURL, err := env.Redis()
+	sv, err := env.Services(benchenv.Want{Sandbox: []string{"--rate", fmt.Sprintf("%d/1m", rate), "--concurrency", strconv.Itoa(inflight), "--latency", "0"}})
 	check(err)
-	defer redisProc.Kill()
-	sb, base, err := env.Sandbox("--rate", fmt.Sprintf("%d/1m", rate), "--concurrency", strconv.Itoa(inflight), "--latency", "0")
-	check(err)
-	defer sb.Kill()
+	defer sv.Close()
+	base := sv.SandboxURL
 	list := filepath.Join(env.Dir, "limited.txt")
 	check(benchenv.WriteDomains(list, "l", domains, 10))
-	wenv := benchenv.WorkerEnv(redisURL, base, "SINK_URL="+filepath.Join(env.Dir, "out"),
+	wenv := benchenv.WorkerEnv(sv.RedisURL, base, "SINK_URL="+filepath.Join(env.Dir, "out"),
 		fmt.Sprintf("PROVIDER_LIMITS=dataforseo=%d/1m:%d", rate, inflight), "WORKER_CONCURRENCY="+strconv.Itoa(conc))
-	var ws []*benchenv.Proc
-	for i := 0; i < nw; i++ {
-		w, err := env.Start("worker", wenv, filepath.Join(env.Bin, "worker"))
-		check(err)
-		ws = append(ws, w)
-	}
-	defer func() {
-		for _, w := range ws {
-			w.Stop(10 * time.Second)
-		}
-	}()
-	rdb, err := benchenv.OpenRedis(redisURL)
+	ws, err := env.Workers(nw, wenv)
 	check(err)
-	defer rdb.Close()
-	// Every worker is up (it has registered its asynq server) before the clock starts.
-	for ctx := context.Background(); ; {
-		n, err := rdb.ZCard(ctx, "asynq:servers").Result()
-		check(err)
-		if n >= int64(nw) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	defer ws.Stop()
+	check(ws.WaitUp(context.Background(), sv.RDB))
 	t0 := time.Now()
 	_, err = env.Enqueue(wenv, "limited", list)
 	check(err)
 	enq := time.Since(t0)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*ideal+5*time.Minute)
 	defer cancel()
-	s, err := benchenv.WaitJob(ctx, tasks.NewStore(rdb), "limited", 50*time.Millisecond, nil)
+	s, err := benchenv.WaitJob(ctx, sv.Store, "limited", 50*time.Millisecond, nil)
 	check(err)
 	total := time.Since(t0)
-	calls, throttled, maxIn, maxWin, err := benchenv.SandboxStats(base)
+	st, err := benchenv.SandboxStats(base)
 	check(err)
+	calls, throttled, maxIn, maxWin := st.Calls, st.Throttled, st.MaxInFlight, st.MaxCallsInWindow
 	fmt.Printf("### Rate-limited job: %d one-page domains, sandbox --rate %d/1m --concurrency %d, %d workers with PROVIDER_LIMITS=dataforseo=%d/1m:%d\n\n",
 		domains, rate, inflight, nw, rate, inflight)
 	fmt.Println("| measure | value |")

@@ -140,6 +140,7 @@ func element(dom, id string) string {
 // budget, the failed domain with the vendor's message, and a manifest link
 // that opens the manifest.
 func TestJobsPageInBrowser(t *testing.T) {
+	t.Parallel()
 	br := newBrowser(t)
 	rds := testenv.Redis(t)
 	rdb := rds.Client(t)
@@ -289,6 +290,7 @@ func waitState(ctx context.Context, t *testing.T, store *tasks.Store, job, state
 // TestJobsPageInBrowserEscapes: a vendor's message that is markup is shown
 // as text by a browser: no element, no script run.
 func TestJobsPageInBrowserEscapes(t *testing.T) {
+	t.Parallel()
 	br := newBrowser(t)
 	ts := testView(fakeJobs(), nil, time.Date(2026, 12, 1, 10, 5, 0, 0, time.UTC))
 	defer ts.Close()

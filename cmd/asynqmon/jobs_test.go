@@ -92,6 +92,7 @@ func testView(store jobStore, snk manifestReader, now time.Time) *httptest.Serve
 }
 
 func TestJobsViewHTMLAndJSON(t *testing.T) {
+	t.Parallel()
 	store := fakeJobs()
 	ts := testView(store, fakeSink{"jobs/done-1/manifest.json": []byte(`{"job_id":"done-1"}`), "jobs/big/manifest.json": []byte("huge"),
 		"jobs/run-1/manifest.json.part": []byte("{")},
@@ -186,6 +187,7 @@ func TestJobsViewHTMLAndJSON(t *testing.T) {
 
 // TestJobsViewWithoutSink: the manifest's key is shown, not linked.
 func TestJobsViewWithoutSink(t *testing.T) {
+	t.Parallel()
 	ts := testView(fakeJobs(), nil, time.Now())
 	defer ts.Close()
 	r := do(t, "GET", ts.URL+"/jobs/done-1", nil)
@@ -200,6 +202,7 @@ func TestJobsViewWithoutSink(t *testing.T) {
 // TestJobsRate: the rate follows the samples once they span minRateSpan;
 // before, the average since creation; the ETA divides the open pages by it.
 func TestJobsRate(t *testing.T) {
+	t.Parallel()
 	created := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	v := newJobsView(nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	st := &tasks.Status{JobID: "j", State: "running", CreatedAt: created.Format(time.RFC3339Nano), Tasks: 1000, Ended: 100, Open: 900}

@@ -120,6 +120,7 @@ func do(t *testing.T, method, url string, creds *credentials) response {
 }
 
 func TestServeAgainstRedis(t *testing.T) {
+	t.Parallel()
 	redisURL := startRedis(t)
 
 	// A task in a provider queue, so the API has something of ours to show.
@@ -234,6 +235,7 @@ func mustRedisOpt(t *testing.T, u string) asynq.RedisClientOpt {
 }
 
 func TestRunRefusesPublicAddrWithoutAuth(t *testing.T) {
+	t.Parallel()
 	for _, addr := range []string{"0.0.0.0:8080", ":8080", "[::]:8080", "10.1.2.3:8080", "asynqmon.internal:8080"} {
 		t.Run(addr, func(t *testing.T) {
 			var logs bytes.Buffer
@@ -250,6 +252,7 @@ func TestRunRefusesPublicAddrWithoutAuth(t *testing.T) {
 }
 
 func TestRunServesUntilCancelled(t *testing.T) {
+	t.Parallel()
 	redisURL := startRedis(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	var logs safeBuffer
@@ -299,6 +302,7 @@ func TestRunServesUntilCancelled(t *testing.T) {
 }
 
 func TestIsLoopback(t *testing.T) {
+	t.Parallel()
 	for addr, want := range map[string]bool{
 		"127.0.0.1:8080":      true,
 		"127.1.2.3:8080":      true,
@@ -323,6 +327,7 @@ func TestIsLoopback(t *testing.T) {
 }
 
 func TestParseConfig(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{
 		"REDIS_URL":           "redis://env:6379/1",
 		"ASYNQMON_ADDR":       "0.0.0.0:9000",
@@ -374,6 +379,7 @@ func TestParseConfig(t *testing.T) {
 }
 
 func TestHelpDoesNotPrintSecretsFromEnvironment(t *testing.T) {
+	t.Parallel()
 	var out bytes.Buffer
 	env := map[string]string{"REDIS_URL": "redis://u:redis-secret@h:6379/0", "ASYNQMON_BASIC_AUTH": "a:auth-secret"}
 	_, _ = parseConfig([]string{"-help"}, func(k string) string { return env[k] }, &out)
@@ -383,6 +389,7 @@ func TestHelpDoesNotPrintSecretsFromEnvironment(t *testing.T) {
 }
 
 func TestNewServerRejectsBadConfig(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		cfg     config
@@ -418,6 +425,7 @@ func TestNewServerRejectsBadConfig(t *testing.T) {
 }
 
 func TestRedisOpt(t *testing.T) {
+	t.Parallel()
 	o, err := redisOpt("rediss://acl-user:p%40ss@redis.example:6380/3")
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 )
 
 func TestPagesFor(t *testing.T) {
+	t.Parallel()
 	offset := providers.Paging{Kind: providers.PagingOffset, PageSize: 1000, MaxOffset: 20000, CursorPastMax: true}
 	for _, tc := range []struct {
 		n, maxRows  int

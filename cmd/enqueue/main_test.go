@@ -47,6 +47,7 @@ func TestDevRunsTheExample(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	junk := filepath.Join(dir, "junk.txt")
 	os.WriteFile(junk, []byte("not a domain\ncom\n"), 0o644)
@@ -91,6 +92,7 @@ func TestUsageErrors(t *testing.T) {
 // TestBadInputList: a hostile list gets line-numbered rejects and the
 // valid entries still count; nothing crashes.
 func TestBadInputList(t *testing.T) {
+	t.Parallel()
 	var b bytes.Buffer
 	b.WriteString("\xef\xbb\xbfhttps://user:pw@WWW.Example.COM:8443/path?q=1\r\n") // 1: BOM, CRLF, URL
 	b.WriteString("Bücher.de.\n")                                                  // 2: IDN, trailing dot
@@ -126,6 +128,7 @@ func TestBadInputList(t *testing.T) {
 // TestInputEdges: inputs that cannot make a job are refused before any
 // job exists, with a clear message.
 func TestInputEdges(t *testing.T) {
+	t.Parallel()
 	rds := testenv.Redis(t)
 	rdb := rds.Client(t)
 	dir := t.TempDir()

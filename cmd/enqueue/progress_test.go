@@ -12,6 +12,7 @@ import (
 // pages, rows, spend of budget, calls a minute against the account's
 // limit, elapsed time and an ETA.
 func TestProgressLine(t *testing.T) {
+	t.Parallel()
 	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	limits := accountLimits([]string{"dataforseo"}, func(string) string { return "" })
 	type snap struct {
@@ -91,6 +92,7 @@ func TestProgressLine(t *testing.T) {
 // TestAccountLimits: PROVIDER_LIMITS over the defaults, per minute whatever
 // the period; a provider without a rate limit has none to show.
 func TestAccountLimits(t *testing.T) {
+	t.Parallel()
 	env := func(v string) func(string) string { return func(string) string { return v } }
 	got := accountLimits([]string{"xovi", "dataforseo", "domdetailer"}, env("dataforseo=1000/1m:30,domdetailer=2/1s:5"))
 	if len(got) != 2 || got[0] != (accountLimit{"dataforseo", 1000}) || got[1] != (accountLimit{"domdetailer", 120}) {

@@ -79,16 +79,14 @@ func redisSettingError(flagURL string, err error) error {
 	return err
 }
 
-func runStatus(ctx context.Context, g globals, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+// withRedis parses a subcommand's arguments (fs gets --redis here), opens
+// Redis and runs fn with it. usage is printed when the flags do not parse
+// or nargs refuses the number of arguments.
+func withRedis(fs *flag.FlagSet, g globals, args []string, nargs func(int) bool, usage string, stderr io.Writer, fn func(*redis.Client) int) int {
 	fs.SetOutput(stderr)
 	redisURL := fs.String("redis", g.redisURL, redisUsage)
-	asJSON := fs.Bool("json", g.asJSON, "print as JSON")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
-	}
-	if fs.NArg() > 1 {
-		fmt.Fprintln(stderr, "usage: enqueue status [--json] [JOB]")
+	if err := fs.Parse(args); err != nil || !nargs(fs.NArg()) {
+		fmt.Fprintln(stderr, "usage:", usage)
 		return exitUsage
 	}
 	rdb, _, err := openRedis(*redisURL)
@@ -97,109 +95,96 @@ func runStatus(ctx context.Context, g globals, args []string, stdout, stderr io.
 		return exitUsage
 	}
 	defer rdb.Close()
-	store := tasks.NewStore(rdb)
-	if fs.NArg() == 0 {
-		ids, err := store.Jobs(ctx, 20)
-		if err != nil {
-			fmt.Fprintln(stderr, "enqueue:", runner.ExplainRedis(err))
-			return exitRuntime
-		}
-		for _, id := range ids {
-			if s, err := store.Status(ctx, id); err == nil {
-				printSummary(stdout, toSummary(s))
+	return fn(rdb)
+}
+
+// failed reports a subcommand's error: a job that does not exist is the
+// caller's mistake, anything else a failure of Redis.
+func failed(stderr io.Writer, err error) int {
+	fmt.Fprintln(stderr, "enqueue:", runner.ExplainRedis(err))
+	if errors.Is(err, tasks.ErrNoJob) {
+		return exitUsage
+	}
+	return exitRuntime
+}
+
+func exactly(n int) func(int) bool { return func(got int) bool { return got == n } }
+
+func runStatus(ctx context.Context, g globals, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	asJSON := fs.Bool("json", g.asJSON, "print as JSON")
+	return withRedis(fs, g, args, func(n int) bool { return n <= 1 }, "enqueue status [--json] [JOB]", stderr, func(rdb *redis.Client) int {
+		store := tasks.NewStore(rdb)
+		if fs.NArg() == 0 {
+			ids, err := store.Jobs(ctx, 20)
+			if err != nil {
+				return failed(stderr, err)
 			}
+			for _, id := range ids {
+				if s, err := store.Status(ctx, id); err == nil {
+					printSummary(stdout, toSummary(s))
+				}
+			}
+			return exitOK
+		}
+		s, err := store.Status(ctx, fs.Arg(0))
+		if err != nil {
+			return failed(stderr, err)
+		}
+		fmt.Fprintf(stdout, "job %s: %s; %d of %d pages ended, %d open; created %s, dt=%s\n",
+			s.JobID, s.State, s.Ended, s.Tasks, s.Open, s.CreatedAt, s.Date)
+		printSummary(stdout, toSummary(s))
+		if *asJSON {
+			printJSON(stdout, s)
 		}
 		return exitOK
-	}
-	s, err := store.Status(ctx, fs.Arg(0))
-	if err != nil {
-		fmt.Fprintln(stderr, "enqueue:", runner.ExplainRedis(err))
-		if errors.Is(err, tasks.ErrNoJob) {
-			return exitUsage
-		}
-		return exitRuntime
-	}
-	sum := toSummary(s)
-	fmt.Fprintf(stdout, "job %s: %s; %d of %d pages ended, %d open; created %s, dt=%s\n",
-		s.JobID, s.State, s.Ended, s.Tasks, s.Open, s.CreatedAt, s.Date)
-	printSummary(stdout, sum)
-	if *asJSON {
-		printJSON(stdout, s)
-	}
-	return exitOK
+	})
 }
 
 func runResume(ctx context.Context, g globals, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("resume", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	redisURL := fs.String("redis", g.redisURL, redisUsage)
-	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: enqueue resume PROVIDER")
-		return exitUsage
-	}
-	rdb, _, err := openRedis(*redisURL)
-	if err != nil {
-		fmt.Fprintln(stderr, "enqueue:", err)
-		return exitUsage
-	}
-	defer rdb.Close()
-	p := fs.Arg(0)
-	if err := asynq.NewInspectorFromRedisClient(rdb).UnpauseQueue(p); err != nil {
-		fmt.Fprintln(stderr, "enqueue:", runner.ExplainRedis(err))
-		return exitRuntime
-	}
-	if err := tasks.NewStore(rdb).ClearPause(ctx, p); err != nil {
-		fmt.Fprintln(stderr, "enqueue:", runner.ExplainRedis(err))
-		return exitRuntime
-	}
-	fmt.Fprintf(stdout, "provider %s: queue resumed\n", p)
-	return exitOK
+	return withRedis(fs, g, args, exactly(1), "enqueue resume PROVIDER", stderr, func(rdb *redis.Client) int {
+		p := fs.Arg(0)
+		if err := asynq.NewInspectorFromRedisClient(rdb).UnpauseQueue(p); err != nil {
+			return failed(stderr, err)
+		}
+		if err := tasks.NewStore(rdb).ClearPause(ctx, p); err != nil {
+			return failed(stderr, err)
+		}
+		fmt.Fprintf(stdout, "provider %s: queue resumed\n", p)
+		return exitOK
+	})
 }
 
 // runBudget sets a job's budget anew: raised, the pages waiting on it go on
 // within seconds (they ask again); nothing fetched is fetched again.
 func runBudget(ctx context.Context, g globals, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("budget", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	redisURL := fs.String("redis", g.redisURL, redisUsage)
-	if err := fs.Parse(args); err != nil || fs.NArg() != 2 {
-		fmt.Fprintln(stderr, "usage: enqueue budget JOB SPEC   (SPEC: AMOUNT for a one-provider job, or provider=AMOUNT,...)")
-		return exitUsage
-	}
-	rdb, _, err := openRedis(*redisURL)
-	if err != nil {
-		fmt.Fprintln(stderr, "enqueue:", err)
-		return exitUsage
-	}
-	defer rdb.Close()
-	store := tasks.NewStore(rdb)
-	job, err := store.Job(ctx, fs.Arg(0))
-	if err != nil {
-		fmt.Fprintln(stderr, "enqueue:", runner.ExplainRedis(err))
-		if errors.Is(err, tasks.ErrNoJob) {
+	usage := "enqueue budget JOB SPEC   (SPEC: AMOUNT for a one-provider job, or provider=AMOUNT,...)"
+	return withRedis(fs, g, args, exactly(2), usage, stderr, func(rdb *redis.Client) int {
+		store := tasks.NewStore(rdb)
+		job, err := store.Job(ctx, fs.Arg(0))
+		if err != nil {
+			return failed(stderr, err)
+		}
+		limits, err := tasks.ParseBudget(fs.Arg(1), job.Spec.Providers)
+		if err != nil {
+			fmt.Fprintln(stderr, "enqueue:", err)
 			return exitUsage
 		}
-		return exitRuntime
-	}
-	limits, err := tasks.ParseBudget(fs.Arg(1), job.Spec.Providers)
-	if err != nil {
-		fmt.Fprintln(stderr, "enqueue:", err)
-		return exitUsage
-	}
-	if err := store.SetBudget(ctx, job.ID, limits); err != nil {
-		fmt.Fprintln(stderr, "enqueue:", runner.ExplainRedis(err))
-		return exitRuntime
-	}
-	s, err := store.Status(ctx, job.ID)
-	if err != nil {
-		fmt.Fprintln(stderr, "enqueue:", runner.ExplainRedis(err))
-		return exitRuntime
-	}
-	for _, p := range slices.Sorted(maps.Keys(s.Budget)) {
-		fmt.Fprintf(stdout, "job %s: budget %s %s (%s charged so far)\n", job.ID, p, tasks.FormatAmount(s.Budget[p], p), tasks.FormatAmount(s.Charged[p], p))
-	}
-	if g.asJSON {
-		printJSON(stdout, toSummary(s))
-	}
-	return exitOK
+		if err := store.SetBudget(ctx, job.ID, limits); err != nil {
+			return failed(stderr, err)
+		}
+		s, err := store.Status(ctx, job.ID)
+		if err != nil {
+			return failed(stderr, err)
+		}
+		for _, p := range slices.Sorted(maps.Keys(s.Budget)) {
+			fmt.Fprintf(stdout, "job %s: budget %s %s (%s charged so far)\n", job.ID, p, tasks.FormatAmount(s.Budget[p], p), tasks.FormatAmount(s.Charged[p], p))
+		}
+		if g.asJSON {
+			printJSON(stdout, toSummary(s))
+		}
+		return exitOK
+	})
 }

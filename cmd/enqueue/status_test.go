@@ -64,6 +64,7 @@ func TestSubcommandsAfterGlobalFlags(t *testing.T) {
 // TestRedisErrorsReadable: the password never shows when Redis is away,
 // and Redis out of memory is said in words rather than as a script error.
 func TestRedisErrorsReadable(t *testing.T) {
+	t.Parallel()
 	list := filepath.Join(t.TempDir(), "d.txt")
 	os.WriteFile(list, []byte("example.com\nexample.org\n"), 0o644)
 	for _, u := range []string{"redis://:Pw-Secret-123@127.0.0.1:1/0", "redis://u:Pw%2DSecret-123@127.0.0.1:1/0"} {

@@ -11,6 +11,7 @@ import (
 // writes without HTML escaping (invalid bytes become U+FFFD), and is
 // valid UTF-8.
 func TestAppendIsEncodingJSON(t *testing.T) {
+	t.Parallel()
 	for _, s := range []string{"", "plain", `q"b\s`, "\n\r\t\b\f\x00\x1f", "<a&b>", "é€😀", "\u2028\u2029", "bad\xffutf8\xc3", "x\u007fy"} {
 		var want bytes.Buffer
 		enc := json.NewEncoder(&want)

@@ -551,6 +551,7 @@ func TestHandBackGuards(t *testing.T) {
 }
 
 func TestOptionsFromEnv(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		v    string
 		want time.Duration

@@ -9,6 +9,7 @@ import (
 )
 
 func TestURL(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		raw, want string
 		secrets   []string // none of these may remain
@@ -43,6 +44,7 @@ func TestURL(t *testing.T) {
 // TestErrorOfParsers runs the parsers our programs use on URLs they
 // reject and checks that no form of the password survives in the message.
 func TestErrorOfParsers(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		raw     string
 		secrets []string
@@ -80,6 +82,7 @@ func TestErrorOfParsers(t *testing.T) {
 }
 
 func TestString(t *testing.T) {
+	t.Parallel()
 	raw := "redis://u:Pw%2BSecret@h:1/0"
 	msg := String("dial redis://u:Pw%2BSecret@h:1/0 failed; AUTH Pw+Secret refused", raw)
 	if strings.Contains(msg, "Pw%2BSecret") || strings.Contains(msg, "Pw+Secret") {

@@ -13,6 +13,7 @@ import (
 // TestConfigFromEnvRefuses: every mistyped value stops the worker with an
 // error naming the variable and the value, and never its password.
 func TestConfigFromEnvRefuses(t *testing.T) {
+	t.Parallel()
 	cases := []struct{ name, value, says string }{
 		{"WORKER_CONCURRENCY", "abc", "whole number"},
 		{"WORKER_CONCURRENCY", "-5", "range"},
@@ -59,6 +60,7 @@ func TestConfigFromEnvRefuses(t *testing.T) {
 }
 
 func TestConfigFromEnvReads(t *testing.T) {
+	t.Parallel()
 	def := DefaultConfig()
 	if def.Concurrency != 40 || def.RetryBase != time.Second || def.Retention != 30*24*time.Hour ||
 		def.MetricsAddr != "127.0.0.1:9090" || def.MetricsExplicit {
@@ -88,6 +90,7 @@ func TestConfigFromEnvReads(t *testing.T) {
 }
 
 func TestExplainRedis(t *testing.T) {
+	t.Parallel()
 	script := "OOM command not allowed when used memory > 'maxmemory'. script: 160fd31ff59581fe636de2190442bd1024726d59, on @user_script:2."
 	cases := []struct{ in, want string }{
 		{"creating job j: " + script, "creating job j: redis is out of memory (used memory > maxmemory): it refuses writes until memory is freed or maxmemory is raised"},

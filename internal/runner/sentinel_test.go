@@ -6,6 +6,7 @@ import (
 )
 
 func TestSentinelURLs(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		url              string
 		master           string

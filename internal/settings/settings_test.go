@@ -12,6 +12,7 @@ import (
 func env(m map[string]string) Getenv { return func(k string) string { return m[k] } }
 
 func TestDuration(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		in   string
 		want time.Duration
@@ -48,6 +49,7 @@ func TestDuration(t *testing.T) {
 }
 
 func TestInt(t *testing.T) {
+	t.Parallel()
 	for in, ok := range map[string]bool{"": true, "1": true, "40": true, "abc": false, "-5": false, "0": false, "1e3": false, "10001": false} {
 		_, err := Int(env(map[string]string{"N": in}), "N", 40, 1, 10000)
 		if ok != (err == nil) {
@@ -57,6 +59,7 @@ func TestInt(t *testing.T) {
 }
 
 func TestBinder(t *testing.T) {
+	t.Parallel()
 	newFS := func() (*flag.FlagSet, *Binder, *bytes.Buffer) {
 		var out bytes.Buffer
 		fs := flag.NewFlagSet("p", flag.ContinueOnError)
@@ -103,6 +106,7 @@ func TestBinder(t *testing.T) {
 }
 
 func TestListenAddr(t *testing.T) {
+	t.Parallel()
 	for in, ok := range map[string]bool{"127.0.0.1:9090": true, ":9090": true, "[::1]:0": true, "9090": false, "127.0.0.1:http": false, "h:70000": false} {
 		if err := ListenAddr("A", in); ok != (err == nil) {
 			t.Errorf("ListenAddr(%q) = %v, want ok %v", in, err, ok)

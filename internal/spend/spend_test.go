@@ -7,6 +7,7 @@ import (
 )
 
 func TestDefaults(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		provider, endpoint string
 		rows               int
@@ -41,6 +42,7 @@ func TestDefaults(t *testing.T) {
 }
 
 func TestParse(t *testing.T) {
+	t.Parallel()
 	tb, err := Parse(" dataforseo=0.03+0.0001/row , dataforseo.summary=0.01, domdetailer=2.5 ")
 	if err != nil {
 		t.Fatal(err)
@@ -75,6 +77,7 @@ func TestParse(t *testing.T) {
 }
 
 func TestNano(t *testing.T) {
+	t.Parallel()
 	for _, f := range []float64{0, 0.00003, 0.02015, 0.05, 3, 25} {
 		if got := FromNano(ToNano(f)); math.Abs(got-f) > 1e-9 {
 			t.Errorf("%v -> %v", f, got)

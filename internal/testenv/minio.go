@@ -187,7 +187,7 @@ func newMinIO(mkdir func() (string, error)) (srv *minioServer, why string, err e
 		}
 		return srv, "", nil
 	}
-	bin, err := minioBinary()
+	bin, err := MinIOBinary()
 	if err != nil {
 		return nil, fmt.Sprintf("no Docker engine (%s) and %v", docker.why, err), nil
 	}
@@ -214,8 +214,9 @@ func newMinIO(mkdir func() (string, error)) (srv *minioServer, why string, err e
 	return srv, "", nil
 }
 
-// minioBinary finds minio: $LINKHARVEST_MINIO, PATH, then $(go env GOPATH)/bin.
-func minioBinary() (string, error) {
+// MinIOBinary finds minio: $LINKHARVEST_MINIO, PATH, then $(go env
+// GOPATH)/bin. The bench programs start theirs from the same place.
+func MinIOBinary() (string, error) {
 	if b := os.Getenv("LINKHARVEST_MINIO"); b != "" {
 		return b, nil
 	}

@@ -29,6 +29,7 @@ func TestMain(m *testing.M) {
 }
 
 func TestFreePortUnique(t *testing.T) {
+	t.Parallel()
 	seen := map[int]bool{}
 	for range 200 {
 		p := FreePort(t)
@@ -50,6 +51,7 @@ func TestDockerProbeIsQuick(t *testing.T) {
 }
 
 func TestBucketName(t *testing.T) {
+	t.Parallel()
 	valid := regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$`)
 	for _, name := range []string{
 		"TestX", "TestSink/S3/put_get", "Test___weird__Name--", "/", strings.Repeat("TestLong", 20), "Ünïcode/テスト",
@@ -86,6 +88,7 @@ func TestRedisParallel(t *testing.T) {
 }
 
 func TestRedisStopStartKeepsData(t *testing.T) {
+	t.Parallel()
 	r := Redis(t)
 	c := r.Client(t)
 	ctx := context.Background()
@@ -115,6 +118,7 @@ func TestRedisStopStartKeepsData(t *testing.T) {
 }
 
 func TestMinIOBuckets(t *testing.T) {
+	t.Parallel()
 	a, b := MinIO(t), MinIO(t)
 	if a.Endpoint != b.Endpoint {
 		t.Errorf("two MinIO calls in one binary started two servers: %s, %s", a.Endpoint, b.Endpoint)
@@ -142,6 +146,7 @@ func TestMinIOBuckets(t *testing.T) {
 }
 
 func TestOwnMinIOStopStart(t *testing.T) {
+	t.Parallel()
 	s := OwnMinIO(t)
 	if sh := MinIO(t); sh.Endpoint == s.Endpoint {
 		t.Fatal("OwnMinIO shares the shared server")
@@ -163,10 +168,11 @@ func TestOwnMinIOStopStart(t *testing.T) {
 // TestChildrenDieWithBinary kills (SIGKILL) a test binary that started a
 // Redis and a MinIO and checks that both servers die with it.
 func TestChildrenDieWithBinary(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("redis-server"); err != nil || useDocker() {
 		t.Skip("needs the local redis-server backend")
 	}
-	if _, err := minioBinary(); err != nil {
+	if _, err := MinIOBinary(); err != nil {
 		t.Skip("needs the local minio binary")
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")

@@ -1,12 +1,10 @@
 package dataforseo
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
@@ -87,28 +85,7 @@ func (c *Client) bulk(ctx context.Context, name, path string, targets []string, 
 	body = append(body, extra...)
 	body = append(body, "}]"...)
 
-	u := c.base + path
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
-	if err != nil {
-		return nil, time.Time{}, &providers.Error{Provider: Name, Class: providers.Fatal, Code: "request", Message: u}
-	}
-	hreq.SetBasicAuth(c.login, c.password)
-	hreq.Header.Set("Content-Type", "application/json")
-	hreq.Header.Set("Accept", "application/json")
-	sentAt := time.Now()
-	resp, err := c.hc.Do(hreq)
-	if err != nil {
-		return nil, sentAt, c.redact(providers.TransportError(Name, u, err))
-	}
-	defer resp.Body.Close()
-	b, err := providers.ReadBody(Name, resp.Body, resp.ContentLength, c.maxBody)
-	if err != nil {
-		return nil, sentAt, err
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, sentAt, c.redact(liftsAt(httpError(resp.StatusCode, resp.Header.Get("Retry-After"), b), sentAt))
-	}
-	return b, sentAt, nil
+	return c.post(ctx, path, body)
 }
 
 // decodeBulk reads a bulk_backlinks answer: both status levels as for

@@ -17,6 +17,7 @@ import (
 // holding targets, POSTed to the bulk path with Basic auth), and the
 // documented answer reads as counts by target and the answer's cost.
 func TestBulkBacklinksContract(t *testing.T) {
+	t.Parallel()
 	body := readTestdata(t, "bulk_backlinks_live.json")
 	c, rp := replayClient(t, 0, body)
 	want := seedTask(t, "bulk_backlinks_request.json")
@@ -52,6 +53,7 @@ func TestBulkBacklinksContract(t *testing.T) {
 // TestBulkBacklinksErrors: the status codes mean what they mean on the
 // other endpoints, and a list too long for one call is refused unsent.
 func TestBulkBacklinksErrors(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		status int
@@ -87,6 +89,7 @@ func TestBulkBacklinksErrors(t *testing.T) {
 // yields (a rows-N domain counts N, any other domain its total), and the
 // call is charged the bulk price, as /stats reports.
 func TestSandboxBulkBacklinks(t *testing.T) {
+	t.Parallel()
 	c, s, base := newSandbox(t, sandbox.Options{Seed: 7})
 	targets := []string{"rows-2500.example", "rows-0.example", "plain-domain.example", "another.example"}
 	counts, cost, err := c.BulkBacklinks(context.Background(), targets)

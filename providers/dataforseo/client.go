@@ -61,11 +61,8 @@ func (c Config) withHTTPClient(hc *http.Client) Config { c.HTTPClient = hc; retu
 // ConfigFromEnv reads DATAFORSEO_LOGIN, DATAFORSEO_PASSWORD and
 // DATAFORSEO_BASE_URL (default DefaultBaseURL).
 func ConfigFromEnv(getenv func(string) string) Config {
-	base := strings.TrimSpace(getenv("DATAFORSEO_BASE_URL"))
-	if base == "" {
-		base = DefaultBaseURL
-	}
-	return Config{Login: getenv("DATAFORSEO_LOGIN"), Password: providers.Secret(getenv("DATAFORSEO_PASSWORD")), BaseURL: base}
+	return Config{Login: getenv("DATAFORSEO_LOGIN"), Password: providers.Secret(getenv("DATAFORSEO_PASSWORD")),
+		BaseURL: providers.EnvOr(getenv, "DATAFORSEO_BASE_URL", DefaultBaseURL)}
 }
 
 // Client calls the live endpoints: one call, one page.
@@ -150,28 +147,9 @@ func (c *Client) Fetch(ctx context.Context, req providers.Request) (*providers.P
 	if err != nil {
 		return nil, &providers.Error{Provider: Name, Class: providers.Fatal, Code: "request", Message: e.name + ": " + err.Error()}
 	}
-	u := c.base + e.path // holds no credential: Basic auth is a header
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
-	if err != nil {
-		return nil, &providers.Error{Provider: Name, Class: providers.Fatal, Code: "request", Message: u}
-	}
-	hreq.SetBasicAuth(c.login, c.password)
-	hreq.Header.Set("Content-Type", "application/json")
-	hreq.Header.Set("Accept", "application/json")
-	sentAt := time.Now()
-	resp, err := c.hc.Do(hreq)
-	if err != nil {
-		return nil, c.redact(providers.TransportError(Name, u, err))
-	}
-	defer resp.Body.Close()
-	b, err := providers.ReadBody(Name, resp.Body, resp.ContentLength, c.maxBody)
+	b, sentAt, err := c.post(ctx, e.path, body)
 	if err != nil {
 		return nil, err
-	}
-	// The Content-Type is not checked: the body decides. An HTML page
-	// from a gateway fails to decode and is retried like any bad body.
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, c.redact(liftsAt(httpError(resp.StatusCode, resp.Header.Get("Retry-After"), b), sentAt))
 	}
 	page, perr := decode(e, b)
 	if perr != nil {
@@ -179,6 +157,36 @@ func (c *Client) Fetch(ctx context.Context, req providers.Request) (*providers.P
 	}
 	page.Next = makeCursor(wire.offset, wire.limit, page.Next)
 	return page, nil
+}
+
+// post sends one request body to the endpoint at path and returns the
+// body of a 2xx answer and when the call was sent (a daily limit's stop
+// lifts relative to it); any other answer comes back as its error.
+func (c *Client) post(ctx context.Context, path string, body []byte) ([]byte, time.Time, error) {
+	u := c.base + path // holds no credential: Basic auth is a header
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return nil, time.Time{}, &providers.Error{Provider: Name, Class: providers.Fatal, Code: "request", Message: u}
+	}
+	hreq.SetBasicAuth(c.login, c.password)
+	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set("Accept", "application/json")
+	sentAt := time.Now()
+	resp, err := c.hc.Do(hreq)
+	if err != nil {
+		return nil, sentAt, c.redact(providers.TransportError(Name, u, err))
+	}
+	defer resp.Body.Close()
+	b, err := providers.ReadBody(Name, resp.Body, resp.ContentLength, c.maxBody)
+	if err != nil {
+		return nil, sentAt, err
+	}
+	// The Content-Type is not checked: the body decides. An HTML page
+	// from a gateway fails to decode and is retried like any bad body.
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil, sentAt, c.redact(liftsAt(httpError(resp.StatusCode, resp.Header.Get("Retry-After"), b), sentAt))
+	}
+	return b, sentAt, nil
 }
 
 // redact keeps the password out of an error, should a vendor or proxy

@@ -16,6 +16,7 @@ import (
 )
 
 func TestNew(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name    string
 		cfg     Config
@@ -55,6 +56,7 @@ func TestNew(t *testing.T) {
 }
 
 func TestConfigFromEnv(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{"DATAFORSEO_LOGIN": "me", "DATAFORSEO_PASSWORD": "pw"}
 	cfg := ConfigFromEnv(func(k string) string { return env[k] })
 	if cfg.Login != "me" || cfg.Password != "pw" || cfg.BaseURL != DefaultBaseURL {
@@ -67,6 +69,7 @@ func TestConfigFromEnv(t *testing.T) {
 }
 
 func TestEndpointsAndPaging(t *testing.T) {
+	t.Parallel()
 	c, _ := New(Config{Login: "l", Password: "p", BaseURL: "http://spec.invalid"})
 	if got := Vendor.Endpoints; !reflect.DeepEqual(got, []string{"backlinks", "summary"}) {
 		t.Errorf("Endpoints = %v", got)
@@ -90,6 +93,7 @@ func TestEndpointsAndPaging(t *testing.T) {
 }
 
 func TestCheckParams(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		ep, key, value string
 		wantErr        string // "" = accepted
@@ -201,6 +205,7 @@ const okEmpty = `{"version":"0.1","status_code":20000,"status_message":"Ok.","co
 // The POST body: one task, the pipeline's target and paging, the job's
 // options verbatim; with a cursor, search_after_token instead of offset.
 func TestRequestBody(t *testing.T) {
+	t.Parallel()
 	params := map[string]json.RawMessage{
 		"mode":                       json.RawMessage(`"one_per_domain"`),
 		"filters":                    json.RawMessage(`[["dofollow", "=", true], "and", ["page_from_rank", ">", 55]]`),
@@ -308,6 +313,7 @@ func TestRequestBody(t *testing.T) {
 
 // Requests the vendor would refuse fail before any call, as Fatal.
 func TestRequestRejectedLocally(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		req  providers.Request
@@ -337,6 +343,7 @@ func TestRequestRejectedLocally(t *testing.T) {
 // Every status code of docs/vendors.md ("DataForSEO: errors"), at the request level and at the task
 // level, plus the HTTP statuses the vendor uses and broken bodies.
 func TestClassification(t *testing.T) {
+	t.Parallel()
 	type want struct {
 		class   providers.Class
 		account bool
@@ -443,6 +450,7 @@ func TestClassification(t *testing.T) {
 
 // Transport failures are retried and never show credentials.
 func TestTransportErrors(t *testing.T) {
+	t.Parallel()
 	// A connection the server drops before answering.
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		conn, _, err := w.(http.Hijacker).Hijack()
@@ -479,6 +487,7 @@ func TestTransportErrors(t *testing.T) {
 // result null, result [], items null, items [] and items absent are pages
 // without rows, not errors.
 func TestEmptyResults(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		result string
@@ -532,6 +541,7 @@ func TestEmptyResults(t *testing.T) {
 
 // The normalised fields of one row, for every shape a member can take.
 func TestNormaliseItem(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name                          string
 		item                          string

@@ -172,6 +172,7 @@ func show[T any](p *T) any {
 // options: every normalised field of every row, the raw rows byte for
 // byte, and the request as the vendor documents it.
 func TestContractBacklinksSeed002(t *testing.T) {
+	t.Parallel()
 	body := readTestdata(t, "backlinks_live.json")
 	c, rp := replayClient(t, http.StatusOK, body)
 
@@ -257,6 +258,7 @@ func TestContractBacklinksSeed002(t *testing.T) {
 
 // The vendor's documented summary example (testdata/): one summary item whose Raw is the result object.
 func TestContractSummarySeed003(t *testing.T) {
+	t.Parallel()
 	body := readTestdata(t, "summary_live.json")
 	c, rp := replayClient(t, http.StatusOK, body)
 	seed := seedTask(t, "summary_request.json")

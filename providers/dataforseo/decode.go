@@ -247,44 +247,31 @@ func backlinksPage(t *task[backlinksResult]) (*providers.Page, *providers.Error)
 	return page, nil
 }
 
-// normalised holds one row's normalised values; a page allocates them in
-// one block and its Items point into it.
-type normalised struct {
-	source, target, anchor, title string
-	nofollow                      bool
-}
-
 func normalise(items []json.RawMessage) []providers.Item {
 	out := make([]providers.Item, len(items))
-	block := make([]normalised, len(items))
+	block := make([]itemFields, len(items)) // one allocation for the page: Items point into it
 	for i, raw := range items {
-		it := &out[i]
-		it.Kind = "backlink"
-		it.Raw = raw
-		n := &block[i]
-		f := scanItem(raw)
-		if f.has&hasSource != 0 {
-			n.source = f.source
-			it.SourceURL = &n.source
-		}
-		if f.has&hasTarget != 0 {
-			n.target = f.target
-			it.TargetURL = &n.target
-		}
-		if f.has&hasAnchor != 0 {
-			n.anchor = f.anchor
-			it.Anchor = &n.anchor
-		}
-		if f.has&hasTitle != 0 {
-			n.title = f.title
-			it.SourceTitle = &n.title
-		}
-		if f.has&hasDofollow != 0 {
-			n.nofollow = !f.dofollow
-			it.Nofollow = &n.nofollow
+		f := &block[i]
+		*f = scanItem(raw)
+		out[i] = providers.Item{
+			Kind:        "backlink",
+			Raw:         raw,
+			SourceURL:   ifHas(f, hasSource, &f.source),
+			TargetURL:   ifHas(f, hasTarget, &f.target),
+			Anchor:      ifHas(f, hasAnchor, &f.anchor),
+			SourceTitle: ifHas(f, hasTitle, &f.title),
+			Nofollow:    ifHas(f, hasNofollow, &f.nofollow),
 		}
 	}
 	return out
+}
+
+// ifHas is v when the row had the field, nil (absent) when not.
+func ifHas[T any](f *itemFields, bit int, v *T) *T {
+	if f.has&bit == 0 {
+		return nil
+	}
+	return v
 }
 
 // Lenient scalars: a value of another type reads as absent instead of

@@ -79,6 +79,7 @@ func checkAgainstEncodingJSON(t *testing.T, it providers.Item) {
 }
 
 func TestSplitItems(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		in   string
 		want []string

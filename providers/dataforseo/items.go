@@ -60,7 +60,7 @@ const (
 	hasTarget
 	hasAnchor
 	hasTitle
-	hasDofollow
+	hasNofollow
 )
 
 // itemFields are the normalised members of one row. A member that is
@@ -68,7 +68,7 @@ const (
 type itemFields struct {
 	has                           int
 	source, target, anchor, title string
-	dofollow                      bool
+	nofollow                      bool // the vendor's dofollow, negated
 }
 
 // scanItem reads url_from, url_to, anchor, page_from_title and dofollow
@@ -114,11 +114,11 @@ func scanItem(b []byte) itemFields {
 		case "dofollow":
 			switch string(val) {
 			case "true":
-				f.dofollow, f.has = true, f.has|hasDofollow
+				f.nofollow, f.has = false, f.has|hasNofollow
 			case "false":
-				f.dofollow, f.has = false, f.has|hasDofollow
+				f.nofollow, f.has = true, f.has|hasNofollow
 			default:
-				f.has &^= hasDofollow
+				f.has &^= hasNofollow
 			}
 		}
 		i = skipSpace(b, vEnd)

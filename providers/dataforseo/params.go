@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/linkharvest/linkharvest/providers"
 )
 
 // endpoint describes one live endpoint: its path and the task fields a
@@ -111,17 +113,7 @@ func (e *paramError) Error() string { return e.msg }
 // checkParams validates a job's options for an endpoint, keys in sorted
 // order so the first error reported is always the same one.
 func (e *endpoint) checkParams(params map[string]json.RawMessage) error {
-	keys := make([]string, 0, len(params))
-	for k := range params {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if err := e.checkParam(k, params[k]); err != nil {
-			return err
-		}
-	}
-	return nil
+	return providers.EachParam(params, e.checkParam)
 }
 
 func (e *endpoint) checkParam(k string, v json.RawMessage) error {

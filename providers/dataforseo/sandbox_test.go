@@ -96,6 +96,7 @@ func pageItems(t *testing.T, c *Client, domain string, params map[string]json.Ra
 }
 
 func TestSandboxPaging(t *testing.T) {
+	t.Parallel()
 	c, s, _ := newSandbox(t, sandbox.Options{Seed: 7})
 	for _, tc := range []struct {
 		domain string
@@ -147,6 +148,7 @@ func TestSandboxPaging(t *testing.T) {
 // Options pass through and the token works with them; a token chain from
 // the first page visits the same rows as offsets.
 func TestSandboxTokenChain(t *testing.T) {
+	t.Parallel()
 	c, _, _ := newSandbox(t, sandbox.Options{Seed: 3})
 	params := map[string]json.RawMessage{
 		"mode":     json.RawMessage(`"one_per_domain"`),
@@ -186,6 +188,7 @@ func TestSandboxTokenChain(t *testing.T) {
 // previous request". Raw requests, so that the client's own care cannot
 // hide a lax sandbox.
 func TestSandboxTokenMismatch(t *testing.T) {
+	t.Parallel()
 	_, _, base := newSandbox(t, sandbox.Options{Seed: 3})
 	bl := base + "/v3/backlinks/backlinks/live"
 	const first = `{"target":"rows-5000.example","limit":1000,"offset":0,"mode":"as_is"}`
@@ -252,6 +255,7 @@ func TestSandboxTokenMismatch(t *testing.T) {
 }
 
 func TestSandboxAuth(t *testing.T) {
+	t.Parallel()
 	_, _, base := newSandbox(t, sandbox.Options{})
 	for _, tc := range []struct{ name, login, password string }{
 		{"bad login", "bad", "x"},
@@ -284,6 +288,7 @@ func TestSandboxAuth(t *testing.T) {
 // each answers the vendor's code, which the client classifies as a
 // failure of the account (the provider is paused); 40203 lifts by itself.
 func TestSandboxAccountFailures(t *testing.T) {
+	t.Parallel()
 	_, s, base := newSandbox(t, sandbox.Options{Seed: 1})
 	for _, tc := range []struct {
 		name, login, base, code string
@@ -320,6 +325,7 @@ func TestSandboxAccountFailures(t *testing.T) {
 // X-RateLimit-Limit states the sandbox's rate as calls a minute, on every
 // answer, errors and throttles included; Remaining counts down.
 func TestSandboxRateLimitHeaders(t *testing.T) {
+	t.Parallel()
 	_, _, base := newSandbox(t, sandbox.Options{Seed: 1, Rate: 3, Period: 10 * time.Second})
 	var got [][2]string
 	for _, login := range []string{"sandbox", "sandbox", sandbox.BadCredential, "sandbox", "sandbox"} {
@@ -350,6 +356,7 @@ func TestSandboxRateLimitHeaders(t *testing.T) {
 }
 
 func TestSandboxRateLimit(t *testing.T) {
+	t.Parallel()
 	c, s, _ := newSandbox(t, sandbox.Options{Rate: 2, Period: time.Minute})
 	var errs []error
 	for i := 0; i < 4; i++ {
@@ -371,6 +378,7 @@ func TestSandboxRateLimit(t *testing.T) {
 }
 
 func TestSandboxConcurrencyLimit(t *testing.T) {
+	t.Parallel()
 	c, s, _ := newSandbox(t, sandbox.Options{Concurrency: 2, Latency: 200 * time.Millisecond})
 	const n = 6
 	errs := make([]error, n)
@@ -407,6 +415,7 @@ func TestSandboxConcurrencyLimit(t *testing.T) {
 // --fail: every injected failure is transient (40202 throttled, the rest
 // retryable), counted as injected and not as a throttle.
 func TestSandboxInjectedFailures(t *testing.T) {
+	t.Parallel()
 	c, s, _ := newSandbox(t, sandbox.Options{Fail: 1, Seed: 11})
 	codes := map[string]int{}
 	const n = 240
@@ -481,6 +490,7 @@ func post(t *testing.T, url, auth, body string) (int, sbEnvelope) {
 
 // The sandbox's answers to requests, at the HTTP level.
 func TestSandboxRequests(t *testing.T) {
+	t.Parallel()
 	_, _, base := newSandbox(t, sandbox.Options{Seed: 1})
 	bl, sum := base+"/v3/backlinks/backlinks/live", base+"/v3/backlinks/summary/live"
 	tasks := func(n int) string {
@@ -601,6 +611,7 @@ func repeat(v, n int) []int {
 
 // Sandbox rows have every member of the seed's example item, in its order.
 func TestSandboxRowShape(t *testing.T) {
+	t.Parallel()
 	keys := func(raw []byte) []string {
 		var out []string
 		dec := json.NewDecoder(bytes.NewReader(raw))
@@ -646,6 +657,7 @@ func TestSandboxRowShape(t *testing.T) {
 }
 
 func TestSandboxSummary(t *testing.T) {
+	t.Parallel()
 	c, _, _ := newSandbox(t, sandbox.Options{Seed: 9})
 	for _, domain := range []string{"rows-25000.example", "rows-0.example", "example.com"} {
 		var prev []byte
@@ -701,6 +713,7 @@ func BenchmarkSandboxPage1000(b *testing.B) {
 // states it in the answer's cost, and /stats adds up exactly what the
 // answers stated; a refused task costs nothing.
 func TestSandboxCost(t *testing.T) {
+	t.Parallel()
 	_, s, base := newSandbox(t, sandbox.Options{Seed: 1})
 	bl := base + "/v3/backlinks/backlinks/live"
 	var sum float64

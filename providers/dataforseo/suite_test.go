@@ -7,4 +7,7 @@ import (
 )
 
 // TestSuite runs the checks every vendor client passes (providertest).
-func TestSuite(t *testing.T) { providertest.Run(t, Vendor, providertest.Options{}) }
+func TestSuite(t *testing.T) {
+	t.Parallel()
+	providertest.Run(t, Vendor, providertest.Options{})
+}

@@ -53,6 +53,7 @@ func recorder(t *testing.T) (*httptest.Server, func() seenRequest) {
 // TestRequestBuilding: path, query (in the docs' form), method, body and
 // auth of every endpoint.
 func TestRequestBuilding(t *testing.T) {
+	t.Parallel()
 	manyURLs := make([]string, 300)
 	for i := range manyURLs {
 		manyURLs[i] = fmt.Sprintf("competitor-number-%03d.example.com", i)
@@ -166,6 +167,7 @@ func TestRequestBuilding(t *testing.T) {
 
 // TestIsCachedPOST: iscached's documented POST form, used for a long list.
 func TestIsCachedPOST(t *testing.T) {
+	t.Parallel()
 	srv, last := recorder(t)
 	c := newTestClient(t, srv.URL+"/api")
 	res := make([]string, 400)
@@ -184,6 +186,7 @@ func TestIsCachedPOST(t *testing.T) {
 }
 
 func TestEndpointsAndPaging(t *testing.T) {
+	t.Parallel()
 	c := newTestClient(t, "http://dc.invalid")
 	eps := Vendor.Endpoints
 	if len(eps) != 31 || eps[0] != "backlinks" {
@@ -217,6 +220,7 @@ func TestEndpointsAndPaging(t *testing.T) {
 }
 
 func TestNewAndConfig(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{"DOMAINCRAWLER_USER": "u", "DOMAINCRAWLER_PASSWORD": "p", "DOMAINCRAWLER_BASE_URL": " https://api.example.net/v1/ "}
 	cfg := ConfigFromEnv(func(k string) string { return env[k] })
 	if cfg.User != "u" || cfg.Password != "p" || cfg.BaseURL != "https://api.example.net/v1/" {
@@ -253,6 +257,7 @@ func TestNewAndConfig(t *testing.T) {
 
 // TestErrorClasses: what each failure means to the pipeline.
 func TestErrorClasses(t *testing.T) {
+	t.Parallel()
 	const secret = "s3cret-pw"
 	tests := []struct {
 		name       string
@@ -323,6 +328,7 @@ func TestErrorClasses(t *testing.T) {
 // Unfinished exports: kept when accepted, waited for otherwise, and both
 // settings read strictly from the environment.
 func TestUnfinishedFromEnv(t *testing.T) {
+	t.Parallel()
 	env := func(kv ...string) func(string) string {
 		m := map[string]string{"DOMAINCRAWLER_USER": "u", "DOMAINCRAWLER_PASSWORD": "p", "DOMAINCRAWLER_BASE_URL": "http://x.invalid"}
 		for i := 0; i+1 < len(kv); i += 2 {
@@ -371,6 +377,7 @@ func TestUnfinishedFromEnv(t *testing.T) {
 }
 
 func TestUnfinishedAccepted(t *testing.T) {
+	t.Parallel()
 	srv := serveFile(t, []byte(`{"exportFinished":false,"response":[{"backlinkpage":"http://a.example/"}],"count":1,"status":200}`))
 	c, _ := New(Config{User: "u", Password: "p", BaseURL: srv.URL, AcceptUnfinished: true})
 	page, err := c.Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "example.com"})
@@ -381,6 +388,7 @@ func TestUnfinishedAccepted(t *testing.T) {
 
 // TestClientSideFailures: errors found before or instead of an answer.
 func TestClientSideFailures(t *testing.T) {
+	t.Parallel()
 	// A server that takes the connection and closes it.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -439,6 +447,7 @@ func TestClientSideFailures(t *testing.T) {
 
 // TestCheckParams: what enqueue rejects before anything is queued.
 func TestCheckParams(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		endpoint string
 		params   map[string]string

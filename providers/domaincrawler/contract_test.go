@@ -52,6 +52,7 @@ type wantBacklink struct {
 // TestContractSeedExamples replays every example response of the vendor's documentation (testdata/)
 // (testdata/<endpoint>.json, copied verbatim) through Fetch.
 func TestContractSeedExamples(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		endpoint  string
 		rows      int
@@ -196,6 +197,7 @@ func deref(s *string) any {
 // TestBacklinkNormalisation covers rows the seed has no example of:
 // absent and null fields, other encodings of nofollow.
 func TestBacklinkNormalisation(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name, row                     string
 		source, target, anchor, title any
@@ -238,6 +240,7 @@ func TestBacklinkNormalisation(t *testing.T) {
 
 // TestExportTotal: both readings of `count` on the export endpoints.
 func TestExportTotal(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name                string
 		count, offset, rows int

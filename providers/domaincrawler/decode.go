@@ -25,12 +25,9 @@ type envelope struct {
 // decode turns a 2xx body into a page. offset is the request's first row
 // (it tells a page count from a total on the export endpoints).
 func decode(e *endpoint, body []byte, offset int, acceptUnfinished bool, unfinishedWait time.Duration, retryAfter string) (*providers.Page, error) {
-	if providers.FirstByte(body) != '{' {
-		return nil, providers.BadBody(Name, fmt.Errorf("the body is not a JSON object"))
-	}
 	var env envelope
-	if err := json.Unmarshal(body, &env); err != nil {
-		return nil, providers.BadBody(Name, err)
+	if err := providers.DecodeObject(Name, body, &env); err != nil {
+		return nil, err
 	}
 	// `status` repeats the HTTP status in the body; a gateway that answers
 	// 200 around an error must not pass for success.

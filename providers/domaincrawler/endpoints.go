@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/linkharvest/linkharvest/providers"
 )
 
 // pagingMode is how an endpoint's rows are reached.
@@ -226,54 +228,8 @@ func (e *endpoint) accepted() []string {
 // parseParams checks a job's parameters against the endpoint's description.
 func (e *endpoint) parseParams(params map[string]json.RawMessage) (*options, error) {
 	o := &options{}
-	keys := make([]string, 0, len(params))
-	for k := range params {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys) // the first error is the same every time
-	for _, k := range keys {
-		raw := params[k]
-		if why, ok := reserved[k]; ok {
-			return nil, fmt.Errorf("parameter %q is not accepted: %s", k, why)
-		}
-		if !slices.Contains(e.accepted(), k) {
-			acc := "none"
-			if a := e.accepted(); len(a) > 0 {
-				acc = strings.Join(a, ", ")
-			}
-			return nil, fmt.Errorf("unknown parameter %q for %s (accepted: %s)", k, e.name, acc)
-		}
-		var err error
-		switch k {
-		case "order":
-			o.order, err = stringList(raw, false)
-			if err == nil {
-				err = checkOrder(e, o.order)
-			}
-		case "where":
-			o.where, err = stringValue(raw)
-			if err == nil {
-				err = checkWhere(o.where, e.where)
-			}
-		case "from":
-			o.from, err = dateValue(raw)
-		case "to":
-			o.to, err = dateValue(raw)
-		case "showgroup":
-			var b bool
-			b, err = boolValue(raw)
-			o.showgroup = &b
-		case "urls":
-			o.urls, err = stringList(raw, false)
-		case "resources":
-			o.resources, err = stringList(raw, true)
-			if err == nil {
-				err = checkResources(o.resources)
-			}
-		}
-		if err != nil {
-			return nil, fmt.Errorf("parameter %q: %w", k, err)
-		}
+	if err := providers.EachParam(params, func(k string, raw json.RawMessage) error { return e.parseParam(o, k, raw) }); err != nil {
+		return nil, err
 	}
 	if e.paging == pageDates {
 		if o.from == "" {
@@ -287,6 +243,52 @@ func (e *endpoint) parseParams(params map[string]json.RawMessage) (*options, err
 		return nil, fmt.Errorf("parameter \"resources\" is required for %s (a list of endpoint names)", e.name)
 	}
 	return o, nil
+}
+
+// parseParam checks one parameter and keeps its value in o.
+func (e *endpoint) parseParam(o *options, k string, raw json.RawMessage) error {
+	if why, ok := reserved[k]; ok {
+		return fmt.Errorf("parameter %q is not accepted: %s", k, why)
+	}
+	if !slices.Contains(e.accepted(), k) {
+		acc := "none"
+		if a := e.accepted(); len(a) > 0 {
+			acc = strings.Join(a, ", ")
+		}
+		return fmt.Errorf("unknown parameter %q for %s (accepted: %s)", k, e.name, acc)
+	}
+	var err error
+	switch k {
+	case "order":
+		o.order, err = stringList(raw, false)
+		if err == nil {
+			err = checkOrder(e, o.order)
+		}
+	case "where":
+		o.where, err = stringValue(raw)
+		if err == nil {
+			err = checkWhere(o.where, e.where)
+		}
+	case "from":
+		o.from, err = dateValue(raw)
+	case "to":
+		o.to, err = dateValue(raw)
+	case "showgroup":
+		var b bool
+		b, err = boolValue(raw)
+		o.showgroup = &b
+	case "urls":
+		o.urls, err = stringList(raw, false)
+	case "resources":
+		o.resources, err = stringList(raw, true)
+		if err == nil {
+			err = checkResources(o.resources)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("parameter %q: %w", k, err)
+	}
+	return nil
 }
 
 // stringList reads a JSON list of non-empty strings; a single string is a

@@ -53,6 +53,7 @@ func FuzzDecode(f *testing.F) {
 // TestFuzzCorpus keeps testdata/fuzz/FuzzDecode in step with the seed's
 // examples; DC_WRITE_CORPUS=1 rewrites it.
 func TestFuzzCorpus(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join("testdata", "fuzz", "FuzzDecode")
 	for i, e := range endpoints {
 		b, err := os.ReadFile(filepath.Join("testdata", e.name+".json"))

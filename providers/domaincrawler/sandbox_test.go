@@ -40,6 +40,7 @@ func sandboxClient(t testing.TB, base string) *Client {
 // TestSandboxBacklinksOffsetPages: rows-25000 in pages of 10,000 at
 // offsets 0, 10000, 20000; every row exactly once.
 func TestSandboxBacklinksOffsetPages(t *testing.T) {
+	t.Parallel()
 	_, base := startSandbox(t, sandbox.Options{Seed: 1})
 	c := sandboxClient(t, base)
 	seen := map[string]bool{}
@@ -74,6 +75,7 @@ func TestSandboxBacklinksOffsetPages(t *testing.T) {
 // TestSandboxExportNext: exportbacklinks chained by next until the end;
 // every row once, and the same backlinks as the backlinks endpoint.
 func TestSandboxExportNext(t *testing.T) {
+	t.Parallel()
 	_, base := startSandbox(t, sandbox.Options{Seed: 1})
 	c := sandboxClient(t, base)
 	seen := map[string]bool{}
@@ -120,6 +122,7 @@ func TestSandboxExportNext(t *testing.T) {
 // TestSandboxNextTokens: tokens are opaque, tied to endpoint and domain,
 // and a garbled one is a 400.
 func TestSandboxNextTokens(t *testing.T) {
+	t.Parallel()
 	_, base := startSandbox(t, sandbox.Options{Seed: 1})
 	c := sandboxClient(t, base)
 	page, err := c.Fetch(context.Background(), providers.Request{Endpoint: "exportbacklinks", Domain: "rows-120.example", Limit: 50})
@@ -150,6 +153,7 @@ func TestSandboxNextTokens(t *testing.T) {
 
 // TestSandboxSummaries: single-call endpoints agree with the backlink count.
 func TestSandboxSummaries(t *testing.T) {
+	t.Parallel()
 	_, base := startSandbox(t, sandbox.Options{Seed: 1})
 	c := sandboxClient(t, base)
 	page, err := c.Fetch(context.Background(), providers.Request{Endpoint: "anabacklinks", Domain: "rows-25000.example"})
@@ -174,6 +178,7 @@ func TestSandboxSummaries(t *testing.T) {
 
 // TestSandboxBacklinkshortPOST: the POST form, chosen for a long list.
 func TestSandboxBacklinkshortPOST(t *testing.T) {
+	t.Parallel()
 	_, base := startSandbox(t, sandbox.Options{Seed: 1})
 	c := sandboxClient(t, base)
 	list := make([]string, 400)
@@ -199,6 +204,7 @@ func TestSandboxBacklinkshortPOST(t *testing.T) {
 // TestSandboxHistogram: one row per day of the range (per month past a
 // year), a date's row independent of the range asked for.
 func TestSandboxHistogram(t *testing.T) {
+	t.Parallel()
 	_, base := startSandbox(t, sandbox.Options{Seed: 1})
 	c := sandboxClient(t, base)
 	fetch := func(endpoint, from, to string) *providers.Page {
@@ -240,6 +246,7 @@ func TestSandboxHistogram(t *testing.T) {
 // TestSandboxShapes: every endpoint answers through the client, with the
 // members and row fields (names and JSON types) of the seed's example.
 func TestSandboxShapes(t *testing.T) {
+	t.Parallel()
 	_, base := startSandbox(t, sandbox.Options{Seed: 7})
 	c := sandboxClient(t, base)
 	for _, e := range endpoints {
@@ -345,6 +352,7 @@ func keys(m map[string]any) []string {
 
 // TestSandboxDeterministic: same seed, same rows; another seed, others.
 func TestSandboxDeterministic(t *testing.T) {
+	t.Parallel()
 	_, b1 := startSandbox(t, sandbox.Options{Seed: 1})
 	_, b1again := startSandbox(t, sandbox.Options{Seed: 1})
 	_, b2 := startSandbox(t, sandbox.Options{Seed: 2})
@@ -359,6 +367,7 @@ func TestSandboxDeterministic(t *testing.T) {
 
 // TestSandboxAuth: `bad` or missing credentials get the vendor's 401.
 func TestSandboxAuth(t *testing.T) {
+	t.Parallel()
 	s, base := startSandbox(t, sandbox.Options{Seed: 1})
 	for _, cred := range [][2]string{{"bad", "x"}, {"x", "bad"}} {
 		c, _ := New(Config{User: cred[0], Password: providers.Secret(cred[1]), BaseURL: base})
@@ -391,6 +400,7 @@ func TestSandboxAuth(t *testing.T) {
 
 // TestSandboxBadRequests: what the sandbox refuses with 400 (and 405).
 func TestSandboxBadRequests(t *testing.T) {
+	t.Parallel()
 	_, base := startSandbox(t, sandbox.Options{Seed: 1})
 	tests := []struct {
 		method, path string
@@ -441,6 +451,7 @@ func TestSandboxBadRequests(t *testing.T) {
 // TestSandboxFailures: under --fail every injected fault is retryable and
 // each kind shows up.
 func TestSandboxFailures(t *testing.T) {
+	t.Parallel()
 	s, base := startSandbox(t, sandbox.Options{Seed: 3, Fail: 1})
 	c := sandboxClient(t, base)
 	codes := map[string]int{}
@@ -481,6 +492,7 @@ func BenchmarkSandboxBacklinksPage(b *testing.B) {
 // the body cap even at a thousand links a page, ten times the sandbox's
 // default, where 10,000 pages a call would pass it.
 func TestExportPagesUnderTheCap(t *testing.T) {
+	t.Parallel()
 	pg, err := sandboxClient(t, "http://x.invalid").Paging("exportpages")
 	if err != nil {
 		t.Fatal(err)
@@ -535,6 +547,7 @@ func TestExportPagesUnderTheCap(t *testing.T) {
 // data; then the export is done. The client waits (Pending) by default
 // and keeps the partial page when told to accept it.
 func TestSandboxUnfinished(t *testing.T) {
+	t.Parallel()
 	_, base := startSandbox(t, sandbox.Options{Seed: 1, Unfinished: 2})
 	c := sandboxClient(t, base)
 	accept, _ := New(Config{User: "sandbox", Password: "sandbox", BaseURL: base, AcceptUnfinished: true})

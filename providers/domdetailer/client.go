@@ -16,11 +16,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 
@@ -71,14 +69,10 @@ func (c Config) withHTTPClient(hc *http.Client) Config { c.HTTPClient = hc; retu
 // ConfigFromEnv reads DOMDETAILER_APIKEY, DOMDETAILER_APP and
 // DOMDETAILER_BASE_URL (default DefaultBaseURL).
 func ConfigFromEnv(getenv func(string) string) Config {
-	base := strings.TrimSpace(getenv("DOMDETAILER_BASE_URL"))
-	if base == "" {
-		base = DefaultBaseURL
-	}
 	return Config{
 		APIKey:  providers.Secret(strings.TrimSpace(getenv("DOMDETAILER_APIKEY"))),
 		App:     strings.TrimSpace(getenv("DOMDETAILER_APP")),
-		BaseURL: base,
+		BaseURL: providers.EnvOr(getenv, "DOMDETAILER_BASE_URL", DefaultBaseURL),
 	}
 }
 
@@ -149,19 +143,20 @@ func checkParams(endpoint string, p map[string]json.RawMessage) error {
 
 func parseParams(p map[string]json.RawMessage) (params, error) {
 	var out params
-	for _, k := range slices.Sorted(maps.Keys(p)) { // the same error for the same map
+	err := providers.EachParam(p, func(k string, v json.RawMessage) error {
 		switch k {
 		case "onePerDomain":
-			b := providers.JSONFlag(p[k])
+			b := providers.JSONFlag(v)
 			if b == nil {
-				return out, fmt.Errorf("onePerDomain must be true/false or 1/0, got %s", p[k])
+				return fmt.Errorf("onePerDomain must be true/false or 1/0, got %s", v)
 			}
 			out.onePerDomain = *b
+			return nil
 		default:
-			return out, fmt.Errorf("unknown option %q (domdetailer backlinks takes: %s)", k, strings.Join(knownParams, ", "))
+			return fmt.Errorf("unknown option %q (domdetailer backlinks takes: %s)", k, strings.Join(knownParams, ", "))
 		}
-	}
-	return out, nil
+	})
+	return out, err
 }
 
 // call is one built request: url goes on the wire, redacted everywhere else.
@@ -205,26 +200,15 @@ func (c *Client) Fetch(ctx context.Context, req providers.Request) (*providers.P
 	if err != nil {
 		return nil, err
 	}
-	if perr := providers.HTTPStatus(Name, resp.StatusCode, resp.Header.Get("Retry-After"), c.scrub(errorMessage(b, resp.StatusCode))); perr != nil {
-		return nil, perr
+	if perr := providers.HTTPStatus(Name, resp.StatusCode, resp.Header.Get("Retry-After"), errorMessage(b, resp.StatusCode)); perr != nil {
+		return nil, providers.ScrubAnswer(perr, c.key)
 	}
 	page, err := decode(b)
 	if err != nil {
-		if pe, ok := providers.AsError(err); ok {
-			pe.Code = c.scrub(pe.Code)
-			pe.Message = c.scrub(pe.Message)
-			pe.Err = c.scrubErr(pe.Err)
-		}
-		return nil, err
+		return nil, providers.ScrubAnswer(err, c.key)
 	}
 	return page, nil
 }
-
-// scrub removes the key from a message, in every form it may take in a URL.
-func (c *Client) scrub(s string) string { return providers.ScrubSecret(s, c.key) }
-
-// scrubErr drops an error chain that quotes the key.
-func (c *Client) scrubErr(err error) error { return providers.ScrubError(err, c.key) }
 
 // RedactURL returns s with the value of every apikey parameter replaced
 // by REDACTED, for log and tracing layers that see the requests this client

@@ -84,6 +84,7 @@ func rawMembers(t *testing.T, body []byte, member string) []json.RawMessage {
 
 // TestContractExample replays the seed's example response through Fetch.
 func TestContractExample(t *testing.T) {
+	t.Parallel()
 	body := providertest.Testdata(t, "example.json")
 	srv, reqs := providertest.Serve(t, 200, map[string]string{"Content-Type": "application/json"}, body)
 	c := newClient(t, srv.URL)
@@ -145,6 +146,7 @@ func TestContractExample(t *testing.T) {
 // TestContractAnchorFallback: an empty or missing anchor falls back to
 // the title, as the docs prescribe; nf may come as a string.
 func TestContractAnchorFallback(t *testing.T) {
+	t.Parallel()
 	body := providertest.Testdata(t, "example_empty_anchor.json")
 	srv, _ := providertest.Serve(t, 200, nil, body)
 	page, err := newClient(t, srv.URL).Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "domdetailer.com"})
@@ -170,6 +172,7 @@ func TestContractAnchorFallback(t *testing.T) {
 }
 
 func TestOnePerDomainParam(t *testing.T) {
+	t.Parallel()
 	srv, reqs := providertest.Serve(t, 200, nil, providertest.Testdata(t, "example.json"))
 	c := newClient(t, srv.URL)
 	for _, tc := range []struct {
@@ -190,6 +193,7 @@ func TestOnePerDomainParam(t *testing.T) {
 }
 
 func TestCheckParams(t *testing.T) {
+	t.Parallel()
 	c := newClient(t, "http://x.invalid")
 	for _, tc := range []struct {
 		endpoint string
@@ -225,6 +229,7 @@ func TestCheckParams(t *testing.T) {
 }
 
 func TestNewAndConfig(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{"DOMDETAILER_APIKEY": " k ", "DOMDETAILER_APP": "app"}
 	cfg := ConfigFromEnv(func(k string) string { return env[k] })
 	if cfg.APIKey != "k" || cfg.App != "app" || cfg.BaseURL != "https://domdetailer.com" {
@@ -265,6 +270,7 @@ func TestNewAndConfig(t *testing.T) {
 // TestErrorClasses: how every documented (and some undocumented) failure
 // is classified, and that no message holds the key.
 func TestErrorClasses(t *testing.T) {
+	t.Parallel()
 	seed400, seed401 := providertest.Testdata(t, "error_400.json"), providertest.Testdata(t, "error_401.json")
 	for _, tc := range []struct {
 		name       string
@@ -325,6 +331,7 @@ func TestErrorClasses(t *testing.T) {
 }
 
 func TestEmptyBacklinks(t *testing.T) {
+	t.Parallel()
 	for _, body := range []string{
 		`{"domain":"x.com","metrics":{"links_in":0},"backlinks":[]}`,
 		`{"domain":"x.com","metrics":{"links_in":0},"backlinks":null}`,
@@ -342,6 +349,7 @@ func TestEmptyBacklinks(t *testing.T) {
 }
 
 func TestBodyTooLarge(t *testing.T) {
+	t.Parallel()
 	srv, _ := providertest.Serve(t, 200, nil, providertest.Testdata(t, "example.json"))
 	c, err := New(Config{APIKey: testKey, App: "a", BaseURL: srv.URL, Conn: providers.Conn{MaxBody: 100}})
 	if err != nil {
@@ -354,6 +362,7 @@ func TestBodyTooLarge(t *testing.T) {
 }
 
 func TestFetchRejectsBadRequests(t *testing.T) {
+	t.Parallel()
 	var calls atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls.Add(1) }))
 	defer srv.Close()
@@ -377,6 +386,7 @@ func TestFetchRejectsBadRequests(t *testing.T) {
 }
 
 func TestRedactionStrings(t *testing.T) {
+	t.Parallel()
 	cfg := Config{APIKey: testKey, App: "a", BaseURL: "https://domdetailer.com"}
 	c, err := New(cfg)
 	if err != nil {

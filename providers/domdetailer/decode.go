@@ -48,12 +48,9 @@ type row struct {
 
 // decode turns a 2xx body into a page.
 func decode(body []byte) (*providers.Page, error) {
-	if providers.FirstByte(body) != '{' {
-		return nil, providers.BadBody(Name, fmt.Errorf("the body is not a JSON object"))
-	}
 	var env envelope
-	if err := json.Unmarshal(body, &env); err != nil {
-		return nil, providers.BadBody(Name, err)
+	if err := providers.DecodeObject(Name, body, &env); err != nil {
+		return nil, err
 	}
 	// An error object inside a 2xx (undocumented, but PHP APIs do it).
 	if providers.FirstByte(env.Backlinks) == 0 {

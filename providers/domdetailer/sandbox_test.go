@@ -91,6 +91,7 @@ func host(u string) string {
 // TestSandboxRows: rows-N has N backlinks, of which one call returns at
 // most 5,000, each once; the metrics agree with the rows.
 func TestSandboxRows(t *testing.T) {
+	t.Parallel()
 	_, srv := newSandbox(t, sandbox.Options{Seed: 1})
 	for _, n := range []int{0, 1, 7, 1001, 4999, 5000, 5001, 25000} {
 		domain := "rows-" + itoa(n) + ".example"
@@ -137,6 +138,7 @@ func TestSandboxRows(t *testing.T) {
 // TestSandboxOnePerDomain: the de-duplicated sample keeps the first row of
 // each source host, in order, deterministically.
 func TestSandboxOnePerDomain(t *testing.T) {
+	t.Parallel()
 	_, srv := newSandbox(t, sandbox.Options{Seed: 7})
 	for _, domain := range []string{"rows-3000.example", "rows-9000.example", "example.com"} {
 		full, err := fetch(t, srv.URL, domain, false)
@@ -188,6 +190,7 @@ func sameItems(a, b *providers.Page) bool {
 }
 
 func TestSandboxDeterminism(t *testing.T) {
+	t.Parallel()
 	_, a := newSandbox(t, sandbox.Options{Seed: 3})
 	_, b := newSandbox(t, sandbox.Options{Seed: 3})
 	_, c := newSandbox(t, sandbox.Options{Seed: 4})
@@ -211,6 +214,7 @@ func TestSandboxDeterminism(t *testing.T) {
 }
 
 func TestSandboxAuthAndParams(t *testing.T) {
+	t.Parallel()
 	s, srv := newSandbox(t, sandbox.Options{})
 	c, _ := New(Config{APIKey: "bad", App: "a", BaseURL: srv.URL})
 	_, err := c.Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "example.com"})
@@ -254,6 +258,7 @@ func TestSandboxAuthAndParams(t *testing.T) {
 }
 
 func TestSandboxRateLimit(t *testing.T) {
+	t.Parallel()
 	s, srv := newSandbox(t, sandbox.Options{Rate: 2, Period: time.Minute})
 	for i := 0; i < 4; i++ {
 		_, err := fetch(t, srv.URL, "rows-3.example", false)
@@ -274,6 +279,7 @@ func TestSandboxRateLimit(t *testing.T) {
 }
 
 func TestSandboxConcurrencyLimit(t *testing.T) {
+	t.Parallel()
 	s, srv := newSandbox(t, sandbox.Options{Concurrency: 1, Latency: 300 * time.Millisecond})
 	var wg sync.WaitGroup
 	errs := make([]error, 3)
@@ -304,6 +310,7 @@ func TestSandboxConcurrencyLimit(t *testing.T) {
 // TestSandboxFailures: every injected failure is a retryable error, and
 // retrying gives the same answer as a sandbox without failures.
 func TestSandboxFailures(t *testing.T) {
+	t.Parallel()
 	s, srv := newSandbox(t, sandbox.Options{Fail: 1, Seed: 5})
 	codes := map[string]int{}
 	for i := 0; i < 60; i++ {

@@ -29,6 +29,7 @@ import (
 // TestVendorsDescribeThemselves checks that every vendor in the list
 // fills in what the rest of the system reads of it.
 func TestVendorsDescribeThemselves(t *testing.T) {
+	t.Parallel()
 	if !slices.IsSorted(Names()) || len(slices.Compact(Names())) != len(Vendors) {
 		t.Fatalf("Names() = %v: want sorted and unique", Names())
 	}
@@ -93,6 +94,7 @@ func TestVendorsDescribeThemselves(t *testing.T) {
 // TestDefaultLimitsAreThePublishedOnes: DataForSEO publishes 2000 calls a
 // minute and 30 at once, and states the account's own on every answer.
 func TestDefaultLimitsAreThePublishedOnes(t *testing.T) {
+	t.Parallel()
 	v, err := Lookup("dataforseo")
 	if err != nil {
 		t.Fatal(err)

@@ -20,11 +20,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -92,11 +90,7 @@ func (c Config) withHTTPClient(hc *http.Client) Config { c.HTTPClient = hc; retu
 
 // ConfigFromEnv reads XOVI_KEY and XOVI_BASE_URL (default DefaultBaseURL).
 func ConfigFromEnv(getenv func(string) string) Config {
-	base := strings.TrimSpace(getenv("XOVI_BASE_URL"))
-	if base == "" {
-		base = DefaultBaseURL
-	}
-	return Config{Key: providers.Secret(strings.TrimSpace(getenv("XOVI_KEY"))), BaseURL: base}
+	return Config{Key: providers.Secret(strings.TrimSpace(getenv("XOVI_KEY"))), BaseURL: providers.EnvOr(getenv, "XOVI_BASE_URL", DefaultBaseURL)}
 }
 
 // Client calls links/getBacklinks: one call, one page.
@@ -170,20 +164,24 @@ func checkParams(endpoint string, params map[string]json.RawMessage) error {
 
 func parseFormat(params map[string]json.RawMessage) (string, error) {
 	format := FormatJSON
-	for _, k := range slices.Sorted(maps.Keys(params)) { // the same error for the same map
+	err := providers.EachParam(params, func(k string, v json.RawMessage) error {
 		if k != "format" {
-			return "", fmt.Errorf("unknown option %q (xovi backlinks takes: format)", k)
+			return fmt.Errorf("unknown option %q (xovi backlinks takes: format)", k)
 		}
 		var s string
-		if json.Unmarshal(params[k], &s) != nil {
-			return "", fmt.Errorf("format must be a string, \"json\" or \"xml\", got %s", params[k])
+		if json.Unmarshal(v, &s) != nil {
+			return fmt.Errorf("format must be a string, \"json\" or \"xml\", got %s", v)
 		}
 		switch s = strings.ToLower(strings.TrimSpace(s)); s {
 		case FormatJSON, FormatXML:
 			format = s
+			return nil
 		default:
-			return "", fmt.Errorf("format must be \"json\" or \"xml\", got %q", s)
+			return fmt.Errorf("format must be \"json\" or \"xml\", got %q", s)
 		}
+	})
+	if err != nil {
+		return "", err
 	}
 	return format, nil
 }
@@ -264,12 +262,7 @@ func (c *Client) Fetch(ctx context.Context, req providers.Request) (*providers.P
 	}
 	page, err := c.answer(resp, b, skip, drop, n)
 	if err != nil {
-		if pe, ok := providers.AsError(err); ok {
-			pe.Message = c.scrub(pe.Message)
-			pe.Code = c.scrub(pe.Code)
-			pe.Err = c.scrubErr(pe.Err)
-		}
-		return nil, err
+		return nil, providers.ScrubAnswer(err, c.key)
 	}
 	return page, nil
 }
@@ -294,12 +287,6 @@ func (c *Client) answer(resp *http.Response, body []byte, skip, drop, n int) (*p
 	}
 	return c.page(env, skip, drop, n)
 }
-
-// scrub removes the key from a message, in every form it may take in a URL.
-func (c *Client) scrub(s string) string { return providers.ScrubSecret(s, c.key) }
-
-// scrubErr drops an error chain that quotes the key.
-func (c *Client) scrubErr(err error) error { return providers.ScrubError(err, c.key) }
 
 // RedactURL returns s with XOVI keys replaced by REDACTED: the path
 // segment after /links/getBacklinks/ and the value of every key query

@@ -66,6 +66,7 @@ func checkRow(t *testing.T, i int, it providers.Item, w want) {
 // TestContractJSON replays the reconstructed JSON answer (built around the
 // seed's webtitle lines) in both resultCount placements.
 func TestContractJSON(t *testing.T) {
+	t.Parallel()
 	for _, file := range []string{"getBacklinks.json", "getBacklinks_apimeta.json"} {
 		t.Run(file, func(t *testing.T) {
 			body := providertest.Testdata(t, file)
@@ -112,6 +113,7 @@ func TestContractJSON(t *testing.T) {
 // TestContractXML replays the reconstructed XML answer: rows become JSON
 // objects of their elements, the title's HTML entity is decoded.
 func TestContractXML(t *testing.T) {
+	t.Parallel()
 	srv, reqs := providertest.Serve(t, 200, map[string]string{"Content-Type": "text/xml"}, providertest.Testdata(t, "getBacklinks.xml"))
 	page, err := newClient(t, srv.URL, false).Fetch(context.Background(),
 		providers.Request{Endpoint: "backlinks", Domain: "www.xovi.de", Page: 1, Params: xmlParams()})
@@ -145,6 +147,7 @@ func TestContractXML(t *testing.T) {
 }
 
 func TestContractResultEmpty(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		file   string
 		offset int
@@ -167,6 +170,7 @@ func TestContractResultEmpty(t *testing.T) {
 }
 
 func TestQueryForm(t *testing.T) {
+	t.Parallel()
 	srv, reqs := providertest.Serve(t, 200, nil, providertest.Testdata(t, "getBacklinks.json"))
 	c := newClient(t, srv.URL+"/api/", true)
 	if _, err := c.Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "www.xovi.de", Offset: 2000, Limit: 1000}); err != nil {
@@ -181,6 +185,7 @@ func TestQueryForm(t *testing.T) {
 }
 
 func TestWindow(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		offset, n, limit, skip, drop int
 		ok                           bool
@@ -228,6 +233,7 @@ func TestWindow(t *testing.T) {
 // TestTrim: a page that is not a whole vendor page is cut from the
 // smallest vendor page that holds it.
 func TestTrim(t *testing.T) {
+	t.Parallel()
 	const total = 2300
 	var paths []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -275,6 +281,7 @@ func TestTrim(t *testing.T) {
 }
 
 func TestAPIResultShapes(t *testing.T) {
+	t.Parallel()
 	row := func(i int) string {
 		return fmt.Sprintf(`{"linkingUrl":"https://s%d.example/","linkedUrl":"https://x.example/"}`, i)
 	}
@@ -345,6 +352,7 @@ func envXML(code, msg string) string {
 // TestErrorClasses: the seed's messages, HTTP statuses and broken bodies,
 // in both formats; no message holds the key.
 func TestErrorClasses(t *testing.T) {
+	t.Parallel()
 	type tc struct {
 		name       string
 		status     int
@@ -431,6 +439,7 @@ func TestErrorClasses(t *testing.T) {
 }
 
 func TestCheckParams(t *testing.T) {
+	t.Parallel()
 	c := newClient(t, "http://x.invalid", false)
 	for _, tc := range []struct {
 		endpoint string
@@ -461,6 +470,7 @@ func TestCheckParams(t *testing.T) {
 }
 
 func TestNewAndConfig(t *testing.T) {
+	t.Parallel()
 	env := map[string]string{"XOVI_KEY": "k"}
 	cfg := ConfigFromEnv(func(k string) string { return env[k] })
 	if cfg.Key != "k" || cfg.BaseURL != "https://suite.xovi.net/api" || cfg.QueryForm {
@@ -490,6 +500,7 @@ func TestNewAndConfig(t *testing.T) {
 }
 
 func TestCost(t *testing.T) {
+	t.Parallel()
 	body := providertest.Testdata(t, "getBacklinks.json")
 	srv, _ := providertest.Serve(t, 200, nil, body)
 	for _, tc := range []struct {
@@ -504,6 +515,7 @@ func TestCost(t *testing.T) {
 }
 
 func TestFetchRejectsBadRequests(t *testing.T) {
+	t.Parallel()
 	var calls atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { calls.Add(1) }))
 	defer srv.Close()
@@ -529,6 +541,7 @@ func TestFetchRejectsBadRequests(t *testing.T) {
 }
 
 func TestRedactionStrings(t *testing.T) {
+	t.Parallel()
 	cfg := Config{Key: testKey, BaseURL: "https://suite.xovi.net/api"}
 	c, err := New(cfg)
 	if err != nil {

@@ -90,6 +90,7 @@ func pageAll(t *testing.T, c *Client, domain string, size int, params map[string
 // TestSandboxPaging: rows-2500 in pages of 1000 is skips 0, 1, 2, every
 // row once, in both forms and both formats, with the same normalised rows.
 func TestSandboxPaging(t *testing.T) {
+	t.Parallel()
 	sb := newSandbox(t, sandbox.Options{Seed: 1})
 	var first []providers.Item
 	for _, tc := range []struct {
@@ -175,6 +176,7 @@ func checkTwins(t *testing.T, jsonRaw, other json.RawMessage) {
 // TestSandboxPipelinePages: the pages the pipeline plans (a short last
 // page) and odd windows all land on the right rows.
 func TestSandboxPipelinePages(t *testing.T) {
+	t.Parallel()
 	sb := newSandbox(t, sandbox.Options{Seed: 2})
 	c := sbClient(t, sb.URL, "sandbox", false)
 	all, total := pageAll(t, c, "rows-2300.example", 1000, nil)
@@ -198,6 +200,7 @@ func TestSandboxPipelinePages(t *testing.T) {
 }
 
 func TestSandboxEmpty(t *testing.T) {
+	t.Parallel()
 	sb := newSandbox(t, sandbox.Options{})
 	for _, format := range []string{"json", "xml"} {
 		c := sbClient(t, sb.URL, "sandbox", false)
@@ -215,6 +218,7 @@ func TestSandboxEmpty(t *testing.T) {
 }
 
 func TestSandboxDeterminism(t *testing.T) {
+	t.Parallel()
 	a, b, c := newSandbox(t, sandbox.Options{Seed: 3}), newSandbox(t, sandbox.Options{Seed: 3}), newSandbox(t, sandbox.Options{Seed: 4})
 	get := func(sb *sbServer, domain string) string {
 		page, err := sbClient(t, sb.URL, "sandbox", false).Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: domain, Limit: 1000})
@@ -237,6 +241,7 @@ func TestSandboxDeterminism(t *testing.T) {
 }
 
 func TestSandboxAuth(t *testing.T) {
+	t.Parallel()
 	sb := newSandbox(t, sandbox.Options{})
 	for _, qf := range []bool{false, true} {
 		for _, format := range []string{"json", "xml"} {
@@ -253,6 +258,7 @@ func TestSandboxAuth(t *testing.T) {
 
 // TestSandboxMessages: the handler's answers to malformed requests.
 func TestSandboxMessages(t *testing.T) {
+	t.Parallel()
 	sb := newSandbox(t, sandbox.Options{})
 	for _, tc := range []struct{ uri, msg string }{
 		{"/links/getBacklinks/k/example.com/json/1001/0", "maximum limit exeeded"},
@@ -289,6 +295,7 @@ func TestSandboxMessages(t *testing.T) {
 
 // The key nofunds gets "cost error": the account's credits are used up.
 func TestSandboxNoFunds(t *testing.T) {
+	t.Parallel()
 	sb := newSandbox(t, sandbox.Options{})
 	c := sbClient(t, sb.URL, sandbox.NoFunds, false)
 	_, err := c.Fetch(context.Background(), providers.Request{Endpoint: "backlinks", Domain: "rows-3.example"})
@@ -301,6 +308,7 @@ func TestSandboxNoFunds(t *testing.T) {
 // TestSandboxFailures: every injected failure is retryable, of every kind,
 // and paging with retries gives the rows of a sandbox without failures.
 func TestSandboxFailures(t *testing.T) {
+	t.Parallel()
 	sb := newSandbox(t, sandbox.Options{Fail: 1, Seed: 5})
 	codes := map[string]int{}
 	for i := 0; i < 80; i++ {

@@ -189,28 +189,27 @@ func writeJSON(b *bytes.Buffer, n *xnode) {
 		}
 		groups[k.name] = append(groups[k.name], k)
 	}
-	b.WriteByte('{')
-	for i, name := range names {
+	writeList(b, '{', '}', len(names), func(i int) {
+		writeString(b, names[i])
+		b.WriteByte(':')
+		if g := groups[names[i]]; len(g) == 1 {
+			writeJSON(b, g[0])
+		} else {
+			writeList(b, '[', ']', len(g), func(j int) { writeJSON(b, g[j]) })
+		}
+	})
+}
+
+// writeList writes n items between open and end, comma-separated.
+func writeList(b *bytes.Buffer, open, end byte, n int, item func(i int)) {
+	b.WriteByte(open)
+	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		writeString(b, name)
-		b.WriteByte(':')
-		g := groups[name]
-		if len(g) == 1 {
-			writeJSON(b, g[0])
-			continue
-		}
-		b.WriteByte('[')
-		for j, k := range g {
-			if j > 0 {
-				b.WriteByte(',')
-			}
-			writeJSON(b, k)
-		}
-		b.WriteByte(']')
+		item(i)
 	}
-	b.WriteByte('}')
+	b.WriteByte(end)
 }
 
 // writeString writes s as a JSON string, leaving <, > and & as they are.

@@ -31,6 +31,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/linkharvest/linkharvest/internal/testenv"
+	"github.com/linkharvest/linkharvest/providers/sandbox"
 	"github.com/linkharvest/linkharvest/tasks"
 )
 
@@ -289,29 +291,9 @@ func (s *S3) Env() []string {
 	}
 }
 
-// MinIOBinary finds minio: $LINKHARVEST_MINIO, PATH, $(go env GOPATH)/bin.
-func MinIOBinary() (string, error) {
-	if b := os.Getenv("LINKHARVEST_MINIO"); b != "" {
-		return b, nil
-	}
-	if b, err := exec.LookPath("minio"); err == nil {
-		return b, nil
-	}
-	out, err := exec.Command("go", "env", "GOPATH").Output()
-	if err == nil {
-		for _, gp := range filepath.SplitList(strings.TrimSpace(string(out))) {
-			b := filepath.Join(gp, "bin", "minio")
-			if st, err := os.Stat(b); err == nil && !st.IsDir() {
-				return b, nil
-			}
-		}
-	}
-	return "", errors.New("no minio binary in PATH or $(go env GOPATH)/bin (make deps installs it)")
-}
-
 // MinIO starts a MinIO on a scratch directory and creates a bucket.
 func (e *Env) MinIO() (*S3, error) {
-	bin, err := MinIOBinary()
+	bin, err := testenv.MinIOBinary()
 	if err != nil {
 		return nil, err
 	}
@@ -364,6 +346,128 @@ func WorkerEnv(redisURL, base string, extra ...string) []string {
 		"DATAFORSEO_BASE_URL=" + base, "DATAFORSEO_LOGIN=bench", "DATAFORSEO_PASSWORD=bench",
 		"METRICS_ADDR=", "OTEL_TRACES_EXPORTER=none",
 	}, extra...)
+}
+
+// Want says which services a run needs besides Redis.
+type Want struct {
+	MinIO   bool     // a MinIO bucket for the sink
+	Sandbox []string // the built sandbox's arguments; nil: no sandbox
+}
+
+// Services are what a run's workers need besides their own processes: a
+// Redis (with a client and the job store on it) and what Want asked for.
+type Services struct {
+	Redis      *Proc
+	RedisURL   string
+	RDB        *redis.Client
+	Store      *tasks.Store
+	S3         *S3    // nil without Want.MinIO
+	SandboxURL string // "" without Want.Sandbox
+	sandbox    *Proc
+}
+
+// Services starts a Redis and what w asks for. Close ends them before
+// the Env does, for runs that want fresh ones each time.
+func (e *Env) Services(w Want) (sv *Services, err error) {
+	sv = &Services{}
+	defer func() {
+		if err != nil {
+			sv.Close()
+		}
+	}()
+	if sv.Redis, sv.RedisURL, err = e.Redis(); err != nil {
+		return nil, err
+	}
+	if sv.RDB, err = OpenRedis(sv.RedisURL); err != nil {
+		return nil, err
+	}
+	sv.Store = tasks.NewStore(sv.RDB)
+	if w.MinIO {
+		if sv.S3, err = e.MinIO(); err != nil {
+			return nil, err
+		}
+	}
+	if w.Sandbox != nil {
+		if sv.sandbox, sv.SandboxURL, err = e.Sandbox(w.Sandbox...); err != nil {
+			return nil, err
+		}
+	}
+	return sv, nil
+}
+
+// Sandbox is the sandbox's process (nil without Want.Sandbox).
+func (sv *Services) Sandbox() *Proc { return sv.sandbox }
+
+// Close closes the client and kills the services.
+func (sv *Services) Close() {
+	if sv.RDB != nil {
+		sv.RDB.Close()
+	}
+	for _, p := range []*Proc{sv.sandbox, sv.Redis} {
+		if p != nil {
+			p.Kill()
+		}
+	}
+	if sv.S3 != nil && sv.S3.Proc != nil {
+		sv.S3.Proc.Kill()
+	}
+}
+
+// Workers are worker processes of one run.
+type Workers []*Proc
+
+// Workers starts n built workers with env added to ours.
+func (e *Env) Workers(n int, env []string) (Workers, error) {
+	ws := make(Workers, 0, n)
+	for range n {
+		w, err := e.Start("worker", env, filepath.Join(e.Bin, "worker"))
+		if err != nil {
+			ws.Stop()
+			return nil, err
+		}
+		ws = append(ws, w)
+	}
+	return ws, nil
+}
+
+// Stop stops every worker as a deployment would: SIGTERM, then SIGKILL
+// after 10 s.
+func (ws Workers) Stop() {
+	for _, w := range ws {
+		w.Stop(10 * time.Second)
+	}
+}
+
+// CPU is the workers' CPU time so far.
+func (ws Workers) CPU() (time.Duration, error) {
+	var t time.Duration
+	for _, w := range ws {
+		c, err := CPU(w.Pid())
+		if err != nil {
+			return 0, err
+		}
+		t += c
+	}
+	return t, nil
+}
+
+// WaitUp waits until every worker has registered its Asynq server in
+// Redis, so that a clock started now does not time their start-up.
+func (ws Workers) WaitUp(ctx context.Context, rdb *redis.Client) error {
+	for {
+		n, err := rdb.ZCard(ctx, "asynq:servers").Result()
+		if err != nil {
+			return err
+		}
+		if n >= int64(len(ws)) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // CPU is a process's user and system CPU time.
@@ -488,23 +592,30 @@ func WaitJob(ctx context.Context, store *tasks.Store, job string, poll time.Dura
 }
 
 // SandboxStats reads the sandbox's DataForSEO counters.
-func SandboxStats(base string) (calls, throttled, maxInFlight, maxWindow int64, err error) {
+func SandboxStats(base string) (sandbox.Stats, error) {
 	resp, err := http.Get(base + "/stats")
 	if err != nil {
-		return 0, 0, 0, 0, err
+		return sandbox.Stats{}, err
 	}
 	defer resp.Body.Close()
-	var m map[string]struct {
-		Calls            int64 `json:"calls"`
-		Throttled        int64 `json:"throttled"`
-		MaxInFlight      int64 `json:"max_in_flight"`
-		MaxCallsInWindow int64 `json:"max_calls_in_window"`
-	}
+	var m map[string]sandbox.Stats
 	if err := jsonDecode(resp, &m); err != nil {
-		return 0, 0, 0, 0, err
+		return sandbox.Stats{}, err
 	}
-	s := m["dataforseo"]
-	return s.Calls, s.Throttled, s.MaxInFlight, s.MaxCallsInWindow, nil
+	return m["dataforseo"], nil
+}
+
+// ResetStats zeroes the sandbox's counters.
+func ResetStats(base string) error {
+	resp, err := http.Post(base+"/stats/reset", "", nil)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("POST stats/reset: %s", resp.Status)
+	}
+	return nil
 }
 
 // MB formats bytes as MB (10^6, as RSS targets are stated).
