@@ -84,6 +84,14 @@ type SpendLine struct {
 	Blocked  bool    `json:"blocked,omitempty"` // pages wait for a larger budget
 }
 
+// RefreshView is a refresh job's base and what its change count found.
+type RefreshView struct {
+	BaseJob   string `json:"base_job"`
+	Unchanged int64  `json:"unchanged"`
+	Changed   int64  `json:"changed"`
+	Full      int64  `json:"full"`
+}
+
 // JobView is what the Jobs view shows of a job; /jobs.json serves it as is.
 type JobView struct {
 	ID          string  `json:"job_id"`
@@ -107,9 +115,12 @@ type JobView struct {
 	Spend       []SpendLine        `json:"spend,omitempty"`
 	FailedPages []tasks.FailedPage `json:"failed_pages,omitempty"`
 	// FailedTruncated: FailedPages holds only the first maxFailedListed.
-	FailedTruncated bool   `json:"failed_truncated,omitempty"`
-	ManifestKey     string `json:"manifest_key"`
-	ManifestURL     string `json:"manifest_url,omitempty"` // set when asynqmon can read the sink
+	FailedTruncated bool `json:"failed_truncated,omitempty"`
+	// Refresh, for a refresh job: its base job and its domains so far
+	// unchanged, changed (new and lost rows) and fetched in full.
+	Refresh     *RefreshView `json:"refresh,omitempty"`
+	ManifestKey string       `json:"manifest_key"`
+	ManifestURL string       `json:"manifest_url,omitempty"` // set when asynqmon can read the sink
 }
 
 // jobsView serves the Jobs view.
@@ -261,6 +272,9 @@ func (v *jobsView) job(ctx context.Context, id string, withFailed bool) (*JobVie
 		Failed: st.Failed, WaitingFor: st.WaitingFor(), ManifestKey: sink.ManifestKey(st.JobID)}
 	if v.sink != nil {
 		jv.ManifestURL = "/jobs/" + st.JobID + "/manifest.json"
+	}
+	if st.BaseJob != "" {
+		jv.Refresh = &RefreshView{BaseJob: st.BaseJob, Unchanged: st.Unchanged, Changed: st.Changed, Full: st.Full}
 	}
 	jv.Spend = spendLines(st)
 	v.rate(jv, st)

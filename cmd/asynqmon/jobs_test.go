@@ -74,7 +74,8 @@ func fakeJobs() *fakeStore {
 				Records: 4000, Failed: 2, Spend: map[string]float64{"dataforseo": 0.2}, Charged: map[string]float64{"dataforseo": 0.25},
 				Budget: map[string]float64{"dataforseo": 0.25}, BudgetBlocked: []string{"dataforseo"}},
 			"done-1": {JobID: "done-1", State: "done", CreatedAt: "2026-12-01T10:00:00Z", FinishedAt: "2026-12-01T10:02:00Z",
-				Domains: 1, Tasks: 30, Ended: 30, Records: 29000, Spend: map[string]float64{"domdetailer": 3}},
+				Domains: 1, Tasks: 30, Ended: 30, Records: 29000, Spend: map[string]float64{"domdetailer": 3},
+				BaseJob: "month-1", Unchanged: 270, Changed: 25, Full: 5},
 		},
 		failed: map[string][]tasks.FailedPage{"run-1": {
 			{Provider: "xovi", Endpoint: "backlinks", Domain: "evil.example", Page: 1, Error: hostile},
@@ -150,7 +151,8 @@ func TestJobsViewHTMLAndJSON(t *testing.T) {
 
 	r = do(t, "GET", ts.URL+"/jobs/done-1", nil)
 	for _, want := range []string{`<a href="/jobs/done-1/manifest.json" id="manifest-link">jobs/done-1/manifest.json</a>`,
-		"domdetailer: 3 credits spent", "15 <span", "average over the whole run", ">done<"} {
+		"domdetailer: 3 credits spent", "15 <span", "average over the whole run", ">done<",
+		"month-1: 270 unchanged, 25 changed, 5 fetched in full"} {
 		if !strings.Contains(r.body, want) {
 			t.Errorf("done job page lacks %q", want)
 		}
@@ -168,7 +170,8 @@ func TestJobsViewHTMLAndJSON(t *testing.T) {
 
 	var list struct{ Jobs []JobView }
 	r = do(t, "GET", ts.URL+"/jobs.json", nil)
-	if err := json.Unmarshal([]byte(r.body), &list); err != nil || len(list.Jobs) != 2 || list.Jobs[0].ID != "run-1" || list.Jobs[1].Records != 29000 {
+	if err := json.Unmarshal([]byte(r.body), &list); err != nil || len(list.Jobs) != 2 || list.Jobs[0].ID != "run-1" || list.Jobs[1].Records != 29000 ||
+		list.Jobs[0].Refresh != nil || list.Jobs[1].Refresh == nil || *list.Jobs[1].Refresh != (RefreshView{BaseJob: "month-1", Unchanged: 270, Changed: 25, Full: 5}) {
 		t.Fatalf("jobs.json = %v %s", err, r.body)
 	}
 	r = do(t, "GET", ts.URL+"/jobs", nil)
