@@ -26,10 +26,13 @@ type changingVendor struct {
 	mu        sync.Mutex
 	then, now map[string][]int
 	calls     []string // "fetch DOMAIN CHAIN OFFSET" / "count N"
+	// maxOffset > 0: past it, pages are reached by the cursor of the
+	// page before (as DataForSEO's past 20,000 rows).
+	maxOffset int
 }
 
 func (v *changingVendor) Paging(string) (providers.Paging, error) {
-	return providers.Paging{Kind: providers.PagingOffset, PageSize: 10}, nil
+	return providers.Paging{Kind: providers.PagingOffset, PageSize: 10, MaxOffset: v.maxOffset, CursorPastMax: v.maxOffset > 0}, nil
 }
 
 func (v *changingVendor) rows(domain, chain string) []int {
@@ -61,7 +64,13 @@ func (v *changingVendor) Fetch(_ context.Context, r providers.Request) (*provide
 	chain := chainOf(r.Params)
 	v.calls = append(v.calls, fmt.Sprintf("fetch %s %s %d", r.Domain, chain, r.Offset))
 	rows := v.rows(r.Domain, chain)
+	if v.maxOffset > 0 && r.Offset > v.maxOffset && r.Cursor != fmt.Sprintf("%s@%d", chain, r.Offset) {
+		return nil, fmt.Errorf("offset %d past %d without the cursor of the page before (got %q)", r.Offset, v.maxOffset, r.Cursor)
+	}
 	p := &providers.Page{Total: len(rows)}
+	if end := r.Offset + r.Limit; end < len(rows) {
+		p.Next = fmt.Sprintf("%s@%d", chain, end)
+	}
 	for _, i := range rows[min(r.Offset, len(rows)):min(r.Offset+r.Limit, len(rows))] {
 		u := fmt.Sprintf("https://src.example/%s/%d", r.Domain, i)
 		p.Items = append(p.Items, providers.Item{Kind: "backlink", SourceURL: &u, Raw: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))})
@@ -327,5 +336,44 @@ func TestRefreshRoute(t *testing.T) {
 				t.Error("two checks share a task id")
 			}
 		})
+	}
+}
+
+// TestRefreshDeltaPastMaxOffset: a delta chain longer than the vendor's
+// largest offset is walked on by cursor, as a full harvest is, each row once.
+func TestRefreshDeltaPastMaxOffset(t *testing.T) {
+	r := newRig(t)
+	v := &changingVendor{maxOffset: 20,
+		then: map[string][]int{"big.example": span(0, 50)}, now: map[string][]int{"big.example": span(0, 100)}}
+	r.w.Providers = map[string]Provider{"dataforseo": v}
+	ctx := context.Background()
+	spec := Spec{Providers: []string{"dataforseo"}, Endpoints: map[string][]string{"dataforseo": {"backlinks"}}}
+	v.now, v.then = v.then, v.now
+	r.submitWith("base3", spec, "big.example")
+	r.drain()
+	v.now, v.then = v.then, v.now
+	base, _ := r.w.Store.Job(ctx, "base3")
+	rspec, err := NewRefreshSpec(RefreshRequest{Base: base, State: "done", Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.submitWith("refresh3", rspec, "big.example")
+	r.drain()
+	got := map[int]bool{}
+	pages := map[int]bool{}
+	for _, rec := range r.records("refresh3") {
+		var raw struct{ I int }
+		json.Unmarshal(rec.Raw, &raw)
+		if rec.Change != "new" || got[raw.I] {
+			t.Errorf("row %d: change %q, or twice", raw.I, rec.Change)
+		}
+		got[raw.I] = true
+		pages[rec.Page] = true
+	}
+	if len(got) != 50 || !got[50] || !got[99] {
+		t.Errorf("%d new rows written, want rows 50..99", len(got))
+	}
+	if want := []int{1, 3, 5, 7, 9}; !slices.Equal(slices.Sorted(maps.Keys(pages)), want) {
+		t.Errorf("pages %v, want %v", slices.Sorted(maps.Keys(pages)), want)
 	}
 }

@@ -125,6 +125,26 @@ func (w *refreshWorld) rows(job string) map[string]map[string]string {
 	return out
 }
 
+// listing is the keys of a job's objects with their sizes and times.
+func (w *refreshWorld) listing(job string) map[string]string {
+	w.t.Helper()
+	snk, err := sink.Open(context.Background(), w.sinkURL)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	objs, err := snk.List(context.Background(), "")
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, o := range objs {
+		if strings.Contains(o.Key, "/job="+job+"/") || strings.HasPrefix(o.Key, "jobs/"+job+"/") {
+			out[o.Key] = fmt.Sprint(o.Size, o.LastModified.UnixNano())
+		}
+	}
+	return out
+}
+
 // download copies the jobs' objects, manifests and _SUCCESS to a local
 // directory laid out as the sink.
 func (w *refreshWorld) download(jobs ...string) string {
@@ -205,7 +225,15 @@ func TestRefreshEndToEnd(t *testing.T) {
 	if st := sandboxStats(t, w.day2)["dataforseo"]; st.Calls != 1 || !near(st.Cost, est.EstimateSpend["dataforseo"]) {
 		t.Errorf("the estimate made %d calls costing %.6f; it says it cost %v", st.Calls, st.Cost, est.EstimateSpend)
 	}
+	before := w.listing("day1")
 	calls, cost, sum := w.run(w.day2, "--job", "refresh", "--refresh", "day1", "--since", refreshDay1)
+	if after := w.listing("day1"); !maps.Equal(before, after) {
+		t.Errorf("the refresh changed its base job's objects: %d before, %d after", len(before), len(after))
+	}
+	// The same refresh submitted again buys nothing.
+	if again, _, _ := w.run(w.day2, "--job", "refresh", "--refresh", "day1", "--since", refreshDay1); again != 0 {
+		t.Errorf("the refresh submitted again made %d calls, want 0", again)
+	}
 	if est.Calls != calls || !near(est.Spend["dataforseo"], cost) {
 		t.Errorf("the estimate said %d calls and %v; the refresh took %d calls and %.6f USD\n%s", est.Calls, est.Spend, calls, cost, stdout)
 	}
