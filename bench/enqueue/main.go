@@ -314,16 +314,11 @@ func profileInProcess(redisURL, list, dir string) error {
 }
 
 func redisMem(rdb *redis.Client) string {
-	s, err := rdb.Info(context.Background(), "memory").Result()
-	if err != nil {
+	m, err := benchenv.RedisInfo(context.Background(), rdb, "memory")
+	if err != nil || m["used_memory_human"] == "" {
 		return "?"
 	}
-	for _, l := range strings.Split(s, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "used_memory_human:"); ok {
-			return v
-		}
-	}
-	return "?"
+	return m["used_memory_human"]
 }
 
 func lastLine(s string) string {

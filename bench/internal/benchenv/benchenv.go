@@ -175,6 +175,15 @@ func (p *Proc) Exited() bool {
 // Wait waits for the child to end and returns its exit error.
 func (p *Proc) Wait() error { <-p.done; return p.err }
 
+// MaxRSS is the child's peak resident set size in bytes once it has
+// exited (wait4's ru_maxrss: its VmHWM at exit), 0 before.
+func (p *Proc) MaxRSS() int64 {
+	if !p.Exited() || p.Rusage == nil {
+		return 0
+	}
+	return p.Rusage.Maxrss << 10 // kB on Linux
+}
+
 // Stop sends SIGTERM and waits up to grace, then SIGKILL.
 func (p *Proc) Stop(grace time.Duration) {
 	if p.Exited() {
@@ -543,13 +552,22 @@ func SelfCPU() time.Duration {
 }
 
 // WriteDomains writes n one-page domains whose first label asks the
-// sandbox for rows rows each: rows-R.dNNNNNNN.example (prefix tells runs apart).
+// sandbox for rows rows each: rows-R.dNNNNNNN.example (prefix tells runs
+// apart). It streams, so ten million lines do not sit in memory.
 func WriteDomains(path, prefix string, n, rows int) error {
-	var b bytes.Buffer
-	for i := 0; i < n; i++ {
-		fmt.Fprintf(&b, "rows-%d.%s%07d.example\n", rows, prefix, i)
+	f, err := os.Create(path)
+	if err != nil {
+		return err
 	}
-	return os.WriteFile(path, b.Bytes(), 0o644)
+	w := bufio.NewWriterSize(f, 1<<20)
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(w, "rows-%d.%s%07d.example\n", rows, prefix, i)
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // Enqueue runs the built enqueue on list as job and returns its output.
@@ -570,6 +588,37 @@ func OpenRedis(url string) (*redis.Client, error) {
 		return nil, err
 	}
 	return redis.NewClient(opt), nil
+}
+
+// RedisInfo is one section of INFO (e.g. "memory") as field → value.
+func RedisInfo(ctx context.Context, rdb *redis.Client, section string) (map[string]string, error) {
+	s, err := rdb.Info(ctx, section).Result()
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]string{}
+	for _, l := range strings.Split(s, "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(l), ":"); ok && !strings.HasPrefix(k, "#") {
+			m[k] = v
+		}
+	}
+	return m, nil
+}
+
+// RedisMemory is INFO memory's used_memory and used_memory_peak (the
+// most since the server started), in bytes.
+func RedisMemory(ctx context.Context, rdb *redis.Client) (used, peak int64, err error) {
+	m, err := RedisInfo(ctx, rdb, "memory")
+	if err != nil {
+		return 0, 0, err
+	}
+	if used, err = strconv.ParseInt(m["used_memory"], 10, 64); err != nil {
+		return 0, 0, fmt.Errorf("INFO memory: used_memory: %w", err)
+	}
+	if peak, err = strconv.ParseInt(m["used_memory_peak"], 10, 64); err != nil {
+		return 0, 0, fmt.Errorf("INFO memory: used_memory_peak: %w", err)
+	}
+	return used, peak, nil
 }
 
 // WaitJob polls a job's status every poll until cond holds, the job is
