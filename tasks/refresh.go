@@ -217,15 +217,7 @@ type ChangeCounter interface {
 }
 
 func (w *Worker) handleCheck(ctx context.Context, t *asynq.Task) error {
-	err := w.processCheck(ctx, t)
-	if err == nil || errors.Is(err, asynq.SkipRetry) || !IsFailure(err) {
-		return err
-	}
-	retried, _ := asynq.GetRetryCount(ctx)
-	if maxRetry, ok := asynq.GetMaxRetry(ctx); ok && retried >= maxRetry-retrySlack {
-		return fatal(err)
-	}
-	return err
+	return spendRetry(ctx, w.processCheck(ctx, t))
 }
 
 func (w *Worker) processCheck(ctx context.Context, t *asynq.Task) error {
@@ -292,13 +284,13 @@ func (w *Worker) processCheck(ctx context.Context, t *asynq.Task) error {
 			p.Full = "the base job does not hold its rows whole"
 		case !ok:
 			p.Full = "the vendor did not count its changes"
-		case n[0] == 0 && n[1] == 0:
+		case n.New == 0 && n.Lost == 0:
 			if err := w.endUnit(ctx, c.Job, units[i], Outcome{Status: "unchanged", Refresh: RefreshUnchanged}, true); err != nil {
 				return err
 			}
 			continue
 		default:
-			if err := w.enqueueDelta(ctx, job, p, n, maxRetry); err != nil {
+			if err := w.enqueueDelta(ctx, p, n, maxRetry); err != nil {
 				return err
 			}
 			continue
@@ -312,7 +304,7 @@ func (w *Worker) processCheck(ctx context.Context, t *asynq.Task) error {
 
 // countChanges makes (or finds the kept answer of) a check's counting
 // call, reserved against the job's budget like a page's call.
-func (w *Worker) countChanges(ctx context.Context, job *Job, c *CheckPayload, targets []string) (map[string][2]int, error) {
+func (w *Worker) countChanges(ctx context.Context, job *Job, c *CheckPayload, targets []string) (map[string]providers.ChangeCount, error) {
 	if len(targets) == 0 {
 		return nil, nil
 	}
@@ -337,17 +329,14 @@ func (w *Worker) countChanges(ctx context.Context, job *Job, c *CheckPayload, ta
 		return nil, err
 	}
 	got, cost, err := counter.CountChanges(ctx, targets, job.Spec.Refresh.since())
-	w.settle(ctx, call, h, &providers.Page{Cost: cost, Items: make([]providers.Item, len(targets))}, err)
+	// A row a target, for the prices that charge by the row.
+	page := &providers.Page{Cost: cost, Items: make([]providers.Item, len(targets))}
+	w.settle(ctx, call, h, page, err)
 	if err != nil {
 		return nil, w.vendorError(ctx, job, call, err)
 	}
-	m := &checkMemo{Counts: make(map[string][2]int, len(got)), Cost: cost}
-	for t, n := range got {
-		m.Counts[t] = [2]int{n.New, n.Lost}
-	}
-	if price := w.Prices.Price(c.Provider, d.CountEndpoint); !price.Reported && price.Unit != "" {
-		m.Cost = price.For(len(targets))
-	}
+	m := &checkMemo{Counts: got}
+	m.Cost, _ = w.charge(call, page)
 	kept, err := w.Store.keepCheck(ctx, c.Job, c.Provider, c.id(), m)
 	if err != nil {
 		return nil, err
@@ -359,17 +348,17 @@ func (w *Worker) countChanges(ctx context.Context, job *Job, c *CheckPayload, ta
 // page is registered before the domain's first page can end, so the job
 // cannot look finished in between; a chain with nothing to fetch is not
 // called (its first page ends empty).
-func (w *Worker) enqueueDelta(ctx context.Context, job *Job, p PagePayload, n [2]int, maxRetry int) error {
+func (w *Worker) enqueueDelta(ctx context.Context, p PagePayload, n providers.ChangeCount, maxRetry int) error {
 	news := p
 	news.Change = providers.ChangeNew
-	if n[1] > 0 {
+	if n.Lost > 0 {
 		lost := p
 		lost.Change, lost.Page = providers.ChangeLost, 2
 		if err := enqueuePages(ctx, w.Store, w.Client, p.Job, maxRetry, []PagePayload{lost}); err != nil {
 			return err
 		}
 	}
-	if n[0] == 0 {
+	if n.New == 0 {
 		return w.endUnit(ctx, p.Job, news.Unit(), Outcome{Status: "empty", Refresh: RefreshDelta}, true)
 	}
 	_, err := enqueuePage(ctx, w.Client, &news, maxRetry)

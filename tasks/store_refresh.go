@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/linkharvest/linkharvest/providers"
 )
 
 // The job store's side of refresh jobs (refresh.go).
@@ -106,8 +108,8 @@ func (s *Store) setIncomplete(ctx context.Context, job string, outs []*ManifestO
 // checkMemo is a change count's answer, kept so that a check task run
 // again (a crash after the call) does not pay for the call twice.
 type checkMemo struct {
-	Counts map[string][2]int `json:"counts"` // domain -> new, lost
-	Cost   float64           `json:"cost,omitempty"`
+	Counts map[string]providers.ChangeCount `json:"counts"`
+	Cost   float64                          `json:"cost,omitempty"`
 }
 
 // keepCheckScript keeps the first answer of a check and counts its cost
@@ -170,8 +172,9 @@ func (s *Store) dropCheck(ctx context.Context, job, id string) error {
 	return nil
 }
 
-// Domains calls fn with every domain of a job, once each: the domains of
-// its first provider and endpoint's first pages (every domain has one).
+// Domains calls fn with every domain of a finished job, once each: the
+// domains of its first provider and endpoint's first pages (every domain
+// has one), from its outcomes.
 func (s *Store) Domains(ctx context.Context, job string, fn func(domain string) error) error {
 	j, err := s.Job(ctx, job)
 	if err != nil {
@@ -181,40 +184,22 @@ func (s *Store) Domains(ctx context.Context, job string, fn func(domain string) 
 		return nil
 	}
 	prefix := j.Spec.Providers[0] + "|" + j.Spec.Endpoints[j.Spec.Providers[0]][0] + "|"
-	k := keysFor(job)
-	for _, key := range []string{k.ended, k.open} {
-		var cursor uint64
-		for {
-			var page []string
-			var err error
-			if key == k.ended {
-				page, cursor, err = s.rdb.HScan(ctx, key, cursor, globEscape(prefix)+"*|1", 1000).Result()
-			} else {
-				page, cursor, err = s.rdb.SScan(ctx, key, cursor, globEscape(prefix)+"*|1", 1000).Result()
-			}
-			if err != nil {
-				return fmt.Errorf("job %s: %w", job, redisErr(err))
-			}
-			step := 1
-			if key == k.ended {
-				step = 2 // field, value
-			}
-			for i := 0; i < len(page); i += step {
-				d := strings.TrimSuffix(strings.TrimPrefix(page[i], prefix), "|1")
-				if err := fn(d); err != nil {
-					return err
-				}
-			}
-			if cursor == 0 {
-				break
+	var cursor uint64
+	for {
+		fields, next, err := s.rdb.HScan(ctx, keysFor(job).ended, cursor, globEscaper.Replace(prefix)+"*|1", 1000).Result()
+		if err != nil {
+			return fmt.Errorf("job %s: %w", job, redisErr(err))
+		}
+		for i := 0; i < len(fields); i += 2 { // field, value
+			if err := fn(strings.TrimSuffix(strings.TrimPrefix(fields[i], prefix), "|1")); err != nil {
+				return err
 			}
 		}
+		if cursor = next; cursor == 0 {
+			return nil
+		}
 	}
-	return nil
 }
 
-// globEscape quotes the characters a Redis MATCH pattern gives meaning to.
-func globEscape(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`, `]`, `\]`)
-	return r.Replace(s)
-}
+// globEscaper quotes the characters a Redis MATCH pattern gives meaning to.
+var globEscaper = strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`, `]`, `\]`)

@@ -126,7 +126,11 @@ func (p permanent) Unwrap() []error { return []error{p.err, asynq.SkipRetry} }
 // applied here: a failure once the count has reached it is final, a
 // throttle never is.
 func (w *Worker) handlePage(ctx context.Context, t *asynq.Task) error {
-	err := w.processPage(ctx, t)
+	return spendRetry(ctx, w.processPage(ctx, t))
+}
+
+// spendRetry applies a task's failure budget to err (see handlePage).
+func spendRetry(ctx context.Context, err error) error {
 	if err == nil || errors.Is(err, asynq.SkipRetry) || !IsFailure(err) {
 		return err
 	}

@@ -1,11 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"time"
 
@@ -83,19 +84,11 @@ func refreshJob(ctx context.Context, store *tasks.Store, o options) (tasks.Spec,
 	return spec, budget, pr, nil
 }
 
-// sameSpec compares what two specs ask of the vendors.
+// sameSpec compares what two specs ask of the vendors, as the job store
+// compares a resubmission's spec: by their JSON (map keys sorted).
 func sameSpec(a, b tasks.Spec) bool {
 	a.Refresh, b.Refresh = nil, nil
-	if !slices.Equal(a.Providers, b.Providers) || a.MaxRows != b.MaxRows || fmt.Sprint(a.Params) != fmt.Sprint(b.Params) {
-		return false
-	}
-	if (a.MaxRetry == nil) != (b.MaxRetry == nil) || (a.MaxRetry != nil && *a.MaxRetry != *b.MaxRetry) {
-		return false
-	}
-	for _, p := range a.Providers {
-		if !slices.Equal(a.Endpoints[p], b.Endpoints[p]) {
-			return false
-		}
-	}
-	return true
+	ja, erra := json.Marshal(a)
+	jb, errb := json.Marshal(b)
+	return erra == nil && errb == nil && bytes.Equal(ja, jb)
 }
