@@ -3,7 +3,9 @@ package tasks
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strings"
@@ -13,6 +15,8 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"github.com/linkharvest/linkharvest/internal/spend"
+	"github.com/linkharvest/linkharvest/internal/testenv"
 	"github.com/linkharvest/linkharvest/providers"
 	"github.com/linkharvest/linkharvest/sink"
 )
@@ -375,5 +379,112 @@ func TestRefreshDeltaPastMaxOffset(t *testing.T) {
 	}
 	if want := []int{1, 3, 5, 7, 9}; !slices.Equal(slices.Sorted(maps.Keys(pages)), want) {
 		t.Errorf("pages %v, want %v", slices.Sorted(maps.Keys(pages)), want)
+	}
+}
+
+// TestBaseHoldsWhole: a job's manifest records the domains whose rows it
+// does not hold whole, and a refresh's look-up of its base says so (such a
+// domain is fetched in full); a domain the base never had is not known.
+func TestBaseHoldsWhole(t *testing.T) {
+	s := NewStore(testenv.Redis(t).Client(t))
+	ctx := context.Background()
+	spec := Spec{Providers: []string{"dataforseo"}, Endpoints: map[string][]string{"dataforseo": {"backlinks"}}}
+	if _, err := s.create(ctx, "b", spec, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	units := []string{"dataforseo|backlinks|ok.example|1", "dataforseo|backlinks|part.example|1", "dataforseo|backlinks|part.example|2"}
+	if _, err := s.register(ctx, "b", 0, 0, units); err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range []Outcome{{Status: "ok", Records: 3}, {Status: "ok", Records: 10}, {Status: "failed", Error: "x"}} {
+		if _, err := s.end(ctx, "b", units[i], o, true, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.writeManifest(ctx, io.Discard, "b", "now"); err != nil {
+		t.Fatal(err)
+	}
+	known, whole, err := s.BaseState(ctx, "b", "dataforseo", "backlinks", []string{"ok.example", "part.example", "new.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(known, []bool{true, true, false}) || !slices.Equal(whole, []bool{true, false, false}) {
+		t.Errorf("known %v whole %v, want [true true false] [true false false]", known, whole)
+	}
+}
+
+// failingCounter counts nothing: the account's key is refused.
+type failingCounter struct{ *changingVendor }
+
+func (*failingCounter) CountChanges(context.Context, []string, time.Time) (map[string]providers.ChangeCount, float64, error) {
+	return nil, 0, &providers.Error{Provider: "dataforseo", Class: providers.Fatal, Code: "40100", Message: "not authorized"}
+}
+
+// TestRefreshCheckFailsForGood: a check that fails for good ends its
+// domains as failed, with the vendor's message, so the job ends.
+func TestRefreshCheckFailsForGood(t *testing.T) {
+	r := newRig(t)
+	v := &changingVendor{then: map[string][]int{"x.example": span(0, 3), "y.example": span(0, 2)}}
+	v.now = v.then
+	r.w.Providers = map[string]Provider{"dataforseo": v}
+	ctx := context.Background()
+	spec := Spec{Providers: []string{"dataforseo"}, Endpoints: map[string][]string{"dataforseo": {"backlinks"}}}
+	r.submitWith("base4", spec, "x.example", "y.example")
+	r.drain()
+	base, _ := r.w.Store.Job(ctx, "base4")
+	rspec, err := NewRefreshSpec(RefreshRequest{Base: base, State: "done", Now: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.w.Providers = map[string]Provider{"dataforseo": &failingCounter{v}}
+	r.submitWith("refresh4", rspec, "x.example", "y.example")
+	c := CheckPayload{Job: "refresh4", Provider: "dataforseo", Endpoint: "backlinks", Domains: []string{"x.example", "y.example"}}
+	b, _ := json.Marshal(c)
+	task := asynq.NewTask(TypeCheck, b)
+	err = r.w.handleCheck(ctx, task)
+	if !errors.Is(err, asynq.SkipRetry) {
+		t.Fatalf("check: %v, want a failure for good", err)
+	}
+	r.w.HandleError(ctx, task, err)
+	r.drain() // the finalize
+	st := r.status("refresh4")
+	if st.State != "done" || st.Failed != 2 {
+		t.Fatalf("status: state %s, %d failed; want done, 2", st.State, st.Failed)
+	}
+	for _, o := range r.manifest("refresh4").Outcomes {
+		if o.Status != "failed" || !strings.Contains(o.Error, "not authorized") {
+			t.Errorf("%s: %s %q", o.Domain, o.Status, o.Error)
+		}
+	}
+}
+
+// TestRefreshCountWithinBudget: the count is a call like a page's: one
+// that does not fit in the job's budget waits, and is not made.
+func TestRefreshCountWithinBudget(t *testing.T) {
+	r := newRig(t)
+	v := &changingVendor{then: map[string][]int{"x.example": span(0, 3)}}
+	v.now = v.then
+	r.w.Providers = map[string]Provider{"dataforseo": v}
+	r.w.Prices = spend.Default()
+	ctx := context.Background()
+	spec := Spec{Providers: []string{"dataforseo"}, Endpoints: map[string][]string{"dataforseo": {"backlinks"}}}
+	r.submitWith("base5", spec, "x.example")
+	r.drain()
+	base, _ := r.w.Store.Job(ctx, "base5")
+	rspec, _ := NewRefreshSpec(RefreshRequest{Base: base, State: "done", Now: time.Now()})
+	r.submitWith("refresh5", rspec, "x.example")
+	if err := r.w.Store.SetBudget(ctx, "refresh5", map[string]float64{"dataforseo": 0.01}); err != nil {
+		t.Fatal(err)
+	}
+	v.calls = nil
+	c := CheckPayload{Job: "refresh5", Provider: "dataforseo", Endpoint: "backlinks", Domains: []string{"x.example"}}
+	b, _ := json.Marshal(c)
+	err := r.w.handleCheck(ctx, asynq.NewTask(TypeCheck, b))
+	var be *budgetError
+	if !errors.As(err, &be) || IsFailure(err) {
+		t.Errorf("a count over the budget: %v, want a wait for budget", err)
+	}
+	if len(v.calls) != 0 {
+		t.Errorf("calls made over the budget: %v", v.calls)
 	}
 }
