@@ -3,6 +3,7 @@ package tasks
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/linkharvest/linkharvest/internal/spend"
@@ -399,4 +401,72 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// gatedSink holds the first write until released, so a test can look at
+// the job while a page that was paid for is still being written.
+type gatedSink struct {
+	*memSink
+	entered, release chan struct{}
+	once             sync.Once
+}
+
+func (s *gatedSink) Put(ctx context.Context, key string, body []byte, ct string) error {
+	gate := false
+	s.once.Do(func() { gate = true })
+	if gate {
+		close(s.entered)
+		<-s.release
+	}
+	return s.memSink.Put(ctx, key, body, ct)
+}
+
+// TestBudgetStopWaitsForWrites: a job does not read "budget" while a page
+// it paid for is still being written, so what `enqueue --wait` reports at
+// the stop is the whole spend (the ledger counts a page once it is kept).
+func TestBudgetStopWaitsForWrites(t *testing.T) {
+	r := newRig(t)
+	v := r.vendor
+	r.w.Providers = map[string]Provider{"domdetailer": v}
+	gs := &gatedSink{memSink: r.sink, entered: make(chan struct{}), release: make(chan struct{})}
+	r.w.Sink = gs
+	r.domain("a.com", 5, 5)
+	r.domain("b.com", 5, 5)
+	const job = "budget-writes"
+	spec := Spec{Providers: []string{"domdetailer"}, Endpoints: map[string][]string{"domdetailer": {"backlinks"}}}
+	r.submitWith(job, spec, "a.com", "b.com")
+	ctx := context.Background()
+	// Room for one call (3 credits) but not two.
+	if err := r.w.Store.SetBudget(ctx, job, map[string]float64{"domdetailer": 5}); err != nil {
+		t.Fatal(err)
+	}
+	infos, err := r.insp.ListPendingTasks("domdetailer")
+	if err != nil || len(infos) != 2 {
+		t.Fatalf("pending pages: %d, %v", len(infos), err)
+	}
+	first := make(chan error, 1)
+	go func() { first <- r.w.handlePage(ctx, asynq.NewTask(infos[0].Type, infos[0].Payload)) }()
+	<-gs.entered // the first page's call is made and charged; its write waits
+	var be *budgetError
+	if err := r.w.handlePage(ctx, asynq.NewTask(infos[1].Type, infos[1].Payload)); !errors.As(err, &be) {
+		t.Fatalf("second page: %v; want it to wait for the budget", err)
+	}
+	if st, err := r.w.Store.Status(ctx, job); err != nil || st.State != "running" {
+		t.Fatalf("while a paid-for page is being written: state %q (spend %v, charged %v), %v; want running",
+			st.State, st.Spend, st.Charged, err)
+	}
+	close(gs.release)
+	if err := <-first; err != nil {
+		t.Fatalf("first page: %v", err)
+	}
+	if err := r.w.handlePage(ctx, asynq.NewTask(infos[1].Type, infos[1].Payload)); !errors.As(err, &be) {
+		t.Fatalf("second page after the first was written: %v; want it to wait for the budget", err)
+	}
+	st, err := r.w.Store.Status(ctx, job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.State != "budget" || st.Spend["domdetailer"] != 3 || st.Charged["domdetailer"] != 3 {
+		t.Fatalf("status %+v; want state budget with 3 credits spent and charged", st)
+	}
 }

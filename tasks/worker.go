@@ -215,6 +215,7 @@ func (w *Worker) processPage(ctx context.Context, t *asynq.Task) (err error) {
 			return err
 		}
 		m, err = w.write(ctx, job, &p, st, false)
+		st.settle()
 		pass.leave() // the encoded page weighed in the stage until written (or stashed)
 		if err != nil || m == nil {
 			return err
@@ -251,6 +252,8 @@ func (w *Worker) processPage(ctx context.Context, t *asynq.Task) (err error) {
 type stashed struct {
 	Body []byte
 	Memo memo
+	// settle settles the call's budget reservation (set by fetch).
+	settle func()
 }
 
 // write stores a fetched page's object. If the sink refuses it, the page
@@ -376,21 +379,27 @@ func (w *Worker) fetch(ctx context.Context, job *Job, p *PagePayload, prov Provi
 		Offset: p.Offset, Limit: p.Limit, Cursor: p.Cursor,
 		Params: params,
 	})
-	w.settle(ctx, p, h, page, err)
 	outcome := "ok"
 	if err != nil {
 		outcome = classOf(err).String()
 	}
 	telemetry.M().Calls.Add(ctx, 1, metric.WithAttributes(attribute.String("provider", p.Provider), attribute.String("outcome", outcome)))
 	if err != nil {
+		w.settle(ctx, p, h, page, err)
 		pass.leave() // a throttle's backoff needs no place
 		return nil, nil, w.vendorError(ctx, job, p, err)
 	}
 	st, err := w.encode(job, p, page)
 	if err != nil {
+		w.settle(ctx, p, h, page, nil)
 		pass.leave()
 		return nil, nil, fatal(err)
 	}
+	// Settled once the page is written (processPage): until its ledger
+	// entry is kept, the reservation shows the call as in flight, so a job
+	// never reads "budget" while a page it paid for is still being written
+	// (its summary's spend would miss that page).
+	st.settle = func() { w.settle(ctx, p, h, page, nil) }
 	pass.encoded(int64(len(st.Body)))
 	return st, pass, nil
 }
