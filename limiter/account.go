@@ -11,6 +11,8 @@ import (
 
 	"github.com/go-redis/redis_rate/v10"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/linkharvest/linkharvest/internal/settings"
 )
 
 // The account's real limit. A vendor may state the account's limit on
@@ -104,8 +106,8 @@ func (l *Limiter) bucketFor(lowest int64) redis_rate.Limit {
 	}
 	if old := l.acct.logged.Swap(rate); old != rate {
 		l.log.Warn("shared limiter: the vendor states a lower limit for the account than configured; using it",
-			"provider", l.name, "configured", l.limit.String(), "applied", strconv.FormatInt(rate, 10)+"/"+fmtPeriod(l.limit.Period),
-			"stated", strconv.FormatInt(lowest, 10)+"/"+fmtPeriod(l.acct.per))
+			"provider", l.name, "configured", l.limit.String(), "applied", strconv.FormatInt(rate, 10)+"/"+settings.BriefDuration(l.limit.Period),
+			"stated", strconv.FormatInt(lowest, 10)+"/"+settings.BriefDuration(l.acct.per))
 	}
 	lim := l.limit
 	lim.Rate = int(rate)
@@ -153,7 +155,7 @@ func (l *Limiter) observe(path string, h http.Header) {
 	a.mu.Unlock()
 	if above {
 		l.log.Info("shared limiter: the vendor states a higher limit for the account than configured; raise --limit to use it",
-			"provider", l.name, "configured", l.limit.String(), "stated", v+"/"+fmtPeriod(a.per))
+			"provider", l.name, "configured", l.limit.String(), "stated", v+"/"+settings.BriefDuration(a.per))
 	}
 	if fresh {
 		return

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
+
+	"github.com/linkharvest/linkharvest/internal/settings"
 )
 
 // Limit is one provider account's limits, as the vendor states them.
@@ -24,21 +26,9 @@ type Limit struct {
 func (l Limit) String() string {
 	rate := "0"
 	if l.Rate > 0 {
-		rate = strconv.Itoa(l.Rate) + "/" + fmtPeriod(l.Period)
+		rate = strconv.Itoa(l.Rate) + "/" + settings.BriefDuration(l.Period)
 	}
 	return rate + ":" + strconv.Itoa(l.InFlight)
-}
-
-// fmtPeriod drops time.Duration's trailing zero units: 1m, 10s, 1h30m.
-func fmtPeriod(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
 
 // Bounds on what ParseLimits accepts: beyond them a value is a typo, and

@@ -1,10 +1,12 @@
 package providers
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -152,12 +154,17 @@ const (
 )
 
 // FromEnv makes a Vendor.FromEnv of a vendor package's parts: the Config
-// read from the environment, that Config with the HTTP client set, and
-// the constructor. A failed build gives a nil Client, not a typed nil.
-func FromEnv[Cfg any, C Client](fromEnv func(getenv func(string) string) Cfg, withHTTP func(Cfg, *http.Client) Cfg,
-	build func(Cfg) (C, error)) func(func(string) string, *http.Client) (Client, error) {
+// read from the environment and the constructor. The HTTP client is set
+// through the Conn every Config embeds (P is *Cfg). A failed build gives
+// a nil Client, not a typed nil.
+func FromEnv[Cfg any, P interface {
+	*Cfg
+	setHTTPClient(*http.Client)
+}, C Client](fromEnv func(getenv func(string) string) Cfg, build func(Cfg) (C, error)) func(func(string) string, *http.Client) (Client, error) {
 	return func(getenv func(string) string, hc *http.Client) (Client, error) {
-		c, err := build(withHTTP(fromEnv(getenv), hc))
+		cfg := fromEnv(getenv)
+		P(&cfg).setHTTPClient(hc)
+		c, err := build(cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -206,6 +213,40 @@ type Conn struct {
 	HTTPClient *http.Client
 	// MaxBody caps a response body (0: the vendor's own cap).
 	MaxBody int64
+}
+
+// setHTTPClient is how FromEnv hands a vendor's Config the shared client:
+// one method on the embedded Conn rather than a setter in every vendor.
+func (c *Conn) setHTTPClient(hc *http.Client) { c.HTTPClient = hc }
+
+// Remote is what a built client keeps of its Conn, alike for every
+// vendor: each vendor's Client embeds it, so that the checks of the base
+// URL, the choice of HTTP client and the body cap are made in one place
+// (Conn.Remote).
+type Remote struct {
+	Base    *url.URL     // scheme://host[/path]: no user info, no query, no trailing slash
+	HC      *http.Client // never nil
+	MaxBody int64        // the Config's cap, else the vendor's
+}
+
+// Remote checks the base URL raw, read from the variable env (named in
+// messages), and makes a client's connection. keyInURL is for a vendor
+// whose key travels in the URL: the base URL must hold no user info, and
+// the HTTP client is a copy whose redirects stay on the base's host
+// (GuardedClient). Otherwise credentials go in a header: user info is
+// dropped and HTTPClient is used as it is (ClientOr). timeout bounds a
+// call when HTTPClient is nil; maxBody is the vendor's body cap, used when
+// MaxBody is 0.
+func (c Conn) Remote(provider, env, raw string, keyInURL bool, timeout time.Duration, maxBody int64) (Remote, error) {
+	u, err := ParseBaseURL(provider, env, raw, !keyInURL)
+	if err != nil {
+		return Remote{}, err
+	}
+	hc := ClientOr(c.HTTPClient, timeout)
+	if keyInURL {
+		hc = GuardedClient(c.HTTPClient, u, timeout)
+	}
+	return Remote{Base: u, HC: hc, MaxBody: cmp.Or(c.MaxBody, maxBody)}, nil
 }
 
 // The changes a refresh's delta rows carry (sink.Record.Change).

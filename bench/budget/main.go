@@ -23,8 +23,7 @@ import (
 
 func main() {
 	domains := flag.Int("domains", 1500, "one-page domains per job")
-	rate := flag.Int("rate", 6000, "calls per minute (sandbox and workers); 0: unlimited")
-	inflight := flag.Int("inflight", 30, "calls in flight (sandbox and workers)")
+	acct := benchenv.AccountFlags(6000, 30, "")
 	workers := flag.Int("workers", 2, "worker processes")
 	conc := flag.Int("concurrency", 20, "WORKER_CONCURRENCY")
 	rounds := flag.Int("rounds", 3, "jobs of each kind, alternated")
@@ -33,16 +32,13 @@ func main() {
 	check(err)
 	defer env.Close()
 
-	sbArgs := []string{"--latency", "0", "--rate", "0", "--concurrency", "0"}
-	limits := "PROVIDER_LIMITS=dataforseo=0:0"
-	if *rate > 0 {
-		sbArgs = []string{"--latency", "0", "--rate", fmt.Sprintf("%d/1m", *rate), "--concurrency", strconv.Itoa(*inflight)}
-		limits = fmt.Sprintf("PROVIDER_LIMITS=dataforseo=%d/1m:%d", *rate, *inflight)
+	if acct.Rate == 0 { // -rate 0 measures the bookkeeping's raw cost: nothing limits
+		*acct = benchenv.Unlimited
 	}
-	sv, err := env.Services(benchenv.Want{Sandbox: sbArgs})
+	sv, err := env.Services(benchenv.Want{Sandbox: acct.SandboxArgs(0)})
 	check(err)
 	defer sv.Close()
-	wenv := benchenv.WorkerEnv(sv.RedisURL, sv.SandboxURL, "SINK_URL="+filepath.Join(env.Dir, "out"), limits, "WORKER_CONCURRENCY="+strconv.Itoa(*conc))
+	wenv := benchenv.WorkerEnv(sv.RedisURL, sv.SandboxURL, "SINK_URL="+filepath.Join(env.Dir, "out"), acct.WorkerLimits(), "WORKER_CONCURRENCY="+strconv.Itoa(*conc))
 	ws, err := env.Workers(*workers, wenv)
 	check(err)
 	defer ws.Stop()
@@ -78,7 +74,7 @@ func main() {
 	}
 	mp, mh := mean(plain), mean(held)
 	fmt.Printf("### Budget on the hot path: %d jobs of each kind alternated, %d one-page domains each, %d workers × %d, sandbox rate %d/1m (0: unlimited)\n\n",
-		*rounds, *domains, *workers, *conc, *rate)
+		*rounds, *domains, *workers, *conc, acct.Rate)
 	fmt.Println("| jobs | calls/s (mean) | runs |")
 	fmt.Println("|---|---|---|")
 	fmt.Printf("| without a budget | %.1f | %v |\n", mp, rounded(plain))
@@ -102,9 +98,5 @@ func rounded(v []float64) []string {
 	return out
 }
 
-func check(err error) {
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "budget bench:", err)
-		benchenv.Exit(1)
-	}
-}
+// check ends the run on an error (benchenv.Checker).
+var check = benchenv.Checker("budget bench")

@@ -341,9 +341,5 @@ func must[T any](v T, err error) T {
 	return v
 }
 
-func check(err error) {
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "enqueue:", err)
-		benchenv.Exit(1)
-	}
-}
+// check ends the run on an error (benchenv.Checker).
+var check = benchenv.Checker("enqueue")

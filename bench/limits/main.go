@@ -40,8 +40,7 @@ func main() {
 	lats := flag.String("latency", "100ms,1s", "sandbox latencies")
 	kill := flag.Bool("kill", true, "also run N=3 with one worker SIGKILLed half-way")
 	local := flag.Bool("local", true, "also run per-process limiting (x/time/rate at limit/N) side by side")
-	rate := flag.Int("rate", 2000, "calls per minute (sandbox and limiter)")
-	inflight := flag.Int("inflight", 30, "calls in flight (sandbox and limiter)")
+	acct := benchenv.AccountFlags(2000, 30, "")
 	flag.Parse()
 
 	env, err := benchenv.New("worker", "enqueue", "sandbox")
@@ -55,13 +54,13 @@ func main() {
 		for _, s := range strings.Split(*ns, ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(s))
 			check(err)
-			results = append(results, runOnce(env, "shared", n, lat, *rate, *inflight, *warmup, *duration, false))
+			results = append(results, runOnce(env, "shared", n, lat, *acct, *warmup, *duration, false))
 			if *local {
-				results = append(results, runOnce(env, "per-process", n, lat, *rate, *inflight, *warmup, *duration, false))
+				results = append(results, runOnce(env, "per-process", n, lat, *acct, *warmup, *duration, false))
 			}
 		}
 		if *kill {
-			results = append(results, runOnce(env, "shared+SIGKILL", 3, lat, *rate, *inflight, *warmup, *duration, true))
+			results = append(results, runOnce(env, "shared+SIGKILL", 3, lat, *acct, *warmup, *duration, true))
 		}
 	}
 	fmt.Println()
@@ -76,13 +75,12 @@ func main() {
 // runs numbers the runs (each has its own Redis, sandbox, list and output).
 var runs int
 
-func runOnce(env *benchenv.Env, mode string, n int, lat time.Duration, rate, inflight int, warmup, dur time.Duration, kill bool) result {
-	bound := min(float64(rate), float64(inflight)*float64(time.Minute)/float64(lat))
+func runOnce(env *benchenv.Env, mode string, n int, lat time.Duration, acct benchenv.Account, warmup, dur time.Duration, kill bool) result {
+	bound := min(float64(acct.Rate), float64(acct.InFlight)*float64(time.Minute)/float64(lat))
 	fmt.Fprintf(os.Stderr, "run: %s N=%d latency=%v (bound %.0f/min)\n", mode, n, lat, bound)
 	run := runs
 	runs++
-	sv, err := env.Services(benchenv.Want{Sandbox: []string{"--rate", fmt.Sprintf("%d/1m", rate),
-		"--concurrency", strconv.Itoa(inflight), "--latency", lat.String()}})
+	sv, err := env.Services(benchenv.Want{Sandbox: acct.SandboxArgs(lat)})
 	check(err)
 	defer sv.Close()
 	base := sv.SandboxURL
@@ -92,7 +90,7 @@ func runOnce(env *benchenv.Env, mode string, n int, lat time.Duration, rate, inf
 	list := filepath.Join(env.Dir, fmt.Sprintf("domains-%d.txt", run))
 	check(benchenv.WriteDomains(list, "d", calls, 1))
 	wenv := benchenv.WorkerEnv(sv.RedisURL, base, "SINK_URL="+filepath.Join(env.Dir, fmt.Sprintf("out-%d", run)),
-		fmt.Sprintf("PROVIDER_LIMITS=dataforseo=%d/1m:%d", rate, inflight), "WORKER_CONCURRENCY=40")
+		acct.WorkerLimits(), "WORKER_CONCURRENCY=40")
 	if mode == "per-process" {
 		wenv = append(wenv, "LINKHARVEST_LIMITER=local:"+strconv.Itoa(n))
 	}
@@ -139,9 +137,5 @@ func stats(base string) sandbox.Stats {
 	return s
 }
 
-func check(err error) {
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "limits:", err)
-		benchenv.Exit(1)
-	}
-}
+// check ends the run on an error (benchenv.Checker).
+var check = benchenv.Checker("limits")

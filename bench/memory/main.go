@@ -119,7 +119,7 @@ func run(concs []int, pages int, unbounded bool) error {
 		if err := os.WriteFile(list, b.Bytes(), 0o644); err != nil {
 			return err
 		}
-		extra := append(sv.S3.Env(), "PROVIDER_LIMITS=dataforseo=0:0", "WORKER_CONCURRENCY="+strconv.Itoa(sp.conc), "RETRY_BASE_DELAY=100ms")
+		extra := append(sv.S3.Env(), benchenv.Unlimited.WorkerLimits(), "WORKER_CONCURRENCY="+strconv.Itoa(sp.conc), "RETRY_BASE_DELAY=100ms")
 		if sp.memlimit != "" {
 			extra = append(extra, "GOMEMLIMIT="+sp.memlimit)
 		} else {

@@ -235,9 +235,5 @@ func must[T any](v T, err error) T {
 	return v
 }
 
-func check(err error) {
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "queue:", err)
-		benchenv.Exit(1)
-	}
-}
+// check ends the run on an error (benchenv.Checker).
+var check = benchenv.Checker("queue")

@@ -118,7 +118,7 @@ func measure(env *benchenv.Env, run, n int, o opts) result {
 	fmt.Fprintf(os.Stderr, "redismem: %d domains (finish: %v)\n", n, o.finish)
 	var want benchenv.Want
 	if o.finish {
-		want.Sandbox = []string{"--rate", "0", "--concurrency", "0", "--latency", "0"}
+		want.Sandbox = benchenv.Unlimited.SandboxArgs(0)
 	}
 	sv, err := env.Services(want)
 	check(err)
@@ -132,7 +132,7 @@ func measure(env *benchenv.Env, run, n int, o opts) result {
 	// on disk through the next size.
 	defer os.RemoveAll(out)
 	wenv := benchenv.WorkerEnv(sv.RedisURL, sv.SandboxURL, "SINK_URL="+out,
-		"PROVIDER_LIMITS=dataforseo=0:0", "WORKER_CONCURRENCY="+strconv.Itoa(o.conc))
+		benchenv.Unlimited.WorkerLimits(), "WORKER_CONCURRENCY="+strconv.Itoa(o.conc))
 
 	r := result{n: n}
 	r.used0, _, err = benchenv.RedisMemory(ctx, sv.RDB)
@@ -323,9 +323,5 @@ func describe(ctx context.Context, rdb *redis.Client, k string) (string, int64) 
 	return typ, c.Val()
 }
 
-func check(err error) {
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "redismem:", err)
-		benchenv.Exit(1)
-	}
-}
+// check ends the run on an error (benchenv.Checker).
+var check = benchenv.Checker("redismem")

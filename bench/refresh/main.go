@@ -59,11 +59,11 @@ func main() {
 		check(err)
 		tag := strings.ReplaceAll(strconv.FormatFloat(churn, 'f', -1, 64), ".", "_")
 		run := func(today, job string, args ...string) (int64, float64, *tasks.Status) {
-			sb, base, err := env.Sandbox("--seed", "7", "--churn", strconv.FormatFloat(churn, 'f', -1, 64), "--today", today,
-				"--latency", "0", "--rate", "0", "--concurrency", "0")
+			sb, base, err := env.Sandbox(append(benchenv.Unlimited.SandboxArgs(0),
+				"--seed", "7", "--churn", strconv.FormatFloat(churn, 'f', -1, 64), "--today", today)...)
 			check(err)
 			defer sb.Kill()
-			wenv := benchenv.WorkerEnv(sv.RedisURL, base, "SINK_URL="+filepath.Join(env.Dir, "out"), "PROVIDER_LIMITS=dataforseo=0:0", "WORKER_CONCURRENCY=20")
+			wenv := benchenv.WorkerEnv(sv.RedisURL, base, "SINK_URL="+filepath.Join(env.Dir, "out"), benchenv.Unlimited.WorkerLimits(), "WORKER_CONCURRENCY=20")
 			ws, err := env.Workers(*workers, wenv)
 			check(err)
 			defer ws.Stop()
@@ -96,9 +96,5 @@ func main() {
 	fmt.Printf("\nload average %s\n", benchenv.Load())
 }
 
-func check(err error) {
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "refresh bench:", err)
-		benchenv.Exit(1)
-	}
-}
+// check ends the run on an error (benchenv.Checker).
+var check = benchenv.Checker("refresh bench")

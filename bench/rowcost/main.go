@@ -290,7 +290,7 @@ func workerProcess(pages, conc int, memlimits []string) error {
 		return err
 	}
 	defer env.Close()
-	sv, err := env.Services(benchenv.Want{MinIO: true, Sandbox: []string{"--rate", "0", "--concurrency", "0", "--latency", "0"}})
+	sv, err := env.Services(benchenv.Want{MinIO: true, Sandbox: benchenv.Unlimited.SandboxArgs(0)})
 	if err != nil {
 		return err
 	}
@@ -307,7 +307,7 @@ func workerProcess(pages, conc int, memlimits []string) error {
 		if limit == "" {
 			limit = "off" // whatever this shell has set
 		}
-		wenv := benchenv.WorkerEnv(sv.RedisURL, sv.SandboxURL, append(sv.S3.Env(), "PROVIDER_LIMITS=dataforseo=0:0", "WORKER_CONCURRENCY="+strconv.Itoa(conc), "GOMEMLIMIT="+limit)...)
+		wenv := benchenv.WorkerEnv(sv.RedisURL, sv.SandboxURL, append(sv.S3.Env(), benchenv.Unlimited.WorkerLimits(), "WORKER_CONCURRENCY="+strconv.Itoa(conc), "GOMEMLIMIT="+limit)...)
 		if _, err := env.Enqueue(wenv, job, list); err != nil {
 			return err
 		}
@@ -427,9 +427,5 @@ func measureWorker(store *tasks.Store, job string, w, sb, minio *benchenv.Proc, 
 	return r, nil
 }
 
-func check(err error) {
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "rowcost:", err)
-		benchenv.Exit(1)
-	}
-}
+// check ends the run on an error (benchenv.Checker).
+var check = benchenv.Checker("rowcost")

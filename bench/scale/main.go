@@ -42,8 +42,7 @@ func main() {
 	conc := flag.Int("concurrency", 30, "WORKER_CONCURRENCY of each worker")
 	domains := flag.Int("domains", 10000, "one-page domains of the limited job (0 skips it)")
 	limWorkers := flag.Int("limited-workers", 2, "worker processes of the limited job")
-	rate := flag.Int("rate", 2000, "calls per minute of the limited job (sandbox and workers)")
-	inflight := flag.Int("inflight", 30, "calls in flight of the limited job (sandbox and workers)")
+	acct := benchenv.AccountFlags(2000, 30, " of the limited job")
 	latency := flag.Duration("latency", time.Second, "sandbox latency of the latency runs")
 	latPages := flag.Int("latency-pages", 1200, "pages per latency run (0 skips them)")
 	latRows := flag.Int("latency-rows", 100, "rows per page of the latency runs")
@@ -61,7 +60,7 @@ func main() {
 		scaling(env, *ns, *latPages, *latRows, *latency, *conc)
 	}
 	if *domains > 0 {
-		limited(env, *domains, *limWorkers, *rate, *inflight, *conc)
+		limited(env, *domains, *limWorkers, *acct, *conc)
 	}
 }
 
@@ -73,7 +72,7 @@ func scaling(env *benchenv.Env, ns string, pages, rows int, latency time.Duratio
 	s3, err := env.MinIO()
 	check(err)
 	defer s3.Proc.Kill()
-	sb, base, err := env.Sandbox("--rate", "0", "--concurrency", "0", "--latency", latency.String())
+	sb, base, err := env.Sandbox(benchenv.Unlimited.SandboxArgs(latency)...)
 	check(err)
 	defer sb.Kill()
 	fmt.Printf("### Unlimited sandbox with latency %s, MinIO sink, %d pages of %d rows per run, WORKER_CONCURRENCY=%d\n\n", latency, pages, rows, conc)
@@ -116,7 +115,7 @@ func unlimited(env *benchenv.Env, s3 *benchenv.S3, base string, run, n, pages, r
 	job := fmt.Sprintf("scale-%d", run)
 	list := filepath.Join(env.Dir, job+".txt")
 	check(benchenv.WriteDomains(list, fmt.Sprintf("s%d-", run), pages, rows))
-	wenv := benchenv.WorkerEnv(sv.RedisURL, base, append(s3.Env(), "PROVIDER_LIMITS=dataforseo=0:0", "WORKER_CONCURRENCY="+strconv.Itoa(conc))...)
+	wenv := benchenv.WorkerEnv(sv.RedisURL, base, append(s3.Env(), benchenv.Unlimited.WorkerLimits(), "WORKER_CONCURRENCY="+strconv.Itoa(conc))...)
 	_, err = env.Enqueue(wenv, job, list)
 	check(err)
 	ws, err := env.Workers(n, wenv)
@@ -154,17 +153,17 @@ func unlimited(env *benchenv.Env, s3 *benchenv.S3, base string, run, n, pages, r
 
 // limited runs a one-page-each job under the account's limits, workers
 // started first, and times it from the start of enqueue to the job's end.
-func limited(env *benchenv.Env, domains, nw, rate, inflight, conc int) {
-	ideal := time.Duration(float64(domains) / float64(rate) * float64(time.Minute))
+func limited(env *benchenv.Env, domains, nw int, acct benchenv.Account, conc int) {
+	ideal := time.Duration(float64(domains) / float64(acct.Rate) * float64(time.Minute))
 	fmt.Fprintf(os.Stderr, "scale: limited job of %d domains, %d workers (ideal %s)\n", domains, nw, ideal)
-	sv, err := env.Services(benchenv.Want{Sandbox: []string{"--rate", fmt.Sprintf("%d/1m", rate), "--concurrency", strconv.Itoa(inflight), "--latency", "0"}})
+	sv, err := env.Services(benchenv.Want{Sandbox: acct.SandboxArgs(0)})
 	check(err)
 	defer sv.Close()
 	base := sv.SandboxURL
 	list := filepath.Join(env.Dir, "limited.txt")
 	check(benchenv.WriteDomains(list, "l", domains, 10))
 	wenv := benchenv.WorkerEnv(sv.RedisURL, base, "SINK_URL="+filepath.Join(env.Dir, "out"),
-		fmt.Sprintf("PROVIDER_LIMITS=dataforseo=%d/1m:%d", rate, inflight), "WORKER_CONCURRENCY="+strconv.Itoa(conc))
+		acct.WorkerLimits(), "WORKER_CONCURRENCY="+strconv.Itoa(conc))
 	ws, err := env.Workers(nw, wenv)
 	check(err)
 	defer ws.Stop()
@@ -182,7 +181,7 @@ func limited(env *benchenv.Env, domains, nw, rate, inflight, conc int) {
 	check(err)
 	calls, throttled, maxIn, maxWin := st.Calls, st.Throttled, st.MaxInFlight, st.MaxCallsInWindow
 	fmt.Printf("### Rate-limited job: %d one-page domains, sandbox --rate %d/1m --concurrency %d, %d workers with PROVIDER_LIMITS=dataforseo=%d/1m:%d\n\n",
-		domains, rate, inflight, nw, rate, inflight)
+		domains, acct.Rate, acct.InFlight, nw, acct.Rate, acct.InFlight)
 	fmt.Println("| measure | value |")
 	fmt.Println("|---|---|")
 	fmt.Printf("| ideal (calls ÷ rate) | %.1f s |\n", ideal.Seconds())
@@ -190,14 +189,10 @@ func limited(env *benchenv.Env, domains, nw, rate, inflight, conc int) {
 	fmt.Printf("| ratio to ideal | %.3f |\n", total.Seconds()/ideal.Seconds())
 	fmt.Printf("| calls/min achieved | %.0f |\n", float64(calls)/total.Minutes())
 	fmt.Printf("| sandbox calls / throttled | %d / %d |\n", calls, throttled)
-	fmt.Printf("| sandbox max_calls_in_window (limit %d) / max_in_flight (limit %d) | %d / %d |\n", rate, inflight, maxWin, maxIn)
+	fmt.Printf("| sandbox max_calls_in_window (limit %d) / max_in_flight (limit %d) | %d / %d |\n", acct.Rate, acct.InFlight, maxWin, maxIn)
 	fmt.Printf("| pages ended / failed | %d / %d |\n", s.Ended, s.Failed)
 	fmt.Printf("| load average after | %s |\n\n", benchenv.Load())
 }
 
-func check(err error) {
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "scale:", err)
-		benchenv.Exit(1)
-	}
-}
+// check ends the run on an error (benchenv.Checker).
+var check = benchenv.Checker("scale")

@@ -140,6 +140,14 @@ func FormatDuration(d time.Duration) string {
 	if d >= day && d%day == 0 {
 		return strconv.FormatInt(int64(d/day), 10) + "d"
 	}
+	return BriefDuration(d)
+}
+
+// BriefDuration writes d as time.ParseDuration reads it (no days), without
+// the zero units time.Duration.String trails: 1m, 10s, 1h30m. It is
+// FormatDuration's form for readers of plain Go durations (the limiter's
+// PROVIDER_LIMITS periods), so both write durations alike.
+func BriefDuration(d time.Duration) string {
 	s := d.String()
 	if strings.HasSuffix(s, "m0s") {
 		s = strings.TrimSuffix(s, "0s")

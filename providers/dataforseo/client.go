@@ -9,7 +9,6 @@ package dataforseo
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -55,9 +54,6 @@ type Config struct {
 	providers.Conn // the HTTP client and the body cap
 }
 
-// withHTTPClient is c with its HTTP client set (Vendor.FromEnv).
-func (c Config) withHTTPClient(hc *http.Client) Config { c.HTTPClient = hc; return c }
-
 // ConfigFromEnv reads DATAFORSEO_LOGIN, DATAFORSEO_PASSWORD and
 // DATAFORSEO_BASE_URL (default DefaultBaseURL).
 func ConfigFromEnv(getenv func(string) string) Config {
@@ -67,15 +63,13 @@ func ConfigFromEnv(getenv func(string) string) Config {
 
 // Client calls the live endpoints: one call, one page.
 type Client struct {
-	login, password string
-	base            string // scheme://host[/path], no user info, no trailing slash
-	hc              *http.Client
-	maxBody         int64
+	login, password  string
+	providers.Remote // the base URL (no user info), the HTTP client and the body cap
 }
 
 // String hides the password, so that a logged client leaks nothing.
 func (c *Client) String() string {
-	return fmt.Sprintf("dataforseo.Client{login:%q base:%q}", c.login, c.base)
+	return fmt.Sprintf("dataforseo.Client{login:%q base:%q}", c.login, c.Base.String())
 }
 
 // GoString hides the password from %#v too.
@@ -86,12 +80,11 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Login == "" || cfg.Password == "" {
 		return nil, errors.New("dataforseo: DATAFORSEO_LOGIN and DATAFORSEO_PASSWORD are required")
 	}
-	u, err := providers.ParseBaseURL(Name, "DATAFORSEO_BASE_URL", cfg.BaseURL, true)
+	r, err := cfg.Remote(Name, "DATAFORSEO_BASE_URL", cfg.BaseURL, false, DefaultTimeout, maxBody)
 	if err != nil {
 		return nil, err
 	}
-	hc := providers.ClientOr(cfg.HTTPClient, DefaultTimeout)
-	return &Client{login: cfg.Login, password: cfg.Password.Reveal(), base: u.String(), hc: hc, maxBody: cmp.Or(cfg.MaxBody, maxBody)}, nil
+	return &Client{login: cfg.Login, password: cfg.Password.Reveal(), Remote: r}, nil
 }
 
 // endpointNames lists the endpoint names, "backlinks" (the default) first.
@@ -106,7 +99,7 @@ func endpointNames() []string {
 // Paging: backlinks pages by offset up to 20,000 and by search_after_token
 // past it; a summary is one call.
 func (c *Client) Paging(name string) (providers.Paging, error) {
-	return providers.BodyCap(c.maxBody)(paging(name))
+	return providers.BodyCap(c.MaxBody)(paging(name))
 }
 
 func paging(name string) (providers.Paging, error) {
@@ -163,7 +156,7 @@ func (c *Client) Fetch(ctx context.Context, req providers.Request) (*providers.P
 // body of a 2xx answer and when the call was sent (a daily limit's stop
 // lifts relative to it); any other answer comes back as its error.
 func (c *Client) post(ctx context.Context, path string, body []byte) ([]byte, time.Time, error) {
-	u := c.base + path // holds no credential: Basic auth is a header
+	u := c.Base.String() + path // holds no credential: Basic auth is a header
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
 	if err != nil {
 		return nil, time.Time{}, &providers.Error{Provider: Name, Class: providers.Fatal, Code: "request", Message: u}
@@ -172,12 +165,12 @@ func (c *Client) post(ctx context.Context, path string, body []byte) ([]byte, ti
 	hreq.Header.Set("Content-Type", "application/json")
 	hreq.Header.Set("Accept", "application/json")
 	sentAt := time.Now()
-	resp, err := c.hc.Do(hreq)
+	resp, err := c.HC.Do(hreq)
 	if err != nil {
 		return nil, sentAt, c.redact(providers.TransportError(Name, u, err))
 	}
 	defer resp.Body.Close()
-	b, err := providers.ReadBody(Name, resp.Body, resp.ContentLength, c.maxBody)
+	b, err := providers.ReadBody(Name, resp.Body, resp.ContentLength, c.MaxBody)
 	if err != nil {
 		return nil, sentAt, err
 	}

@@ -45,10 +45,10 @@ func TestNew(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c.base != tc.base {
-				t.Errorf("base = %q, want %q", c.base, tc.base)
+			if c.Base.String() != tc.base {
+				t.Errorf("base = %q, want %q", c.Base, tc.base)
 			}
-			if c.hc == nil || c.hc.Timeout != DefaultTimeout {
+			if c.HC == nil || c.HC.Timeout != DefaultTimeout {
 				t.Errorf("default HTTP client not set")
 			}
 		})
@@ -477,7 +477,7 @@ func TestTransportErrors(t *testing.T) {
 
 	// A body over MaxBody is fatal (fetching it again pays again).
 	c, _ = replayClient(t, 200, []byte(okEmpty))
-	c.maxBody = 10
+	c.MaxBody = 10
 	_, err = c.Fetch(context.Background(), providers.Request{Domain: "a.com"})
 	if providers.ClassOf(err) != providers.Fatal {
 		t.Errorf("oversized body: %v", err)

@@ -199,11 +199,8 @@ func (h *sbHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeBody(w, http.StatusOK, []byte(`{"version":"`+sbVersion+`","status_code":20000,"status_message":"Ok.","tasks":[{"status_code":20000,"result":[{"items":[{"url_from":"https://x.example/",}]}]}`))
 			return
 		case failDrop:
-			if hj, ok := w.(http.Hijacker); ok {
-				if conn, _, err := hj.Hijack(); err == nil {
-					conn.Close()
-					return
-				}
+			if sandbox.Drop(w) {
+				return
 			}
 			h.writeTop(w, http.StatusServiceUnavailable, start, 50301, "Service Temporarily Unavailable.")
 			return

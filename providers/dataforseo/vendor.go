@@ -26,7 +26,7 @@ var newLostPrice = providers.Price{Endpoint: BulkNewLostEndpoint, Unit: provider
 // Vendor describes DataForSEO to the rest of the system.
 var Vendor = providers.Vendor{
 	Name: Name, Endpoints: endpointNames(), Paging: paging, CheckParams: checkParams,
-	FromEnv: providers.FromEnv(ConfigFromEnv, Config.withHTTPClient, New),
+	FromEnv: providers.FromEnv(ConfigFromEnv, New),
 	Env: providers.Env{BaseURL: "DATAFORSEO_BASE_URL",
 		Account: []string{"DATAFORSEO_LOGIN", "DATAFORSEO_PASSWORD"}, Secrets: []string{"DATAFORSEO_PASSWORD"},
 		Sandbox: map[string]string{"DATAFORSEO_LOGIN": "sandbox", "DATAFORSEO_PASSWORD": "sandbox"}},

@@ -7,7 +7,6 @@ package domaincrawler
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -62,9 +61,6 @@ const DefaultTimeout = 2 * time.Minute
 // keeps a domain being exported from costing more than a call a minute.
 const DefaultUnfinishedWait = time.Minute
 
-// withHTTPClient is c with its HTTP client set (Vendor.FromEnv).
-func (c Config) withHTTPClient(hc *http.Client) Config { c.HTTPClient = hc; return c }
-
 // ConfigFromEnv reads DOMAINCRAWLER_USER, DOMAINCRAWLER_PASSWORD,
 // DOMAINCRAWLER_BASE_URL, DOMAINCRAWLER_ACCEPT_UNFINISHED (true or false,
 // default false) and DOMAINCRAWLER_UNFINISHED_WAIT (a duration, default
@@ -94,17 +90,15 @@ func ConfigFromEnv(getenv func(string) string) Config {
 
 // Client calls the Backlink API: one call, one page.
 type Client struct {
-	user, password string
-	base           *url.URL // without user info, without a trailing slash
-	hc             *http.Client
-	maxBody        int64
-	acceptUnfin    bool
-	unfinWait      time.Duration
+	user, password   string
+	providers.Remote // the base URL (no user info), the HTTP client and the body cap
+	acceptUnfin      bool
+	unfinWait        time.Duration
 }
 
 // String hides the password, so that a logged client leaks nothing.
 func (c *Client) String() string {
-	return fmt.Sprintf("domaincrawler.Client{user:%q base:%q}", c.user, c.base.String())
+	return fmt.Sprintf("domaincrawler.Client{user:%q base:%q}", c.user, c.Base.String())
 }
 
 // GoString hides the password from %#v too.
@@ -124,17 +118,16 @@ func New(cfg Config) (*Client, error) {
 	if cfg.BaseURL == "" {
 		return nil, errors.New("domaincrawler: DOMAINCRAWLER_BASE_URL is required: the API host is account-specific and has no default")
 	}
-	u, err := providers.ParseBaseURL(Name, "DOMAINCRAWLER_BASE_URL", cfg.BaseURL, true)
+	r, err := cfg.Remote(Name, "DOMAINCRAWLER_BASE_URL", cfg.BaseURL, false, DefaultTimeout, maxBody)
 	if err != nil {
 		return nil, err
 	}
-	hc := providers.ClientOr(cfg.HTTPClient, DefaultTimeout)
-	return &Client{user: cfg.User, password: cfg.Password.Reveal(), base: u, hc: hc, maxBody: cmp.Or(cfg.MaxBody, maxBody), acceptUnfin: cfg.AcceptUnfinished, unfinWait: cfg.UnfinishedWait}, nil
+	return &Client{user: cfg.User, password: cfg.Password.Reveal(), Remote: r, acceptUnfin: cfg.AcceptUnfinished, unfinWait: cfg.UnfinishedWait}, nil
 }
 
 // Paging describes an endpoint's pagination.
 func (c *Client) Paging(name string) (providers.Paging, error) {
-	return providers.BodyCap(c.maxBody)(paging(name))
+	return providers.BodyCap(c.MaxBody)(paging(name))
 }
 
 func paging(name string) (providers.Paging, error) {
@@ -228,7 +221,7 @@ func (c *Client) build(e *endpoint, req providers.Request, o *options) (*call, e
 		q.add("resources", o.resources...) // comma-joined, commas unescaped as in the docs
 	}
 
-	u := c.base.String() + e.path
+	u := c.Base.String() + e.path
 	cl := &call{method: http.MethodGet, url: u + "?" + q.String(), redacted: u + "?" + q.String()}
 	if e.post != postNone && len(q.String()) > maxGETQuery {
 		var body any
@@ -280,12 +273,12 @@ func (c *Client) Fetch(ctx context.Context, req providers.Request) (*providers.P
 	if cl.body != nil {
 		hreq.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := c.hc.Do(hreq)
+	resp, err := c.HC.Do(hreq)
 	if err != nil {
 		return nil, providers.TransportError(Name, cl.redacted, err)
 	}
 	defer resp.Body.Close()
-	b, err := providers.ReadBody(Name, resp.Body, resp.ContentLength, c.maxBody)
+	b, err := providers.ReadBody(Name, resp.Body, resp.ContentLength, c.MaxBody)
 	if err != nil {
 		return nil, err
 	}

@@ -227,7 +227,7 @@ func TestNewAndConfig(t *testing.T) {
 		t.Fatalf("config %+v", cfg)
 	}
 	c, err := New(cfg)
-	if err != nil || c.base.String() != "https://api.example.net/v1" || c.hc == nil || c.hc.Timeout != DefaultTimeout {
+	if err != nil || c.Base.String() != "https://api.example.net/v1" || c.HC == nil || c.HC.Timeout != DefaultTimeout {
 		t.Fatalf("New: %v %v", c, err)
 	}
 	tests := []struct {
@@ -250,8 +250,8 @@ func TestNewAndConfig(t *testing.T) {
 	}
 	// User info in the base URL is dropped: credentials travel in the header only.
 	c, err = New(Config{User: "u", Password: "p", BaseURL: "https://x:hunter2@api.example.net"})
-	if err != nil || strings.Contains(c.base.String(), "hunter2") {
-		t.Fatalf("%v %v", c.base, err)
+	if err != nil || strings.Contains(c.Base.String(), "hunter2") {
+		t.Fatalf("%v %v", c.Base, err)
 	}
 }
 

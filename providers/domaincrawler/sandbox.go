@@ -65,9 +65,6 @@ func (h *sbHandler) finished(domain string) bool {
 	return v.(*atomic.Int64).Add(1) > int64(n)
 }
 
-// failKinds: 500, 502, 503, truncated JSON, malformed JSON, dropped connection.
-const failKinds = 6
-
 func (h *sbHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	call := h.m.Begin()
 	defer call.End()
@@ -77,17 +74,14 @@ func (h *sbHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The vendor documents no rate limit (its errors are 400, 401, 404,
 	// 405 and 500), so the sandbox's --rate and --concurrency only count
 	// (max_calls_in_window, max_in_flight in /stats).
-	kind, fail := h.m.Inject(failKinds)
-	if fail && kind < 3 {
-		sbError(w, []int{500, 502, 503}[kind], "Internal Server Error – We had a problem with our server. Try again later.")
+	fault := h.m.StatusFault()
+	if st := fault.Status(); st != 0 {
+		sbError(w, st, "Internal Server Error – We had a problem with our server. Try again later.")
 		return
 	}
-	if fail && kind == 5 {
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				conn.Close()
-				return
-			}
+	if fault == sandbox.FaultDropped {
+		if sandbox.Drop(w) {
+			return
 		}
 		sbError(w, http.StatusServiceUnavailable, "Service Unavailable")
 		return
@@ -102,10 +96,10 @@ func (h *sbHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if status == http.StatusOK {
 		h.m.Charge(price.For(0))
 	}
-	if fail && kind == 3 {
+	if fault == sandbox.FaultTruncated {
 		body = body[:len(body)/2] // truncated
 	}
-	if fail && kind == 4 {
+	if fault == sandbox.FaultMalformed {
 		body = append([]byte(`{"exportFinished":true,"response":[{"nofollow":fal`), "se}}}]"...) // malformed
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")

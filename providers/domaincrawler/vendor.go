@@ -11,7 +11,7 @@ var price = providers.Price{Unit: providers.UnitCalls, PerCall: 1}
 // the account's quota of calls.
 var Vendor = providers.Vendor{
 	Name: Name, Endpoints: names(), Paging: paging, CheckParams: checkParams,
-	FromEnv: providers.FromEnv(ConfigFromEnv, Config.withHTTPClient, New),
+	FromEnv: providers.FromEnv(ConfigFromEnv, New),
 	Env: providers.Env{BaseURL: "DOMAINCRAWLER_BASE_URL",
 		Account: []string{"DOMAINCRAWLER_USER", "DOMAINCRAWLER_PASSWORD"}, Secrets: []string{"DOMAINCRAWLER_PASSWORD"},
 		Sandbox: map[string]string{"DOMAINCRAWLER_USER": "sandbox", "DOMAINCRAWLER_PASSWORD": "sandbox"}},

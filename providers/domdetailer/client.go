@@ -11,12 +11,10 @@
 package domdetailer
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
@@ -47,9 +45,6 @@ const CreditsPerCall = 3
 // are computed on the vendor's side before the first byte comes.
 const DefaultTimeout = 2 * time.Minute
 
-// Redacted replaces the key wherever a URL or message is shown.
-const Redacted = providers.Redacted
-
 // maxBody caps a response body unless Config.MaxBody is set: its 5000 rows are about 2.5 MB.
 const maxBody = 16 << 20
 
@@ -63,9 +58,6 @@ type Config struct {
 	providers.Conn // the HTTP client and the body cap
 }
 
-// withHTTPClient is c with its HTTP client set (Vendor.FromEnv).
-func (c Config) withHTTPClient(hc *http.Client) Config { c.HTTPClient = hc; return c }
-
 // ConfigFromEnv reads DOMDETAILER_APIKEY, DOMDETAILER_APP and
 // DOMDETAILER_BASE_URL (default DefaultBaseURL).
 func ConfigFromEnv(getenv func(string) string) Config {
@@ -78,15 +70,13 @@ func ConfigFromEnv(getenv func(string) string) Config {
 
 // Client calls the Backlinks API: one call, one page.
 type Client struct {
-	key, app string
-	base     *url.URL // no query, no trailing slash
-	hc       *http.Client
-	maxBody  int64
+	key, app         string
+	providers.Remote // the base URL, the HTTP client (redirects kept on its host) and the body cap
 }
 
 // String hides the key.
 func (c *Client) String() string {
-	return fmt.Sprintf("domdetailer.Client{app:%q base:%q}", c.app, c.base.String())
+	return fmt.Sprintf("domdetailer.Client{app:%q base:%q}", c.app, c.Base.String())
 }
 
 // GoString hides the key from %#v too.
@@ -97,17 +87,16 @@ func New(cfg Config) (*Client, error) {
 	if cfg.APIKey == "" || cfg.App == "" {
 		return nil, errors.New("domdetailer: DOMDETAILER_APIKEY and DOMDETAILER_APP are required")
 	}
-	u, err := providers.ParseBaseURL(Name, "DOMDETAILER_BASE_URL", cfg.BaseURL, false)
+	r, err := cfg.Remote(Name, "DOMDETAILER_BASE_URL", cfg.BaseURL, true, DefaultTimeout, maxBody)
 	if err != nil {
 		return nil, err
 	}
-	hc := providers.GuardedClient(cfg.HTTPClient, u, DefaultTimeout)
-	return &Client{key: cfg.APIKey.Reveal(), app: cfg.App, base: u, hc: hc, maxBody: cmp.Or(cfg.MaxBody, maxBody)}, nil
+	return &Client{key: cfg.APIKey.Reveal(), app: cfg.App, Remote: r}, nil
 }
 
 // Paging: one call returns the whole sample.
 func (c *Client) Paging(endpoint string) (providers.Paging, error) {
-	return providers.BodyCap(c.maxBody)(paging(endpoint))
+	return providers.BodyCap(c.MaxBody)(paging(endpoint))
 }
 
 func paging(endpoint string) (providers.Paging, error) {
@@ -172,8 +161,8 @@ func (c *Client) build(domain string, p params) call {
 		}
 		return s
 	}
-	u := c.base.String() + Path + "?"
-	return call{url: u + q(c.key), redacted: u + q(Redacted)}
+	u := c.Base.String() + Path + "?"
+	return call{url: u + q(c.key), redacted: u + q(providers.Redacted)}
 }
 
 // Fetch makes the one call of a domain. Offsets and cursors have no meaning
@@ -196,7 +185,7 @@ func (c *Client) Fetch(ctx context.Context, req providers.Request) (*providers.P
 		return nil, &providers.Error{Provider: Name, Class: providers.Fatal, Code: "request", Message: "domain is empty"}
 	}
 	cl := c.build(domain, p)
-	resp, b, err := providers.KeyedGet(ctx, c.hc, Name, cl.url, cl.redacted, c.key, "application/json", c.maxBody)
+	resp, b, err := providers.KeyedGet(ctx, c.HC, Name, cl.url, cl.redacted, c.key, "application/json", c.MaxBody)
 	if err != nil {
 		return nil, err
 	}
@@ -214,6 +203,6 @@ func (c *Client) Fetch(ctx context.Context, req providers.Request) (*providers.P
 // by REDACTED, for log and tracing layers that see the requests this client
 // sends (an otelhttp span's url.full, say). It works on any string, URL or
 // not, so that a malformed URL is redacted too.
-func RedactURL(s string) string { return apikeyParam.ReplaceAllString(s, "${1}"+Redacted) }
+func RedactURL(s string) string { return apikeyParam.ReplaceAllString(s, "${1}"+providers.Redacted) }
 
 var apikeyParam = regexp.MustCompile(`(?i)([?&;]apikey=)[^&#\s]*`)

@@ -34,9 +34,6 @@ func Mount(s *sandbox.Server) {
 
 type sbHandler struct{ m *sandbox.Meter }
 
-// failKinds: 500, 502, 503, truncated JSON, malformed JSON, dropped connection.
-const failKinds = 6
-
 func (h *sbHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	call := h.m.Begin()
 	defer call.End()
@@ -51,17 +48,14 @@ func (h *sbHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sbError(w, http.StatusTooManyRequests, "too_many_requests", "Too many requests, slow down")
 		return
 	}
-	kind, fail := h.m.Inject(failKinds)
+	fault := h.m.StatusFault()
 	switch {
-	case fail && kind < 3:
-		sbError(w, []int{500, 502, 503}[kind], "server_error", "Temporary server error, please retry")
+	case fault.Status() != 0:
+		sbError(w, fault.Status(), "server_error", "Temporary server error, please retry")
 		return
-	case fail && kind == 5:
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				conn.Close()
-				return
-			}
+	case fault == sandbox.FaultDropped:
+		if sandbox.Drop(w) {
+			return
 		}
 		sbError(w, http.StatusServiceUnavailable, "server_error", "Service unavailable")
 		return
@@ -108,10 +102,10 @@ func (h *sbHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.m.Charge(price.For(0)) // the vendor bills the call, whatever reaches the client
-	if fail && kind == 3 {
+	if fault == sandbox.FaultTruncated {
 		body = body[:len(body)/2]
 	}
-	if fail && kind == 4 {
+	if fault == sandbox.FaultMalformed {
 		body = []byte(`{"domain":"` + domain + `","metrics":{"links_in":1},"backlinks":[{"anchor":"x","nf":1,}]`)
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")

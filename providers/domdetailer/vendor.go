@@ -10,7 +10,7 @@ var price = providers.Price{Unit: providers.UnitCredits, PerCall: CreditsPerCall
 // no limits (its 429s are the only signal) and no way to tell changes.
 var Vendor = providers.Vendor{
 	Name: Name, Endpoints: []string{EndpointBacklinks}, Paging: paging, CheckParams: checkParams,
-	FromEnv: providers.FromEnv(ConfigFromEnv, Config.withHTTPClient, New),
+	FromEnv: providers.FromEnv(ConfigFromEnv, New),
 	// The app names the integration to the vendor; it is not a secret.
 	Env: providers.Env{BaseURL: "DOMDETAILER_BASE_URL",
 		Account: []string{"DOMDETAILER_APIKEY", "DOMDETAILER_APP"}, Secrets: []string{"DOMDETAILER_APIKEY"},

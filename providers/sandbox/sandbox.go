@@ -222,6 +222,60 @@ func (m *Meter) Wait(ctx context.Context) error {
 	}
 }
 
+// Fault is a transient fault a sandbox injects under --fail, of the set
+// the vendors whose errors are HTTP statuses share (DomainCrawler,
+// DomDetailer); each answers a fault in its own error shape.
+type Fault int
+
+const (
+	NoFault        Fault = iota
+	Fault500             // HTTP 500 with the vendor's error body
+	Fault502             // HTTP 502, likewise
+	Fault503             // HTTP 503, likewise
+	FaultTruncated       // half of the good body
+	FaultMalformed       // a body that does not parse
+	FaultDropped         // the connection closed without an answer (Drop)
+	faultEnd
+)
+
+// StatusFault draws this call's fault from that set (NoFault: none), with
+// Inject's odds.
+func (m *Meter) StatusFault() Fault {
+	kind, ok := m.Inject(int(faultEnd - Fault500))
+	if !ok {
+		return NoFault
+	}
+	return Fault500 + Fault(kind)
+}
+
+// Status is the HTTP status of Fault500, Fault502 and Fault503; 0 for
+// the other faults.
+func (f Fault) Status() int {
+	switch f {
+	case Fault500:
+		return http.StatusInternalServerError
+	case Fault502:
+		return http.StatusBadGateway
+	case Fault503:
+		return http.StatusServiceUnavailable
+	}
+	return 0
+}
+
+// Drop closes the call's connection without an answer, the dropped
+// connection every vendor's sandbox injects under --fail. It reports
+// false when w cannot be taken over (HTTP/2): the caller then answers
+// with the vendor's 503 instead.
+func Drop(w http.ResponseWriter) bool {
+	if hj, ok := w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			conn.Close()
+			return true
+		}
+	}
+	return false
+}
+
 // Options returns the meter's options (Seed for data generation).
 func (m *Meter) Options() Options { return m.opts }
 

@@ -15,7 +15,6 @@
 package xovi
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -60,9 +59,6 @@ const DefaultCreditsPerCall = 1
 // DefaultTimeout bounds one call when Config.HTTPClient is nil.
 const DefaultTimeout = 2 * time.Minute
 
-// Redacted replaces the key wherever a URL or message is shown.
-const Redacted = providers.Redacted
-
 // Formats the API answers in.
 const (
 	FormatJSON = "json"
@@ -85,9 +81,6 @@ type Config struct {
 	CreditsPerCall, CreditsPerRow float64
 }
 
-// withHTTPClient is c with its HTTP client set (Vendor.FromEnv).
-func (c Config) withHTTPClient(hc *http.Client) Config { c.HTTPClient = hc; return c }
-
 // ConfigFromEnv reads XOVI_KEY and XOVI_BASE_URL (default DefaultBaseURL).
 func ConfigFromEnv(getenv func(string) string) Config {
 	return Config{Key: providers.Secret(strings.TrimSpace(getenv("XOVI_KEY"))), BaseURL: providers.EnvOr(getenv, "XOVI_BASE_URL", DefaultBaseURL)}
@@ -95,17 +88,15 @@ func ConfigFromEnv(getenv func(string) string) Config {
 
 // Client calls links/getBacklinks: one call, one page.
 type Client struct {
-	key             string
-	base            *url.URL // no query, no trailing slash
-	queryForm       bool
-	hc              *http.Client
-	maxBody         int64
-	perCall, perRow float64
+	key              string
+	providers.Remote // the base URL, the HTTP client (redirects kept on its host) and the body cap
+	queryForm        bool
+	perCall, perRow  float64
 }
 
 // String hides the key.
 func (c *Client) String() string {
-	return fmt.Sprintf("xovi.Client{base:%q queryForm:%v}", c.base.String(), c.queryForm)
+	return fmt.Sprintf("xovi.Client{base:%q queryForm:%v}", c.Base.String(), c.queryForm)
 }
 
 // GoString hides the key from %#v too.
@@ -116,15 +107,14 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Key == "" {
 		return nil, errors.New("xovi: XOVI_KEY is required")
 	}
-	u, err := providers.ParseBaseURL(Name, "XOVI_BASE_URL", cfg.BaseURL, false)
+	r, err := cfg.Remote(Name, "XOVI_BASE_URL", cfg.BaseURL, true, DefaultTimeout, maxBody)
 	if err != nil {
 		return nil, err
 	}
 	if cfg.CreditsPerCall < 0 || cfg.CreditsPerRow < 0 {
 		return nil, errors.New("xovi: credits per call and per row must not be negative")
 	}
-	hc := providers.GuardedClient(cfg.HTTPClient, u, DefaultTimeout)
-	c := &Client{key: cfg.Key.Reveal(), base: u, queryForm: cfg.QueryForm, hc: hc, maxBody: cmp.Or(cfg.MaxBody, maxBody),
+	c := &Client{key: cfg.Key.Reveal(), Remote: r, queryForm: cfg.QueryForm,
 		perCall: cfg.CreditsPerCall, perRow: cfg.CreditsPerRow}
 	if c.perCall == 0 && c.perRow == 0 {
 		c.perCall = DefaultCreditsPerCall
@@ -135,7 +125,7 @@ func New(cfg Config) (*Client, error) {
 // Paging: pages of up to 1000 rows addressed by offset (turned into XOVI's
 // page index), no documented cap on skip.
 func (c *Client) Paging(endpoint string) (providers.Paging, error) {
-	return providers.BodyCap(c.maxBody)(paging(endpoint))
+	return providers.BodyCap(c.MaxBody)(paging(endpoint))
 }
 
 func paging(endpoint string) (providers.Paging, error) {
@@ -211,7 +201,7 @@ type call struct{ url, redacted string }
 
 // build is the one place URLs are made.
 func (c *Client) build(domain, format string, limit, skip int) call {
-	base := c.base.String()
+	base := c.Base.String()
 	mk := func(key string, escape func(string) string) string {
 		if c.queryForm {
 			return base + QueryPath + "?service=links&method=getBacklinks&key=" + escape(key) +
@@ -225,7 +215,7 @@ func (c *Client) build(domain, format string, limit, skip int) call {
 	if c.queryForm {
 		esc = url.QueryEscape
 	}
-	return call{url: mk(c.key, esc), redacted: mk(Redacted, esc)}
+	return call{url: mk(c.key, esc), redacted: mk(providers.Redacted, esc)}
 }
 
 // Fetch makes one call for the page of req.Limit rows (0: 1000) at
@@ -256,7 +246,7 @@ func (c *Client) Fetch(ctx context.Context, req providers.Request) (*providers.P
 	if format == FormatXML {
 		accept = "application/xml, text/xml"
 	}
-	resp, b, err := providers.KeyedGet(ctx, c.hc, Name, cl.url, cl.redacted, c.key, accept, c.maxBody)
+	resp, b, err := providers.KeyedGet(ctx, c.HC, Name, cl.url, cl.redacted, c.key, accept, c.MaxBody)
 	if err != nil {
 		return nil, err
 	}
@@ -294,8 +284,8 @@ func (c *Client) answer(resp *http.Response, body []byte, skip, drop, n int) (*p
 // sends (an otelhttp span's url.full, say); it works on any string, so a
 // malformed URL is redacted too.
 func RedactURL(s string) string {
-	s = routeKey.ReplaceAllString(s, "${1}"+Redacted)
-	return queryKey.ReplaceAllString(s, "${1}"+Redacted)
+	s = routeKey.ReplaceAllString(s, "${1}"+providers.Redacted)
+	return queryKey.ReplaceAllString(s, "${1}"+providers.Redacted)
 }
 
 var (

@@ -551,7 +551,7 @@ func TestRedactionStrings(t *testing.T) {
 	for _, qf := range []bool{false, true} {
 		c.queryForm = qf
 		cl := c.build("example.com", "json", 1000, 3)
-		if strings.Contains(cl.redacted, "k3y") || !strings.Contains(cl.redacted, Redacted) {
+		if strings.Contains(cl.redacted, "k3y") || !strings.Contains(cl.redacted, providers.Redacted) {
 			t.Errorf("redacted URL %q", cl.redacted)
 		}
 		if RedactURL(cl.url) != cl.redacted {

@@ -86,11 +86,8 @@ func (h *sbHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("<html><head><title>503 Service Unavailable</title></head><body><h1>Service Unavailable</h1></body></html>"))
 		return
 	case fail && kind == 4:
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				conn.Close()
-				return
-			}
+		if sandbox.Drop(w) {
+			return
 		}
 		sbWrite(w, http.StatusServiceUnavailable, format, sbError(q, "internal error"))
 		return

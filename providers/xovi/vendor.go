@@ -11,7 +11,7 @@ var price = providers.Price{Unit: providers.UnitCalls, PerCall: DefaultCreditsPe
 // quota (see DefaultCreditsPerCall).
 var Vendor = providers.Vendor{
 	Name: Name, Endpoints: []string{EndpointBacklinks}, Paging: paging, CheckParams: checkParams,
-	FromEnv: providers.FromEnv(ConfigFromEnv, Config.withHTTPClient, New),
+	FromEnv: providers.FromEnv(ConfigFromEnv, New),
 	Env: providers.Env{BaseURL: "XOVI_BASE_URL", Account: []string{"XOVI_KEY"}, Secrets: []string{"XOVI_KEY"},
 		Sandbox: map[string]string{"XOVI_KEY": "sandbox"}},
 	Prices: []providers.Price{price},
