@@ -284,6 +284,21 @@ func TestBudgetStopsAndResumes(t *testing.T) {
 	if st.State != "budget" || !st.BudgetStopped() || st.Budget["dataforseo"] != 0.08 || st.Charged["dataforseo"] != 0.035 {
 		t.Fatalf("status %+v; want state budget, 0.035 charged of 0.08", st)
 	}
+	// A page paid for but kept until the sink takes writes waits for the
+	// sink, not the budget: the job is not stopped while it waits.
+	const unit = "dataforseo|backlinks|a.com|1"
+	if err := s.stash(ctx, job, unit, []byte("body"), memo{Key: "k", Cost: 0.035, CostUnit: "usd"}, time.Hour, "sink down"); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.Status(ctx, job); st.State != "running" || st.Stashed != 1 {
+		t.Fatalf("with a stashed page: state %q, stashed %d; want running, 1", st.State, st.Stashed)
+	}
+	if err := s.keepMemo(ctx, job, unit, &memo{Key: "k", Cost: 0.035, CostUnit: "usd"}); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.Status(ctx, job); st.State != "budget" || st.Spend["dataforseo"] != 0.035 {
+		t.Fatalf("once the stashed page is written: state %q, spend %v; want budget, 0.035", st.State, st.Spend)
+	}
 	if w := st.WaitingFor(); !strings.Contains(w, "0.035 usd spent of 0.08 usd") || !strings.Contains(w, "enqueue budget "+job) {
 		t.Errorf("waiting for %q", w)
 	}

@@ -1368,15 +1368,16 @@ func (s *Store) openOutside(ctx context.Context, job string, blocked map[string]
 
 // budgetStatus adds the job's budget to st, and reads its state as
 // "budget" when every page left waits on one: some provider's reservation
-// did not fit, none of its calls is in flight, and no other provider has
-// pages open.
+// did not fit, none of its calls is in flight, no other provider has
+// pages open, and no page waits for the sink (a stashed page was paid for
+// and is not yet in the ledger: it waits for the sink, not the budget).
 func (s *Store) budgetStatus(ctx context.Context, st *Status) error {
 	b, err := s.budgetState(ctx, st.JobID)
 	if err != nil || b == nil {
 		return err
 	}
 	st.Budget, st.Charged = b.Limit, b.Charged
-	if st.State != "running" || len(b.Blocked) == 0 || st.Open == 0 || st.Submissions > 0 || st.Finalizing {
+	if st.State != "running" || len(b.Blocked) == 0 || st.Open == 0 || st.Submissions > 0 || st.Finalizing || st.Stashed > 0 {
 		return nil
 	}
 	outside, err := s.openOutside(ctx, st.JobID, b.Blocked)
