@@ -101,26 +101,37 @@ func (w *Worker) renewHold(ctx context.Context, job string, h *hold) {
 	})
 }
 
-// settle replaces the reservation by what the call cost: the charge of
-// its answer; nothing for an answer the vendor refused with a code of its
-// own (it bills none); the whole reservation when it is unknown whether
-// the vendor billed (the connection broke, the body was cut).
-func (w *Worker) settle(ctx context.Context, p *PagePayload, h *hold, page *providers.Page, callErr error) {
+// settleFailed settles the reservation of a call that failed: nothing
+// for an answer the vendor refused with a code of its own (it bills none)
+// or a call the limiter never let out; the whole reservation when it is
+// unknown whether the vendor billed (the connection broke, the body was
+// cut).
+func (w *Worker) settleFailed(ctx context.Context, p *PagePayload, h *hold, callErr error) {
 	if h == nil {
 		return
 	}
+	charge := h.r.Amount
+	if pe, ok := providers.AsError(callErr); errors.Is(callErr, limiter.ErrWaitEnded) || ok && pe.Code != "" {
+		charge = 0
+	}
+	w.settleNano(ctx, p, h, charge)
+}
+
+// settle replaces the reservation of a call that answered by what it
+// cost (charge, in the provider's unit). The caller settles once the
+// answer is in the ledger (a page's memo, a check's memo): until then the
+// reservation shows the call in flight, so a job never reads "budget"
+// while a page it paid for is still being written.
+func (w *Worker) settle(ctx context.Context, p *PagePayload, h *hold, charge float64) {
+	if h == nil {
+		return
+	}
+	w.settleNano(ctx, p, h, spend.ToNano(charge))
+}
+
+func (w *Worker) settleNano(ctx context.Context, p *PagePayload, h *hold, charge int64) {
 	h.stop()
 	<-h.done
-	var charge int64
-	switch pe, ok := providers.AsError(callErr); {
-	case callErr == nil:
-		c, _ := w.charge(p, page)
-		charge = spend.ToNano(c)
-	case errors.Is(callErr, limiter.ErrWaitEnded), ok && pe.Code != "":
-		charge = 0
-	default:
-		charge = h.r.Amount
-	}
 	if charge > h.r.Amount {
 		w.log().Warn("a call cost more than its reservation; the ledger records what it cost",
 			"job", p.Job, "provider", p.Provider, "endpoint", p.Endpoint, "domain", p.Domain, "page", p.Page,

@@ -284,6 +284,9 @@ func TestBudgetStopsAndResumes(t *testing.T) {
 	if st.State != "budget" || !st.BudgetStopped() || st.Budget["dataforseo"] != 0.08 || st.Charged["dataforseo"] != 0.035 {
 		t.Fatalf("status %+v; want state budget, 0.035 charged of 0.08", st)
 	}
+	if w := st.WaitingFor(); !strings.Contains(w, "0.035 usd spent of 0.08 usd") || !strings.Contains(w, "enqueue budget "+job) {
+		t.Errorf("waiting for %q", w)
+	}
 	// A page paid for but kept until the sink takes writes waits for the
 	// sink, not the budget: the job is not stopped while it waits.
 	const unit = "dataforseo|backlinks|a.com|1"
@@ -298,9 +301,6 @@ func TestBudgetStopsAndResumes(t *testing.T) {
 	}
 	if st, _ := s.Status(ctx, job); st.State != "budget" || st.Spend["dataforseo"] != 0.035 {
 		t.Fatalf("once the stashed page is written: state %q, spend %v; want budget, 0.035", st.State, st.Spend)
-	}
-	if w := st.WaitingFor(); !strings.Contains(w, "0.035 usd spent of 0.08 usd") || !strings.Contains(w, "enqueue budget "+job) {
-		t.Errorf("waiting for %q", w)
 	}
 	if err := s.SetBudget(ctx, job, map[string]float64{"dataforseo": 0.2}); err != nil {
 		t.Fatal(err)
@@ -387,7 +387,11 @@ func TestBudgetOverrunLogged(t *testing.T) {
 		t.Fatalf("reserve: %+v, %v", h, err)
 	}
 	page, ferr := v.Fetch(ctx, providers.Request{})
-	w.settle(ctx, p, h, page, ferr)
+	if ferr != nil {
+		t.Fatal(ferr)
+	}
+	c, _ := w.charge(p, page)
+	w.settle(ctx, p, h, c)
 	st, err := s.budgetState(ctx, job)
 	if err != nil {
 		t.Fatal(err)

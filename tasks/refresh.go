@@ -332,14 +332,13 @@ func (w *Worker) countChanges(ctx context.Context, job *Job, c *CheckPayload, ta
 	// A row a target, for the prices that charge by the row.
 	page := &providers.Page{Cost: cost, Items: make([]providers.Item, len(targets))}
 	if err != nil {
-		w.settle(ctx, call, h, page, err)
+		w.settleFailed(ctx, call, h, err)
 		return nil, w.vendorError(ctx, job, call, err)
 	}
 	m := &checkMemo{Counts: got}
 	m.Cost, _ = w.charge(call, page)
 	kept, err := w.Store.keepCheck(ctx, c.Job, c.Provider, c.id(), m)
-	// Settled once the ledger holds the check (see fetch).
-	w.settle(ctx, call, h, page, nil)
+	w.settle(ctx, call, h, m.Cost) // once the ledger holds the check
 	if err != nil {
 		return nil, err
 	}

@@ -207,7 +207,8 @@ func TestFetchHoldsStage(t *testing.T) {
 			go func() {
 				defer close(done)
 				var pass *stagePass
-				st, pass, err = w.fetch(context.Background(), job, p, prov)
+				// The worker has no job store, so fetch holds no budget.
+				st, pass, _, err = w.fetch(context.Background(), job, p, prov)
 				// The encoded page still weighs until it is written.
 				held = pass != nil && !stageIdle(w.Stage)
 				pass.leave()
@@ -486,7 +487,7 @@ func TestFetchOverCap(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					st, pass, err := w.fetch(context.Background(), job, p, prov)
+					st, pass, _, err := w.fetch(context.Background(), job, p, prov)
 					pass.leave()
 					if big {
 						pe, ok := providers.AsError(err)

@@ -210,13 +210,13 @@ func (w *Worker) processPage(ctx context.Context, t *asynq.Task) (err error) {
 			// An answer bought now could only be stashed: wait for the sink.
 			return &sinkError{errors.New(ps.sinkDown)}
 		}
-		st, pass, err := w.fetch(ctx, job, &p, prov)
+		st, pass, h, err := w.fetch(ctx, job, &p, prov)
 		if err != nil {
 			return err
 		}
 		m, err = w.write(ctx, job, &p, st, false)
-		st.settle()
-		pass.leave() // the encoded page weighed in the stage until written (or stashed)
+		w.settle(ctx, &p, h, st.Memo.Cost) // once the ledger holds the page (or it is stashed)
+		pass.leave()                       // the encoded page weighed in the stage until written (or stashed)
 		if err != nil || m == nil {
 			return err
 		}
@@ -252,8 +252,6 @@ func (w *Worker) processPage(ctx context.Context, t *asynq.Task) (err error) {
 type stashed struct {
 	Body []byte
 	Memo memo
-	// settle settles the call's budget reservation (set by fetch).
-	settle func()
 }
 
 // write stores a fetched page's object. If the sink refuses it, the page
@@ -362,15 +360,16 @@ func shorten(s string, n int) string {
 // worker's Stage from the arrival of the answer until it is encoded; the
 // pass it returns still holds the encoded page's bytes (leave it once
 // the page is written). The call's most possible cost is reserved against
-// the job's budget first, before the shared limiter's slot.
-func (w *Worker) fetch(ctx context.Context, job *Job, p *PagePayload, prov Provider) (*stashed, *stagePass, error) {
+// the job's budget first, before the shared limiter's slot; the hold it
+// returns is settled by the caller once the page is written (settle).
+func (w *Worker) fetch(ctx context.Context, job *Job, p *PagePayload, prov Provider) (*stashed, *stagePass, *hold, error) {
 	params, err := w.deltaParams(job, p) // refresh.go
 	if err != nil {
-		return nil, nil, fatal(err)
+		return nil, nil, nil, fatal(err)
 	}
 	h, err := w.reserve(ctx, job, p, prov) // budget.go
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	pg, _ := prov.Paging(p.Endpoint) // checked by the caller
 	sctx, pass := w.Stage.with(ctx, p.Provider, bodyCap(pg))
@@ -385,23 +384,19 @@ func (w *Worker) fetch(ctx context.Context, job *Job, p *PagePayload, prov Provi
 	}
 	telemetry.M().Calls.Add(ctx, 1, metric.WithAttributes(attribute.String("provider", p.Provider), attribute.String("outcome", outcome)))
 	if err != nil {
-		w.settle(ctx, p, h, page, err)
+		w.settleFailed(ctx, p, h, err)
 		pass.leave() // a throttle's backoff needs no place
-		return nil, nil, w.vendorError(ctx, job, p, err)
+		return nil, nil, nil, w.vendorError(ctx, job, p, err)
 	}
 	st, err := w.encode(job, p, page)
 	if err != nil {
-		w.settle(ctx, p, h, page, nil)
+		c, _ := w.charge(p, page)
+		w.settle(ctx, p, h, c)
 		pass.leave()
-		return nil, nil, fatal(err)
+		return nil, nil, nil, fatal(err)
 	}
-	// Settled once the page is written (processPage): until its ledger
-	// entry is kept, the reservation shows the call as in flight, so a job
-	// never reads "budget" while a page it paid for is still being written
-	// (its summary's spend would miss that page).
-	st.settle = func() { w.settle(ctx, p, h, page, nil) }
 	pass.encoded(int64(len(st.Body)))
-	return st, pass, nil
+	return st, pass, h, nil
 }
 
 func (w *Worker) encode(job *Job, p *PagePayload, page *providers.Page) (*stashed, error) {

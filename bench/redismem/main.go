@@ -34,6 +34,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -198,6 +199,8 @@ type kind struct {
 	keys   int64
 	sample []string
 	bytes  int64 // MEMORY USAGE of the sampled keys
+	sized  int   // sampled keys MEMORY USAGE answered for
+	err    error // why a sampled key was not sized (not one that expired)
 	typ    string
 	elems  int64 // elements of the first sampled key
 }
@@ -225,13 +228,24 @@ func where(ctx context.Context, rdb *redis.Client, when string, n, samples int) 
 			break
 		}
 	}
+	slowOpt := *rdb.Options()
+	slowOpt.ReadTimeout = 5 * time.Minute
+	slow := redis.NewClient(&slowOpt)
+	defer slow.Close()
 	var gs []*kind
 	var total float64
 	for _, g := range kinds {
 		for _, k := range g.sample {
-			b, err := rdb.MemoryUsage(ctx, k, 0).Result()
-			if err == nil { // a key may expire between SCAN and here
+			// SAMPLES 0 walks every element: a 10,000,000-member set
+			// takes longer than the client's read timeout, so it gets its own.
+			b, err := slow.MemoryUsage(ctx, k, 0).Result()
+			switch {
+			case err == nil:
 				g.bytes += b
+				g.sized++
+			case errors.Is(err, redis.Nil): // a key may expire between SCAN and here
+			default:
+				g.err = err
 			}
 		}
 		g.typ, g.elems = describe(ctx, rdb, g.sample[0])
@@ -251,6 +265,12 @@ func where(ctx context.Context, rdb *redis.Client, when string, n, samples int) 
 			g.estimate()/1e6, g.estimate()/float64(n))
 	}
 	fmt.Printf("| all keys | | | | | %.2f MB | %.1f |\n\n", total/1e6, total/float64(n))
+	for _, g := range gs {
+		if g.err != nil {
+			fmt.Printf("Not sized (%d of %d sampled keys of `%s`; its total counts only those sized): %v\n\n",
+				len(g.sample)-g.sized, len(g.sample), g.name, g.err)
+		}
+	}
 	// What one entry of a job's per-unit hash (ended, memo) holds.
 	for _, g := range gs {
 		if g.typ == "hash" && g.elems > 100 && strings.HasPrefix(g.name, "lh:") {
@@ -264,7 +284,10 @@ func where(ctx context.Context, rdb *redis.Client, when string, n, samples int) 
 
 // estimate is the kind's bytes: its sampled keys' mean times its keys.
 func (g *kind) estimate() float64 {
-	return float64(g.bytes) / float64(len(g.sample)) * float64(g.keys)
+	if g.sized == 0 {
+		return 0
+	}
+	return float64(g.bytes) / float64(g.sized) * float64(g.keys)
 }
 
 // kindOf names a key's kind: a hash-tagged key by its tag and the next
