@@ -120,13 +120,14 @@ func (s *memSink) has(key string) bool {
 func (s *memSink) setDown(d bool) { s.mu.Lock(); s.down = d; s.mu.Unlock() }
 
 type rig struct {
-	t      *testing.T
-	rdb    *redis.Client
-	w      *Worker
-	sub    *Submitter
-	vendor *movingVendor
-	sink   *memSink
-	insp   *asynq.Inspector
+	t       *testing.T
+	rdb     *redis.Client
+	w       *Worker
+	sub     *Submitter
+	vendor  *movingVendor
+	sink    *memSink
+	insp    *asynq.Inspector
+	feedJob string // the job feedAll waits for
 }
 
 func newRig(t *testing.T) *rig {

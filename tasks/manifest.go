@@ -211,13 +211,9 @@ func (s *Store) manifestPart(ctx context.Context, job string, inPart func(domain
 	type dkey struct{ p, e, d string }
 	var objs []ManifestObject
 	byDomain := map[dkey]*ManifestOutcome{}
-	err := s.scanOutcomes(ctx, job, func(provider, endpoint, domain string, page int, raw string) error {
+	err := s.scanOutcomes(ctx, job, func(provider, endpoint, domain string, page int, o Outcome) error {
 		if !inPart(domain) {
 			return nil
-		}
-		var o Outcome
-		if err := json.Unmarshal([]byte(raw), &o); err != nil {
-			return err
 		}
 		if o.Key != "" {
 			objs = append(objs, ManifestObject{Key: o.Key, Records: o.Records, Bytes: o.Bytes})

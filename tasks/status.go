@@ -27,6 +27,9 @@ type Status struct {
 	Objects    int64  `json:"objects"` // data objects written
 	Bytes      int64  `json:"bytes"`   // bytes written
 	Failed     int64  `json:"failed"`  // pages failed for good
+	// Unfed are domains in the job's feed, not yet registered (feed.go):
+	// the job is running while there are any.
+	Unfed int64 `json:"unfed,omitempty"`
 	// Spend is the ledger: what the job's pages cost, per provider, in the
 	// provider's unit, each page counted once.
 	Spend map[string]float64 `json:"spend,omitempty"`

@@ -24,9 +24,14 @@ import (
 //	meta     HASH   job_id, dt, created_at, spec, gen, counters, state, paused:{provider},
 //	                reopened (work was added after the job ended or while it was being
 //	                finalized), finalizing (deadline of a running finalizer), interrupted
-//	                (the last submission that ended without closing), stashed/stash_bytes
+//	                (the last submission that ended without closing), stashed/stash_bytes,
+//	                unfed (domains in the feed), feed_seq
 //	open     SET    page units created and not yet ended
-//	ended    HASH   unit -> outcome (JSON); a unit ends once, whatever delivers it
+//	ended:N  HASH   the ledger: unit -> outcome, in ledgerBuckets small hashes (ledger.go);
+//	                a unit ends once, whatever delivers it
+//	endedb   STRING bitmap of the ledger's buckets that exist
+//	feed     LIST   batches of domains submitted but not yet registered (feed.go)
+//	feeder   STRING the lease of the worker feeding the job
 //	memo     HASH   unit -> what its call returned, and whether its object is written
 //	                or only stashed, so a redelivered page is not fetched (and paid
 //	                for) again
@@ -48,18 +53,20 @@ import (
 // unit: a submitter that dies (SIGKILL, OOM, a lost machine) stops renewing
 // it and the job is no longer held open once it expires.
 type jobKeys struct {
-	meta, open, ended, memo, rejected, subs, refetch, budget, resv, incomplete, prefix string
+	meta, open, buckets, memo, rejected, subs, refetch, budget, resv, incomplete, feed, feeder, prefix string
 }
 
 func keysFor(job string) jobKeys {
 	p := "lh:{job:" + job + "}:"
-	return jobKeys{meta: p + "meta", open: p + "open", ended: p + fEnded, memo: p + "memo", rejected: p + fRejected,
-		subs: p + "subs", refetch: p + "refetch", budget: p + "budget", resv: p + "resv", incomplete: p + "incomplete", prefix: p}
+	return jobKeys{meta: p + "meta", open: p + "open", buckets: p + "endedb", memo: p + "memo", rejected: p + fRejected,
+		subs: p + "subs", refetch: p + "refetch", budget: p + "budget", resv: p + "resv", incomplete: p + "incomplete",
+		feed: p + "feed", feeder: p + "feeder", prefix: p}
 }
 
-// all is every key of the job but the stashes (which expire on their own).
+// all is every key of the job but the stashes (which expire on their own)
+// and the ledger's buckets (named by the bitmap k.buckets).
 func (k jobKeys) all() []string {
-	return []string{k.meta, k.open, k.ended, k.memo, k.rejected, k.subs, k.refetch, k.budget, k.resv, k.incomplete}
+	return []string{k.meta, k.open, k.buckets, k.memo, k.rejected, k.subs, k.refetch, k.budget, k.resv, k.incomplete, k.feed}
 }
 
 func (k jobKeys) stash(unit string) string { return k.prefix + "stash:" + unit }
@@ -97,6 +104,7 @@ const (
 	fUnchanged    = "unchanged"
 	fChanged      = "changed"
 	fFull         = "full"
+	fUnfed        = "unfed"
 )
 
 // jobsIndex lists jobs by creation time, for `enqueue status` without an id.
@@ -136,11 +144,12 @@ end
 // (0: not domains' first pages); a domain is new when its group's first
 // unit is, and is counted here, in the same step, so that a submission
 // killed between two calls cannot register a domain without counting it.
-// KEYS: open, ended, meta, subs, batch; ARGV: gen or "", per-domain, units...
+// KEYS: open, meta, subs, batch, then each unit's ledger bucket;
+// ARGV: gen or "", per-domain, units...
 var registerScript = redis.NewScript(luaNow + luaReopen + `
 local sub = ARGV[1] ~= ''
 if sub then
-  local s = redis.call('ZSCORE', KEYS[4], ARGV[1])
+  local s = redis.call('ZSCORE', KEYS[3], ARGV[1])
   if not s or tonumber(s) < now then return redis.error_reply('LEASE submission lease lost') end
 end
 local per = tonumber(ARGV[2])
@@ -150,7 +159,7 @@ local domains = 0
 for i = 3, #ARGV do
   local u = ARGV[i]
   local j = i - 2
-  if redis.call('HEXISTS', KEYS[2], u) == 1 then
+  if redis.call('HEXISTS', KEYS[4 + j], u) == 1 then
     out[j] = 0
   elseif redis.call('SADD', KEYS[1], u) == 1 then
     out[j] = 1
@@ -159,12 +168,12 @@ for i = 3, #ARGV do
   else
     out[j] = 2
   end
-  if sub and out[j] > 0 then redis.call('SADD', KEYS[5], u) end
+  if sub and out[j] > 0 then redis.call('SADD', KEYS[4], u) end
 end
-if domains > 0 then redis.call('HINCRBY', KEYS[3], 'domains', domains) end
+if domains > 0 then redis.call('HINCRBY', KEYS[2], 'domains', domains) end
 if added > 0 then
-  redis.call('HINCRBY', KEYS[3], 'units', added)
-  reopen(KEYS[3], ARGV[1] ~= '' and ARGV[1] or 'w')
+  redis.call('HINCRBY', KEYS[2], 'units', added)
+  reopen(KEYS[2], ARGV[1] ~= '' and ARGV[1] or 'w')
 end
 return out
 `)
@@ -187,6 +196,7 @@ const luaLive = `local function live(subs, meta)
 end
 local function finishable(open, subs, meta)
   return redis.call('SCARD', open) == 0 and live(subs, meta) == 0
+    and tonumber(redis.call('HGET', meta, 'unfed') or '0') <= 0
     and redis.call('HGET', meta, 'state') == 'running' and redis.call('HEXISTS', meta, 'finalizing') == 0
 end
 `
@@ -194,11 +204,16 @@ end
 // end records a unit's outcome once and returns 1 if the job can now be
 // finalized. The unit's memo goes: once ended, a delivery stops at the
 // ended check, and a million-page job would otherwise keep a million memos.
-// KEYS: open, ended, meta, memo, subs, refetch
+// The outcome is kept in its short form (its key left out) when the date
+// of its standard key is the job's (encodeOutcome).
+// KEYS: open, bucket, meta, memo, subs, refetch, buckets bitmap
 // ARGV: unit, outcome, records, bytes, failed(0/1), objects(0/1), page(0/1), refetch payload or "",
-// a refresh counter to add one to or ""
+// a refresh counter to add one to or "", bucket number, the key's date or "", short outcome
 var endScript = redis.NewScript(luaNow + luaLive + `
-if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 1 then
+local v = ARGV[2]
+if ARGV[11] ~= '' and redis.call('HGET', KEYS[3], 'dt') == ARGV[11] then v = ARGV[12] end
+if redis.call('HSETNX', KEYS[2], ARGV[1], v) == 1 then
+  redis.call('SETBIT', KEYS[7], ARGV[10], 1)
   redis.call('SREM', KEYS[1], ARGV[1])
   redis.call('HDEL', KEYS[4], ARGV[1])
   if ARGV[9] ~= '' then redis.call('HINCRBY', KEYS[3], ARGV[9], 1) end
@@ -302,9 +317,23 @@ func (s *Store) Job(ctx context.Context, id string) (*Job, error) {
 // concurrent submissions of one new job agree on it. Leftovers of an
 // expired job of the same id (its keys expire one by one) are deleted:
 // they are not this job's.
-// KEYS: meta, then the job's other keys (jobKeys.all); ARGV: spec, id, dt, created_at
+// The ledger's buckets are the ones the leftover bitmap names.
+// KEYS: meta, then the job's other keys (jobKeys.all); ARGV: spec, id, dt, created_at,
+// the bitmap's key, the buckets' key prefix
 var createScript = redis.NewScript(`
 if redis.call('HSETNX', KEYS[1], 'spec', ARGV[1]) == 0 then return 0 end
+local bm = redis.call('GET', ARGV[5])
+if bm then
+  for i = 1, #bm do
+    local b = string.byte(bm, i)
+    for j = 0, 7 do
+      if b >= 2 ^ (7 - j) then
+        b = b - 2 ^ (7 - j)
+        redis.call('DEL', ARGV[6] .. ((i - 1) * 8 + j))
+      end
+    end
+  end
+end
 redis.call('DEL', unpack(KEYS, 2))
 redis.call('HSET', KEYS[1], 'job_id', ARGV[2], 'dt', ARGV[3], 'created_at', ARGV[4], 'state', 'running')
 return 1
@@ -337,7 +366,7 @@ func (s *Store) create(ctx context.Context, id string, spec Spec, now time.Time)
 		return nil, fmt.Errorf("job %s: encoding its spec: %w", id, err)
 	}
 	created, err := createScript.Run(ctx, s.rdb, k.all(),
-		specJSON, id, now.UTC().Format("2006-01-02"), now.UTC().Format(time.RFC3339Nano)).Bool()
+		specJSON, id, now.UTC().Format("2006-01-02"), now.UTC().Format(time.RFC3339Nano), k.buckets, k.prefix+"ended:").Bool()
 	if err != nil {
 		return nil, fmt.Errorf("creating job %s: %w", id, redisErr(err))
 	}
@@ -535,16 +564,7 @@ func (s *Store) expire(ctx context.Context, job string, ttl time.Duration) error
 	if ttl <= 0 {
 		return nil
 	}
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		for _, key := range keysFor(job).all() {
-			p.Expire(ctx, key, ttl)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("job %s: setting its retention: %w", job, err)
-	}
-	return nil
+	return s.expireAt(ctx, job, time.Now().Add(ttl))
 }
 
 // persist undoes expire.
@@ -558,7 +578,7 @@ func (s *Store) persist(ctx context.Context, job string) error {
 	if err != nil {
 		return fmt.Errorf("job %s: %w", job, redisErr(err))
 	}
-	return nil
+	return s.eachLedgerKey(ctx, job, func(p redis.Pipeliner, key string) { p.Persist(ctx, key) })
 }
 
 // register adds units to a job; see registerScript. gen 0: a worker.
@@ -576,7 +596,12 @@ func (s *Store) register(ctx context.Context, job string, gen int64, perDomain i
 	for _, u := range units {
 		args = append(args, u)
 	}
-	res, err := registerScript.Run(ctx, s.rdb, []string{k.open, k.ended, k.meta, k.subs, k.batch(gen)}, args...).Int64Slice()
+	keys := make([]string, 0, len(units)+4)
+	keys = append(keys, k.open, k.meta, k.subs, k.batch(gen))
+	for _, u := range units {
+		keys = append(keys, k.bucket(u))
+	}
+	res, err := registerScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
 	if err != nil {
 		if strings.Contains(err.Error(), "LEASE") {
 			return nil, errLeaseLost
@@ -591,11 +616,9 @@ func (s *Store) register(ctx context.Context, job string, gen int64, perDomain i
 // next submission.
 func (s *Store) end(ctx context.Context, job, unit string, o Outcome, page bool, refetch *PagePayload) (bool, error) {
 	k := keysFor(job)
-	b, err := json.Marshal(o)
-	if err != nil {
-		return false, fmt.Errorf("ending %s of job %s: %w", unit, job, err)
-	}
+	long, short, dt := encodeOutcome(job, unit, o)
 	var rf []byte
+	var err error
 	if refetch != nil {
 		if rf, err = json.Marshal(refetch); err != nil {
 			return false, fmt.Errorf("ending %s of job %s: %w", unit, job, err)
@@ -611,8 +634,8 @@ func (s *Store) end(ctx context.Context, job, unit string, o Outcome, page bool,
 	if page {
 		isPage = 1
 	}
-	n, err := endScript.Run(ctx, s.rdb, []string{k.open, k.ended, k.meta, k.memo, k.subs, k.refetch},
-		unit, b, o.Records, o.Bytes, failed, objects, isPage, rf, refreshCounter(o.Refresh)).Int64()
+	n, err := endScript.Run(ctx, s.rdb, []string{k.open, k.bucket(unit), k.meta, k.memo, k.subs, k.refetch, k.buckets},
+		unit, long, o.Records, o.Bytes, failed, objects, isPage, rf, refreshCounter(o.Refresh), bucketOf(unit), dt, short).Int64()
 	if err != nil {
 		return false, fmt.Errorf("ending %s of job %s: %w", unit, job, redisErr(err))
 	}
@@ -620,7 +643,7 @@ func (s *Store) end(ctx context.Context, job, unit string, o Outcome, page bool,
 }
 
 // reopenScript opens again a page that failed for want of its answer
-// (refetch), for a resubmission. KEYS: open, ended, meta, refetch, subs;
+// (refetch), for a resubmission. KEYS: open, its ledger bucket, meta, refetch, subs;
 // ARGV: gen, unit. Returns the page's payload, or false.
 var reopenScript = redis.NewScript(luaNow + luaReopen + `
 local s = redis.call('ZSCORE', KEYS[5], ARGV[1])
@@ -647,7 +670,7 @@ func (s *Store) reopenRefetch(ctx context.Context, job string, gen int64) ([]Pag
 	}
 	var out []PagePayload
 	for _, u := range units {
-		raw, err := reopenScript.Run(ctx, s.rdb, []string{k.open, k.ended, k.meta, k.refetch, k.subs}, gen, u).Text()
+		raw, err := reopenScript.Run(ctx, s.rdb, []string{k.open, k.bucket(u), k.meta, k.refetch, k.subs}, gen, u).Text()
 		if errors.Is(err, redis.Nil) {
 			continue // another submission took it
 		}
@@ -684,7 +707,7 @@ func (s *Store) pageState(ctx context.Context, job, unit, sinkDownKey string) (*
 	var down *redis.StringCmd
 	var now *redis.TimeCmd
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		ended = p.HExists(ctx, k.ended, unit)
+		ended = p.HExists(ctx, k.bucket(unit), unit)
 		mm = p.HGet(ctx, k.memo, unit)
 		meta = p.HMGet(ctx, k.meta, fReopened, fFinalizing)
 		down = p.Get(ctx, sinkDownKey)
@@ -729,7 +752,8 @@ func (s *Store) clearReopen(ctx context.Context, job, tag string) error {
 // meanwhile wait until _SUCCESS is written and can be removed.
 // KEYS: open, subs, meta; ARGV: lease ms
 var beginFinalizeScript = redis.NewScript(luaNow + luaLive + `
-if redis.call('SCARD', KEYS[1]) > 0 or live(KEYS[2], KEYS[3]) > 0 or redis.call('HGET', KEYS[3], 'state') ~= 'running' then return 0 end
+if redis.call('SCARD', KEYS[1]) > 0 or live(KEYS[2], KEYS[3]) > 0 or redis.call('HGET', KEYS[3], 'state') ~= 'running'
+  or tonumber(redis.call('HGET', KEYS[3], 'unfed') or '0') > 0 then return 0 end
 redis.call('HSET', KEYS[3], 'finalizing', now + tonumber(ARGV[1]))
 redis.call('HDEL', KEYS[3], 'reopened')
 return 1
@@ -740,7 +764,8 @@ return 1
 // new pages remove _SUCCESS). KEYS: open, meta; ARGV: finished_at
 var commitFinalizeScript = redis.NewScript(`
 redis.call('HDEL', KEYS[2], 'finalizing')
-if redis.call('SCARD', KEYS[1]) > 0 or redis.call('HEXISTS', KEYS[2], 'reopened') == 1 then return 0 end
+if redis.call('SCARD', KEYS[1]) > 0 or redis.call('HEXISTS', KEYS[2], 'reopened') == 1
+  or tonumber(redis.call('HGET', KEYS[2], 'unfed') or '0') > 0 then return 0 end
 redis.call('HSET', KEYS[2], 'state', 'done', 'finished_at', ARGV[1])
 return 1
 `)
@@ -970,7 +995,10 @@ func (s *Store) Status(ctx context.Context, job string) (*Status, error) {
 		Records: n(fRecords), Objects: n(fObjects), Bytes: n(fBytes), Failed: n(fFailed),
 		Submissions: live, Interrupted: n(fInterrupted), Stashed: n(fStashed), StashBytes: n(fStashBytes),
 		SinkDown: vals[fSinkError], Finalizing: n(fFinalizing) > now.Val().UnixMilli(),
-		Unchanged: n(fUnchanged), Changed: n(fChanged), Full: n(fFull)}
+		Unchanged: n(fUnchanged), Changed: n(fChanged), Full: n(fFull), Unfed: n(fUnfed)}
+	if st.Unfed > 0 && st.State == "done" {
+		st.State = "running" // a resubmission's domains wait in the feed
+	}
 	for f, v := range vals {
 		switch {
 		case strings.HasPrefix(f, fPausedPrefix):
@@ -1111,28 +1139,23 @@ func (s *Store) countWait(ctx context.Context, job, unit string, ttl time.Durati
 	return incr.Val(), nil
 }
 
-// scanOutcomes calls fn for every ended page unit of a job, in HSCAN order.
-func (s *Store) scanOutcomes(ctx context.Context, job string, fn func(provider, endpoint, domain string, page int, outcome string) error) error {
-	var cursor uint64
-	for {
-		kv, next, err := s.rdb.HScan(ctx, keysFor(job).ended, cursor, "", 2000).Result()
+// scanOutcomes calls fn for every ended page unit of a job, in no order.
+func (s *Store) scanOutcomes(ctx context.Context, job string, fn func(provider, endpoint, domain string, page int, o Outcome) error) error {
+	dt, err := s.rdb.HGet(ctx, keysFor(job).meta, fDT).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("reading outcomes of job %s: %w", job, redisErr(err))
+	}
+	return s.eachBucket(ctx, job, func(unit, v string) error {
+		provider, endpoint, domain, page, ok := parseUnit(unit)
+		if !ok {
+			return nil
+		}
+		o, err := decodeOutcome(job, dt, unit, v)
 		if err != nil {
 			return fmt.Errorf("reading outcomes of job %s: %w", job, err)
 		}
-		for i := 0; i+1 < len(kv); i += 2 {
-			provider, endpoint, domain, page, ok := parseUnit(kv[i])
-			if !ok {
-				continue
-			}
-			if err := fn(provider, endpoint, domain, page, kv[i+1]); err != nil {
-				return fmt.Errorf("outcome of %s: %w", kv[i], err)
-			}
-		}
-		cursor = next
-		if cursor == 0 {
-			return nil
-		}
-	}
+		return fn(provider, endpoint, domain, page, o)
+	})
 }
 
 // ---- Budget and ledger ------------------------------------------------
@@ -1377,7 +1400,7 @@ func (s *Store) budgetStatus(ctx context.Context, st *Status) error {
 		return err
 	}
 	st.Budget, st.Charged = b.Limit, b.Charged
-	if st.State != "running" || len(b.Blocked) == 0 || st.Open == 0 || st.Submissions > 0 || st.Finalizing || st.Stashed > 0 {
+	if st.State != "running" || len(b.Blocked) == 0 || st.Open == 0 || st.Submissions > 0 || st.Finalizing || st.Stashed > 0 || st.Unfed > 0 {
 		return nil
 	}
 	outside, err := s.openOutside(ctx, st.JobID, b.Blocked)
@@ -1404,18 +1427,13 @@ type FailedPage struct {
 
 // FailedOutcomes returns up to limit of a job's failed pages, sorted by
 // provider, endpoint, domain and page, and how many failed in all. It reads
-// the ended hash in HSCAN batches, so a large job costs a scan, not a
-// hash held in memory.
+// the ledger in batches, so a large job costs a scan, not a ledger held
+// in memory.
 func (s *Store) FailedOutcomes(ctx context.Context, job string, limit int) ([]FailedPage, int, error) {
 	var out []FailedPage
 	total := 0
-	err := s.scanOutcomes(ctx, job, func(provider, endpoint, domain string, page int, raw string) error {
-		// Cheap test first: most outcomes are not failures.
-		if !strings.Contains(raw, `"failed"`) {
-			return nil
-		}
-		var o Outcome
-		if json.Unmarshal([]byte(raw), &o) != nil || o.Status != "failed" {
+	err := s.scanOutcomes(ctx, job, func(provider, endpoint, domain string, page int, o Outcome) error {
+		if o.Status != "failed" {
 			return nil
 		}
 		total++

@@ -58,10 +58,12 @@ func (s *Store) BaseState(ctx context.Context, base, provider, endpoint string, 
 		units[i] = p.Unit()
 		members[i] = incompleteMember(provider, endpoint, d)
 	}
-	var ended *redis.SliceCmd
+	ended := make([]*redis.BoolCmd, len(units))
 	var inc *redis.BoolSliceCmd
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		ended = p.HMGet(ctx, k.ended, units...)
+		for i, u := range units {
+			ended[i] = p.HExists(ctx, k.bucket(u), u)
+		}
 		inc = p.SMIsMember(ctx, k.incomplete, members...)
 		return nil
 	})
@@ -69,8 +71,8 @@ func (s *Store) BaseState(ctx context.Context, base, provider, endpoint string, 
 		return nil, nil, fmt.Errorf("base job %s: %w", base, redisErr(err))
 	}
 	known, whole = make([]bool, len(domains)), make([]bool, len(domains))
-	for i, v := range ended.Val() {
-		known[i] = v != nil
+	for i, c := range ended {
+		known[i] = c.Val()
 		whole[i] = known[i] && !inc.Val()[i]
 	}
 	return known, whole, nil
@@ -184,22 +186,10 @@ func (s *Store) Domains(ctx context.Context, job string, fn func(domain string) 
 		return nil
 	}
 	prefix := j.Spec.Providers[0] + "|" + j.Spec.Endpoints[j.Spec.Providers[0]][0] + "|"
-	var cursor uint64
-	for {
-		fields, next, err := s.rdb.HScan(ctx, keysFor(job).ended, cursor, globEscaper.Replace(prefix)+"*|1", 1000).Result()
-		if err != nil {
-			return fmt.Errorf("job %s: %w", job, redisErr(err))
-		}
-		for i := 0; i < len(fields); i += 2 { // field, value
-			if err := fn(strings.TrimSuffix(strings.TrimPrefix(fields[i], prefix), "|1")); err != nil {
-				return err
-			}
-		}
-		if cursor = next; cursor == 0 {
+	return s.eachBucket(ctx, job, func(unit, _ string) error {
+		if !strings.HasPrefix(unit, prefix) || !strings.HasSuffix(unit, "|1") {
 			return nil
 		}
-	}
+		return fn(strings.TrimSuffix(strings.TrimPrefix(unit, prefix), "|1"))
+	})
 }
-
-// globEscaper quotes the characters a Redis MATCH pattern gives meaning to.
-var globEscaper = strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`, `]`, `\]`)

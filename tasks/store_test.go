@@ -112,7 +112,7 @@ func TestJobRetention(t *testing.T) {
 	if err := s.expire(ctx, "ret", time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{k.meta, k.open, k.ended, k.memo, k.rejected} {
+	for _, key := range []string{k.meta, k.open, k.buckets, k.bucket("p|e|a.example|1"), k.memo, k.rejected} {
 		if ttl := s.rdb.TTL(ctx, key).Val(); ttl <= 0 || ttl > time.Hour {
 			t.Errorf("TTL of %s = %v, want about an hour", key, ttl)
 		}
@@ -121,7 +121,7 @@ func TestJobRetention(t *testing.T) {
 	if _, err := s.create(ctx, "ret", spec, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{k.meta, k.open, k.ended, k.memo, k.rejected} {
+	for _, key := range []string{k.meta, k.open, k.buckets, k.bucket("p|e|a.example|1"), k.memo, k.rejected} {
 		if ttl := s.rdb.TTL(ctx, key).Val(); ttl != -1 {
 			t.Errorf("TTL of %s after a resubmission = %v, want none", key, ttl)
 		}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"golang.org/x/sync/errgroup"
 )
 
 // Reject is an input line that was not submitted.
@@ -27,7 +26,11 @@ type Submitter struct {
 	// Parallel is how many enqueue calls are in flight at once
 	// (default 64: deep enough to fill a pipeline, see pageClient).
 	Parallel int
-	Now      func() time.Time
+	// FeedAfter is how many domains of a submission are enqueued at once;
+	// the rest wait in the job's feed for the workers (feed.go).
+	// 0: DefaultFeedAfter; negative: feed them all.
+	FeedAfter int
+	Now       func() time.Time
 
 	pipeOnce sync.Once
 	pipe     *asynq.Client
@@ -65,6 +68,7 @@ type Submission struct {
 	Job     *Job  // nil until the job exists
 	gen     int64 // this submission's generation, once the job exists
 	pending []string
+	direct  int // domains enqueued at once (the rest are fed)
 	rejects []Reject
 	stats   SubmitStats
 	stop    context.CancelFunc
@@ -86,6 +90,10 @@ type SubmitStats struct {
 	Tasks      int // first-page tasks created
 	Refetched  int // pages fetched again because their answer was lost
 	Rejected   int
+	// Fed are the domains left in the job's feed, for the workers to
+	// register and enqueue as they drain the queue: they are not counted
+	// in NewDomains or Tasks.
+	Fed int
 }
 
 const submitBatch = 512
@@ -248,69 +256,33 @@ func (b *Submission) flush(ctx context.Context) error {
 	if err := b.flushRejects(ctx); err != nil {
 		return err
 	}
-	spec := b.spec
-	var pages []PagePayload
-	for _, d := range b.pending {
-		for _, prov := range spec.Providers {
-			for _, ep := range spec.Endpoints[prov] {
-				pages = append(pages, PagePayload{Job: b.jobID, Provider: prov, Endpoint: ep, Domain: d, Page: 1, Trace: b.trace})
-			}
-		}
+	feedAfter := b.s.FeedAfter
+	if feedAfter == 0 {
+		feedAfter = DefaultFeedAfter
 	}
-	perDomain := len(pages) / len(b.pending)
+	now, fed := b.pending, []string(nil)
+	if feedAfter < 0 {
+		now, fed = nil, b.pending
+	} else if left := feedAfter - b.direct; left < len(now) {
+		now, fed = b.pending[:max(left, 0)], b.pending[max(left, 0):]
+	}
 	b.pending = b.pending[:0]
-	units := make([]string, len(pages))
-	for i := range pages {
-		units[i] = pages[i].Unit()
-	}
-	states, err := b.s.Store.register(ctx, b.jobID, b.gen, perDomain, units)
-	if err != nil {
-		return err
-	}
-	newDomains := 0
-	for i := 0; i < len(pages); i += perDomain {
-		if states[i] == 1 {
-			newDomains++
+	if len(fed) > 0 {
+		// Fed before this batch's tasks exist: the job cannot finish
+		// between the two.
+		if err := b.s.Store.appendFeed(ctx, b.jobID, b.gen, fed); err != nil {
+			return err
 		}
+		b.stats.Fed += len(fed)
 	}
+	if len(now) == 0 {
+		return nil
+	}
+	b.direct += len(now)
+	newDomains, tasks, err := enqueueDomains(ctx, b.s.Store, b.s.pageClient(), b.Job, b.gen, b.s.Parallel, now, b.trace, b.refetched)
 	b.stats.NewDomains += newDomains
-	par := b.s.Parallel
-	if par <= 0 {
-		par = 64
-	}
-	client := b.s.pageClient()
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(par)
-	var mu sync.Mutex
-	var todo []PagePayload
-	for i := range pages {
-		if states[i] == 0 || (states[i] == 2 && b.refetched[units[i]]) {
-			continue
-		}
-		todo = append(todo, pages[i])
-	}
-	direct, checks := spec.route(todo) // a refresh counts changes first (refresh.go)
-	for i := range checks {
-		created, err := enqueueCheck(ctx, client, &checks[i], spec.maxRetry())
-		if err != nil {
-			return err
-		}
-		if created {
-			b.stats.Tasks++
-		}
-	}
-	for i := range direct {
-		g.Go(func() error {
-			created, err := enqueuePage(gctx, client, &direct[i], spec.maxRetry())
-			if created {
-				mu.Lock()
-				b.stats.Tasks++
-				mu.Unlock()
-			}
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
+	b.stats.Tasks += tasks
+	if err != nil {
 		return err
 	}
 	return b.s.Store.batchDone(ctx, b.jobID, b.gen)

@@ -68,11 +68,17 @@ type Worker struct {
 	Stage *Stage
 	// Prices are what calls cost (budget.go).
 	Prices spend.Table
+	// FeedWindow is how many tasks a provider's queue holds pending
+	// before this worker's feeder waits (0: DefaultFeedWindow; feed.go).
+	FeedWindow int
 
 	jobs sync.Map // job id -> *Job (a job's spec and date never change)
 
 	sinkKeyOnce sync.Once
 	sinkKey     string // see sinkDownKey
+
+	feedOnce sync.Once
+	feedPipe *asynq.Client
 }
 
 // Register mounts the task handlers.

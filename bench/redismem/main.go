@@ -32,11 +32,13 @@
 package main
 
 import (
+	"bufio"
 	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -58,6 +60,8 @@ func main() {
 	flag.IntVar(&o.conc, "concurrency", 30, "WORKER_CONCURRENCY of each worker")
 	flag.BoolVar(&o.keys, "keys", true, "print MEMORY USAGE of sampled keys by kind after the submission and after the finish")
 	flag.IntVar(&o.samples, "samples", 20, "keys sampled per kind with -keys")
+	flag.BoolVar(&o.random, "random", false, "domains with random names (rows-1.<6 to 16 random letters and digits>.<com|net|org|de|co.uk>): "+
+		"they compress in the job's feed about as a real list does; the default sequential names compress far better")
 	flag.Parse()
 	o.samples = max(o.samples, 1)
 
@@ -99,6 +103,7 @@ type opts struct {
 	workers, conc int
 	keys          bool
 	samples       int
+	random        bool
 }
 
 type result struct {
@@ -127,7 +132,11 @@ func measure(env *benchenv.Env, run, n int, o opts) result {
 	ctx := context.Background()
 	job := fmt.Sprintf("mem-%d", run)
 	list := filepath.Join(env.Dir, job+".txt")
-	check(benchenv.WriteDomains(list, fmt.Sprintf("m%d-", run), n, 1))
+	if o.random {
+		check(writeRandomDomains(list, uint64(run), n))
+	} else {
+		check(benchenv.WriteDomains(list, fmt.Sprintf("m%d-", run), n, 1))
+	}
 	out := filepath.Join(env.Dir, job+"-out")
 	// Removed after each size, so that a 1M finish's objects do not stay
 	// on disk through the next size.
@@ -150,14 +159,19 @@ func measure(env *benchenv.Env, run, n int, o opts) result {
 	check(err)
 	st, err := sv.Store.Status(ctx, job)
 	check(err)
-	if st.Domains != int64(n) || st.Tasks != int64(n) {
-		check(fmt.Errorf("job %s: %d domains and %d page tasks, want %d of each", job, st.Domains, st.Tasks, n))
+	// The domains past enqueue's --feed-after wait in the job's feed.
+	if st.Domains+st.Unfed != int64(n) || st.Tasks != st.Domains {
+		check(fmt.Errorf("job %s: %d domains with %d page tasks and %d in the feed, want %d in all", job, st.Domains, st.Tasks, st.Unfed, n))
 	}
 	srv, err := benchenv.RedisInfo(ctx, sv.RDB, "server")
 	check(err)
 	fmt.Printf("### %d domains\n\n", n)
-	fmt.Printf("Redis %s; domains like rows-1.m%d-0000000.example. Empty server %s. After `enqueue` (%.1f s, peak RSS %s): used_memory %s, peak %s: %.0f bytes a domain at the peak, %.0f after.\n\n",
-		srv["redis_version"], run, benchenv.MB(r.used0), r.enqWall.Seconds(), benchenv.MB(r.enqRSS), benchenv.MB(r.usedSub), benchenv.MB(r.peakSub),
+	names := fmt.Sprintf("rows-1.m%d-0000000.example", run)
+	if o.random {
+		names = "rows-1.k3x9qz2m.com (random)"
+	}
+	fmt.Printf("Redis %s; domains like %s. Empty server %s. After `enqueue` (%.1f s, peak RSS %s): used_memory %s, peak %s: %.0f bytes a domain at the peak, %.0f after.\n\n",
+		srv["redis_version"], names, benchenv.MB(r.used0), r.enqWall.Seconds(), benchenv.MB(r.enqRSS), benchenv.MB(r.usedSub), benchenv.MB(r.peakSub),
 		perDomain(r.peakSub, r.used0, n), perDomain(r.usedSub, r.used0, n))
 	if o.keys {
 		where(ctx, sv.RDB, "submitted, no task run yet", n, o.samples)
@@ -348,3 +362,30 @@ func describe(ctx context.Context, rdb *redis.Client, k string) (string, int64) 
 
 // check ends the run on an error (benchenv.Checker).
 var check = benchenv.Checker("redismem")
+
+// writeRandomDomains writes n distinct one-page domains with random
+// labels: about as much entropy a name as a real list has.
+func writeRandomDomains(path string, seed uint64, n int) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	rng := rand.New(rand.NewPCG(seed, 42))
+	tlds := []string{"com", "net", "org", "de", "co.uk"}
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	label := make([]byte, 16)
+	for i := 0; i < n; i++ {
+		l := 6 + rng.IntN(11)
+		for j := range l {
+			label[j] = alphabet[rng.IntN(len(alphabet))]
+		}
+		// The index keeps names distinct, as a deduplicated list is.
+		fmt.Fprintf(w, "rows-1.%s%x.%s\n", label[:l], i, tlds[rng.IntN(len(tlds))])
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -66,6 +66,7 @@ type options struct {
 	params    paramFlags
 	maxRows   int
 	maxRetry  int
+	feedAfter int
 	job       string
 	wait      bool
 	asJSON    bool
@@ -106,6 +107,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs.Var(&o.params, "param", "a vendor request option, provider.endpoint.key=value (value: JSON or a string); repeatable")
 	fs.IntVar(&o.maxRows, "max-rows", 0, "at most N rows per domain and endpoint (0 = all)")
 	fs.IntVar(&o.maxRetry, "max-retries", tasks.MaxRetry, "failures a page may have before it is listed as failed (throttles do not count)")
+	fs.IntVar(&o.feedAfter, "feed-after", tasks.DefaultFeedAfter, "domains enqueued at once; the rest wait compactly in Redis and the workers enqueue them as the queues drain (N ≥ 1)")
 	fs.StringVar(&o.job, "job", "", "job id (default: a new ULID); the same list under the same id adds no work")
 	fs.BoolVar(&o.wait, "wait", false, "show progress until the job ends, then print the summary")
 	fs.BoolVar(&o.asJSON, "json", false, "print the summary as one JSON object on the last line")
@@ -145,6 +147,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	o.providers = splitList(*prov)
 	o.endpoints = splitList(*ep)
 	o.files = fs.Args()
+	if o.feedAfter < 1 {
+		fmt.Fprintln(stderr, "enqueue: --feed-after must be ≥ 1")
+		return exitUsage
+	}
 	if o.maxRetry < 0 {
 		fmt.Fprintln(stderr, "enqueue: --max-retries must be ≥ 0")
 		return exitUsage
@@ -420,7 +426,7 @@ func submit(ctx context.Context, o options, spec tasks.Spec, budget map[string]f
 	}
 	client := asynq.NewClientFromRedisClient(rdb)
 	defer client.Close()
-	sub := &tasks.Submitter{Store: store, Client: client}
+	sub := &tasks.Submitter{Store: store, Client: client, FeedAfter: o.feedAfter}
 	b, err := sub.Begin(ctx, o.job, spec, traceCarrier(ctx))
 	if err != nil {
 		return 0, usageError{err}
@@ -473,6 +479,9 @@ func submit(ctx context.Context, o options, spec tasks.Spec, budget map[string]f
 	}
 	fmt.Fprintf(stdout, "job %s: %d domains (%d new to the job, %d duplicates), %d rejected, %d tasks enqueued\n",
 		o.job, st.Valid, stats.NewDomains, st.Duplicates, st.Rejected, stats.Tasks)
+	if stats.Fed > 0 {
+		fmt.Fprintf(stdout, "job %s: %d domains wait in the job's feed; the workers enqueue them as the queues drain\n", o.job, stats.Fed)
+	}
 	if stats.Refetched > 0 {
 		fmt.Fprintf(stdout, "job %s: %d pages whose answers were lost are fetched again\n", o.job, stats.Refetched)
 	}

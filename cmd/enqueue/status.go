@@ -131,8 +131,12 @@ func runStatus(ctx context.Context, g globals, args []string, stdout, stderr io.
 		if err != nil {
 			return failed(stderr, err)
 		}
-		fmt.Fprintf(stdout, "job %s: %s; %d of %d pages ended, %d open; created %s, dt=%s\n",
-			s.JobID, s.State, s.Ended, s.Tasks, s.Open, s.CreatedAt, s.Date)
+		fed := ""
+		if s.Unfed > 0 {
+			fed = fmt.Sprintf(", %d domains still to feed", s.Unfed)
+		}
+		fmt.Fprintf(stdout, "job %s: %s; %d of %d pages ended, %d open%s; created %s, dt=%s\n",
+			s.JobID, s.State, s.Ended, s.Tasks, s.Open, fed, s.CreatedAt, s.Date)
 		printSummary(stdout, toSummary(s))
 		if *asJSON {
 			printJSON(stdout, s)

@@ -54,6 +54,7 @@ func run(ctx context.Context, args []string, lookup func(string) (string, bool),
 	b.EmptyMeans("METRICS_ADDR", "off")
 	b.Flag("shutdown-timeout", "WORKER_SHUTDOWN_TIMEOUT", settings.FormatDuration(def.ShutdownTimeout), "on SIGTERM, how long running tasks may finish (a `DURATION`: 30s, 5m)")
 	b.Flag("retry-base", "RETRY_BASE_DELAY", settings.FormatDuration(def.RetryBase), "first retry delay, doubling per failure up to 5 min (a `DURATION`)")
+	b.Flag("feed-window", "FEED_WINDOW", strconv.Itoa(def.FeedWindow), "tasks a provider's queue holds before this worker stops feeding it from jobs' feeds, `N` ≥ 1")
 	b.Flag("retention", "JOB_RETENTION", settings.FormatDuration(def.Retention),
 		"how long a finished job's state stays in Redis, for status and resubmission (a `DURATION`: 720h, 30d); 0 keeps it")
 	if err := fs.Parse(args); err != nil {

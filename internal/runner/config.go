@@ -18,6 +18,7 @@ import (
 	"github.com/linkharvest/linkharvest/limiter"
 	"github.com/linkharvest/linkharvest/providers/registry"
 	"github.com/linkharvest/linkharvest/sink"
+	"github.com/linkharvest/linkharvest/tasks"
 )
 
 // RedisConfig is how every program reaches Redis.
@@ -157,6 +158,7 @@ func DefaultConfig() Config {
 		RetryBase:       time.Second,
 		CallTimeout:     150 * time.Second,
 		Retention:       30 * 24 * time.Hour,
+		FeedWindow:      tasks.DefaultFeedWindow,
 	}
 }
 
@@ -209,6 +211,9 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		return cfg, err
 	}
 	if cfg.RetryBase, err = settings.Duration(getenv, "RETRY_BASE_DELAY", cfg.RetryBase, time.Millisecond, 5*time.Minute); err != nil {
+		return cfg, err
+	}
+	if cfg.FeedWindow, err = settings.Int(getenv, "FEED_WINDOW", cfg.FeedWindow, 1, 10_000_000); err != nil {
 		return cfg, err
 	}
 	if cfg.Retention, err = settings.Duration(getenv, "JOB_RETENTION", cfg.Retention, 0, 10*365*24*time.Hour); err != nil {

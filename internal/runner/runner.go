@@ -37,6 +37,9 @@ type Config struct {
 	S3      sink.S3Options
 	// Concurrency is tasks at once in this process.
 	Concurrency int
+	// FeedWindow is how many tasks a provider's queue holds pending before
+	// this worker stops feeding it from jobs' feeds (tasks.Worker.FeedWindow).
+	FeedWindow int
 	// Limits override the vendors' published limits (providers.Vendor.Limits) per provider.
 	Limits map[string]limiter.Limit
 	// MetricsAddr serves /metrics and /healthz ("": none). Explicit says
@@ -123,15 +126,16 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 		limits[k] = v
 	}
 	w := &tasks.Worker{
-		Store:     tasks.NewStore(cfg.Redis),
-		Client:    asynq.NewClientFromRedisClient(cfg.Redis),
-		Sink:      snk,
-		Providers: map[string]tasks.Provider{},
-		Throttles: map[string]tasks.Throttle{},
-		Log:       cfg.Log,
-		Retention: cfg.Retention,
-		Stage:     tasks.NewStage(0),
-		Prices:    cfg.Prices,
+		Store:      tasks.NewStore(cfg.Redis),
+		Client:     asynq.NewClientFromRedisClient(cfg.Redis),
+		Sink:       snk,
+		Providers:  map[string]tasks.Provider{},
+		Throttles:  map[string]tasks.Throttle{},
+		Log:        cfg.Log,
+		Retention:  cfg.Retention,
+		Stage:      tasks.NewStage(0),
+		Prices:     cfg.Prices,
+		FeedWindow: cfg.FeedWindow,
 	}
 	inspector := asynq.NewInspectorFromRedisClient(cfg.Redis)
 	w.Pauser = inspector
@@ -231,6 +235,7 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 	sweepCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	go w.SweepArchived(sweepCtx, inspector, served, archiveSweep)
 	go w.SweepSubmissions(sweepCtx, submissionSweep)
+	go w.Feed(sweepCtx, feedEvery)
 	go rec.Run(sweepCtx)
 	cfg.Log.Info("worker started", "providers", served, "concurrency", cfg.Concurrency, "sink", snk.String())
 	return &Runner{srv: srv, client: w.Client, inspector: inspector, stop: stop, sink: snk, recovery: rec, Providers: served}, nil
@@ -244,6 +249,10 @@ const archiveSweep = 30 * time.Second
 // process died (tasks.Worker.SweepSubmissions); with their 15 s lease, a
 // job held open by one ends within about 20 s.
 const submissionSweep = 3 * time.Second
+
+// feedEvery is how often a worker tops up the queues from jobs' feeds: a
+// window of 2,000 tasks lasts a minute at DataForSEO's limit.
+const feedEvery = time.Second
 
 // Shutdown stops taking tasks, waits up to the shutdown timeout for the
 // running ones, and hands back the rest to the queue.
