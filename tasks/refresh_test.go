@@ -107,6 +107,14 @@ func span(a, b int) []int {
 // paged on its own pages), a domain new to the list in full, and the base
 // job's rows minus the lost plus the new are the rows live now.
 func TestRefreshFetchesOnlyTheChange(t *testing.T) {
+	// The refresh's domains enqueued at once, and all of them fed by a
+	// worker's feeder: the same calls and the same delta.
+	for _, fed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fed=%v", fed), func(t *testing.T) { refreshFetchesOnlyTheChange(t, fed) })
+	}
+}
+
+func refreshFetchesOnlyTheChange(t *testing.T, fed bool) {
 	r := newRig(t)
 	v := &changingVendor{
 		then: map[string][]int{"same.example": span(0, 15), "grown.example": span(0, 20), "shrunk.example": span(0, 5)},
@@ -132,7 +140,16 @@ func TestRefreshFetchesOnlyTheChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	v.calls = nil
+	if fed {
+		r.sub.FeedAfter, r.feedJob = -1, "refresh"
+	}
 	r.submitWith("refresh", rspec, "same.example", "grown.example", "shrunk.example", "added.example")
+	if fed {
+		if st := r.status("refresh"); st.Unfed != 4 || st.Tasks != 0 {
+			t.Fatalf("refresh submitted with %d unfed, %d tasks; want 4, 0", st.Unfed, st.Tasks)
+		}
+		r.feedAll("feeder")
+	}
 	r.drain()
 
 	// Calls: one count for the three domains the base holds, none more

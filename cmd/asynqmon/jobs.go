@@ -94,14 +94,16 @@ type RefreshView struct {
 
 // JobView is what the Jobs view shows of a job; /jobs.json serves it as is.
 type JobView struct {
-	ID          string  `json:"job_id"`
-	State       string  `json:"state"` // running, budget, done
-	CreatedAt   string  `json:"created_at,omitempty"`
-	FinishedAt  string  `json:"finished_at,omitempty"`
-	Domains     int64   `json:"domains"`
-	Pages       int64   `json:"pages"` // page tasks known so far
-	Ended       int64   `json:"pages_ended"`
-	Open        int64   `json:"pages_open"`
+	ID         string `json:"job_id"`
+	State      string `json:"state"` // running, budget, done
+	CreatedAt  string `json:"created_at,omitempty"`
+	FinishedAt string `json:"finished_at,omitempty"`
+	Domains    int64  `json:"domains"`
+	Pages      int64  `json:"pages"` // page tasks known so far
+	Ended      int64  `json:"pages_ended"`
+	Open       int64  `json:"pages_open"`
+	// Unfed are domains still in the job's feed (not yet paged).
+	Unfed       int64   `json:"domains_unfed,omitempty"`
 	Records     int64   `json:"rows"`
 	Failed      int64   `json:"pages_failed"`
 	WaitingFor  string  `json:"waiting_for,omitempty"`
@@ -268,7 +270,7 @@ func (v *jobsView) job(ctx context.Context, id string, withFailed bool) (*JobVie
 		return nil, err
 	}
 	jv := &JobView{ID: st.JobID, State: st.State, CreatedAt: st.CreatedAt, FinishedAt: st.FinishedAt,
-		Domains: st.Domains, Pages: st.Tasks, Ended: st.Ended, Open: st.Open, Records: st.Records,
+		Domains: st.Domains, Pages: st.Tasks, Ended: st.Ended, Open: st.Open, Unfed: st.Unfed, Records: st.Records,
 		Failed: st.Failed, WaitingFor: st.WaitingFor(), ManifestKey: sink.ManifestKey(st.JobID)}
 	if v.sink != nil {
 		jv.ManifestURL = "/jobs/" + st.JobID + "/manifest.json"
@@ -362,6 +364,9 @@ func (v *jobsView) rate(jv *JobView, st *tasks.Status) {
 		d := time.Duration(float64(st.Open) / jv.CallsPerMin * float64(time.Minute)).Round(time.Second)
 		jv.ETASeconds = int64(d / time.Second)
 		jv.ETA = "about " + d.String() + " for the pages known so far"
+		if st.Unfed > 0 {
+			jv.ETA += fmt.Sprintf(", not counting the %d domains still to feed", st.Unfed)
+		}
 	}
 }
 
