@@ -23,9 +23,9 @@ import (
 // gigabytes while almost all of it only waits for the vendor's limit. A
 // submission therefore enqueues its first FeedAfter domains at once and
 // appends the rest to the job's feed: a list of batches of domains,
-// compressed (about 8 bytes a domain). Workers top the providers' queues
-// up from it (Worker.Feed) to a window that keeps them busy, one feeder a
-// job at a time under a lease.
+// compressed (about 12 bytes a domain of random names). Workers top the
+// providers' queues up from it (Worker.Feed) to a window that keeps them
+// busy, one feeder a job at a time under a lease.
 //
 // Exactly once: a feeder registers a batch's units and enqueues their
 // tasks (deterministic ids) before it removes the batch, in a script that
