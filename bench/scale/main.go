@@ -15,7 +15,9 @@
 //     --rate 2000/1m --concurrency 30, workers with
 //     PROVIDER_LIMITS=dataforseo=2000/1m:30): the time from the start of
 //     enqueue to the job's end against the ideal calls ÷ rate (5 minutes
-//     for 10,000), with the sandbox's own counters as the judge.
+//     for 10,000), with the sandbox's own counters as the judge. All but
+//     its first -feed-after domains (1,000) are fed by the workers as the
+//     queue drains (FEED_WINDOW), as a large job's are.
 //
 //     go run ./bench/scale                                  # about 8 minutes
 //     go run ./bench/scale -domains 2000 -n 1,2 -pages 300  # about 2 minutes
@@ -42,6 +44,7 @@ func main() {
 	conc := flag.Int("concurrency", 30, "WORKER_CONCURRENCY of each worker")
 	domains := flag.Int("domains", 10000, "one-page domains of the limited job (0 skips it)")
 	limWorkers := flag.Int("limited-workers", 2, "worker processes of the limited job")
+	feedAfter := flag.Int("feed-after", 1000, "enqueue --feed-after of the limited job: the rest of its domains are fed by the workers")
 	acct := benchenv.AccountFlags(2000, 30, " of the limited job")
 	latency := flag.Duration("latency", time.Second, "sandbox latency of the latency runs")
 	latPages := flag.Int("latency-pages", 1200, "pages per latency run (0 skips them)")
@@ -60,7 +63,7 @@ func main() {
 		scaling(env, *ns, *latPages, *latRows, *latency, *conc)
 	}
 	if *domains > 0 {
-		limited(env, *domains, *limWorkers, *acct, *conc)
+		limited(env, *domains, *limWorkers, *acct, *conc, *feedAfter)
 	}
 }
 
@@ -153,7 +156,7 @@ func unlimited(env *benchenv.Env, s3 *benchenv.S3, base string, run, n, pages, r
 
 // limited runs a one-page-each job under the account's limits, workers
 // started first, and times it from the start of enqueue to the job's end.
-func limited(env *benchenv.Env, domains, nw int, acct benchenv.Account, conc int) {
+func limited(env *benchenv.Env, domains, nw int, acct benchenv.Account, conc int, feedAfter int) {
 	ideal := time.Duration(float64(domains) / float64(acct.Rate) * float64(time.Minute))
 	fmt.Fprintf(os.Stderr, "scale: limited job of %d domains, %d workers (ideal %s)\n", domains, nw, ideal)
 	sv, err := env.Services(benchenv.Want{Sandbox: acct.SandboxArgs(0)})
@@ -169,7 +172,7 @@ func limited(env *benchenv.Env, domains, nw int, acct benchenv.Account, conc int
 	defer ws.Stop()
 	check(ws.WaitUp(context.Background(), sv.RDB))
 	t0 := time.Now()
-	_, err = env.Enqueue(wenv, "limited", list)
+	_, err = env.Enqueue(wenv, "limited", list, "--feed-after", strconv.Itoa(feedAfter))
 	check(err)
 	enq := time.Since(t0)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*ideal+5*time.Minute)
