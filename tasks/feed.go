@@ -8,14 +8,12 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/klauspost/compress/zstd"
 	"github.com/redis/go-redis/v9"
-	"golang.org/x/sync/errgroup"
 )
 
 // Feeding. A job's tasks wait in Redis, and Asynq's task hash costs about
@@ -347,32 +345,6 @@ func enqueueDomains(ctx context.Context, store *Store, client *asynq.Client, job
 		}
 		todo = append(todo, pages[i])
 	}
-	direct, checks := spec.route(todo) // a refresh counts changes first (refresh.go)
-	for i := range checks {
-		created, err := enqueueCheck(ctx, client, &checks[i], spec.maxRetry())
-		if err != nil {
-			return newDomains, tasks, err
-		}
-		if created {
-			tasks++
-		}
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	if par <= 0 {
-		par = 64
-	}
-	g.SetLimit(par)
-	var mu sync.Mutex
-	for i := range direct {
-		g.Go(func() error {
-			created, err := enqueuePage(gctx, client, &direct[i], spec.maxRetry())
-			if created {
-				mu.Lock()
-				tasks++
-				mu.Unlock()
-			}
-			return err
-		})
-	}
-	return newDomains, tasks, g.Wait()
+	tasks, err = enqueueFirst(ctx, client, spec, todo, par)
+	return newDomains, tasks, err
 }

@@ -168,6 +168,6 @@ func (w *Worker) enqueueUnits(ctx context.Context, job string, units []string) e
 		}
 		pages = append(pages, PagePayload{Job: job, Provider: provider, Endpoint: endpoint, Domain: domain, Page: page})
 	}
-	_, err = enqueueFirst(ctx, w.Client, &j.Spec, pages)
+	_, err = enqueueFirst(ctx, w.Client, &j.Spec, pages, 0)
 	return err
 }

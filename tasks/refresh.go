@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/linkharvest/linkharvest/providers"
 	"github.com/linkharvest/linkharvest/providers/registry"
@@ -185,29 +187,36 @@ func enqueueCheck(ctx context.Context, client *asynq.Client, c *CheckPayload, ma
 }
 
 // enqueueFirst enqueues a submission's first pages, through checks in a
-// refresh; it returns how many tasks it created.
-func enqueueFirst(ctx context.Context, client *asynq.Client, spec *Spec, pages []PagePayload) (int, error) {
+// refresh, par pages at once (64 if 0); it returns how many tasks it
+// created.
+func enqueueFirst(ctx context.Context, client *asynq.Client, spec *Spec, pages []PagePayload, par int) (int, error) {
 	direct, checks := spec.route(pages)
-	n := 0
-	for i := range direct {
-		created, err := enqueuePage(ctx, client, &direct[i], spec.maxRetry())
-		if err != nil {
-			return n, err
-		}
-		if created {
-			n++
-		}
-	}
+	var n atomic.Int64
 	for i := range checks {
 		created, err := enqueueCheck(ctx, client, &checks[i], spec.maxRetry())
 		if err != nil {
-			return n, err
+			return int(n.Load()), err
 		}
 		if created {
-			n++
+			n.Add(1)
 		}
 	}
-	return n, nil
+	if par <= 0 {
+		par = 64
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(par)
+	for i := range direct {
+		g.Go(func() error {
+			created, err := enqueuePage(gctx, client, &direct[i], spec.maxRetry())
+			if created {
+				n.Add(1)
+			}
+			return err
+		})
+	}
+	err := g.Wait()
+	return int(n.Load()), err
 }
 
 // ChangeCounter is a client whose vendor counts many targets' changes
