@@ -302,6 +302,13 @@ func TestBudgetStopsAndResumes(t *testing.T) {
 	if st, _ := s.Status(ctx, job); st.State != "budget" || st.Spend["dataforseo"] != 0.035 {
 		t.Fatalf("once the stashed page is written: state %q, spend %v; want budget, 0.035", st.State, st.Spend)
 	}
+	// Domains still in the feed are work the feeder has not yet tried
+	// against the budget: the job is not stopped while any wait there.
+	s.rdb.HSet(ctx, keysFor(job).meta, fUnfed, 1)
+	if st, _ := s.Status(ctx, job); st.State != "running" || st.Unfed != 1 {
+		t.Fatalf("with a domain in the feed: state %q, unfed %d; want running, 1", st.State, st.Unfed)
+	}
+	s.rdb.HSet(ctx, keysFor(job).meta, fUnfed, 0)
 	if err := s.SetBudget(ctx, job, map[string]float64{"dataforseo": 0.2}); err != nil {
 		t.Fatal(err)
 	}

@@ -66,6 +66,7 @@ func TestUsageErrors(t *testing.T) {
 		{"histogram without from", []string{"--provider", "domaincrawler", "--endpoint", "backlinks-histogram", "--dry-run", good}, exitUsage, "from"},
 		{"missing file", []string{"--dry-run", filepath.Join(dir, "none.txt")}, exitUsage, "no such file"},
 		{"no valid domain", []string{"--dry-run", junk}, exitUsage, "0 domains"},
+		{"feed-after 0", []string{"--feed-after", "0", "--dry-run", good}, exitUsage, "--feed-after must be ≥ 1"},
 		{"bad job id", []string{"--job", "a/b", "--redis", "redis://127.0.0.1:1/0", good}, exitUsage, "job id"},
 		{"redis down", []string{"--redis", "redis://127.0.0.1:1/0", good}, exitRuntime, "redis"},
 		{"budget not a number", []string{"--budget", "lots", "--dry-run", good}, exitUsage, "not a number"},

@@ -8,6 +8,7 @@ import (
 
 	"github.com/linkharvest/linkharvest/internal/settings"
 	"github.com/linkharvest/linkharvest/limiter"
+	"github.com/linkharvest/linkharvest/tasks"
 )
 
 // TestConfigFromEnvRefuses: every mistyped value stops the worker with an
@@ -21,6 +22,8 @@ func TestConfigFromEnvRefuses(t *testing.T) {
 		{"RETRY_BASE_DELAY", "abc", "unit"},
 		{"RETRY_BASE_DELAY", "0", "range"},
 		{"WORKER_SHUTDOWN_TIMEOUT", "30", "unit"},
+		{"FEED_WINDOW", "2k", "whole number"},
+		{"FEED_WINDOW", "0", "range"},
 		{"JOB_RETENTION", "30x", "unit"},
 		{"JOB_RETENTION", "-1h", "range"},
 		{"PROVIDER_LIMITS", "dataforseo=2000/1m", ":30"},
@@ -62,7 +65,7 @@ func TestConfigFromEnvRefuses(t *testing.T) {
 func TestConfigFromEnvReads(t *testing.T) {
 	t.Parallel()
 	def := DefaultConfig()
-	if def.Concurrency != 40 || def.RetryBase != time.Second || def.Retention != 30*24*time.Hour ||
+	if def.Concurrency != 40 || def.FeedWindow != tasks.DefaultFeedWindow || def.RetryBase != time.Second || def.Retention != 30*24*time.Hour ||
 		def.MetricsAddr != "127.0.0.1:9090" || def.MetricsExplicit {
 		t.Errorf("defaults changed: %+v", def)
 	}
@@ -70,7 +73,7 @@ func TestConfigFromEnvReads(t *testing.T) {
 		"WORKER_CONCURRENCY": "12", "RETRY_BASE_DELAY": "10ms", "JOB_RETENTION": "30d",
 		"WORKER_SHUTDOWN_TIMEOUT": "5s", "PROVIDER_LIMITS": "dataforseo=100/1m:0,xovi=60/1m",
 		"METRICS_ADDR": "127.0.0.1:0", "S3_FORCE_PATH_STYLE": "true", "REDIS_CA_FILE": "/ca.pem",
-		"PROVIDER_PRICES": "domdetailer=2",
+		"PROVIDER_PRICES": "domdetailer=2", "FEED_WINDOW": "500",
 	}
 	cfg, err := ConfigFromEnv(func(k string) string { return env[k] })
 	if err != nil {
@@ -80,7 +83,7 @@ func TestConfigFromEnvReads(t *testing.T) {
 	if cfg.Concurrency != 12 || cfg.RetryBase != 10*time.Millisecond || cfg.Retention != 720*time.Hour ||
 		cfg.ShutdownTimeout != 5*time.Second || cfg.Limits["dataforseo"] != want["dataforseo"] || cfg.Limits["xovi"] != want["xovi"] ||
 		cfg.MetricsAddr != "127.0.0.1:0" || !cfg.MetricsExplicit || !cfg.S3.ForcePathStyle || cfg.RedisConn.CAFile != "/ca.pem" ||
-		cfg.Prices.Price("domdetailer", "backlinks").Request != 2 || cfg.Prices.Price("dataforseo", "backlinks").Row != 0.00003 {
+		cfg.Prices.Price("domdetailer", "backlinks").Request != 2 || cfg.FeedWindow != 500 || cfg.Prices.Price("dataforseo", "backlinks").Row != 0.00003 {
 		t.Errorf("read %+v", cfg)
 	}
 	cfg, err = ConfigFromEnv(func(k string) string { return map[string]string{"METRICS_ADDR": "off", "JOB_RETENTION": "0"}[k] })
